@@ -1,0 +1,157 @@
+"""The fixed contracts of DESIGN.md as code: event types, reason codes, plan columns, limits.
+
+Both planners (the vectorised one in ``plan.py`` and the row-by-row oracle in
+``reference.py``) import their shared vocabulary from here, so that a test comparing them
+compares the rules, not two spellings of a constant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+EVENT_TYPES = frozenset(
+    {"sent", "internal_reply", "reply", "open", "click", "download", "bounce", "meeting"}
+)
+# R2: only these are shared; meeting has recipients but is planned one Task per attendee.
+SHARED_TYPES = frozenset({"sent", "internal_reply"})
+RECIPIENT_TYPES = frozenset({"sent", "internal_reply", "meeting"})
+ACTOR_TYPES = frozenset({"reply", "open", "click", "download", "bounce"})
+RECIPIENT_FIELDS = ("to", "cc", "bcc")
+
+REQUIRED_FIELDS = ("event_id", "org_id", "type", "occurred_at", "sender")
+
+# Stable reason codes for rejected.parquet. Event-level reasons have no recipient email
+# unless the actor is the cause; recipient-level reasons carry the recipient's email.
+REASONS = {
+    "malformed": "the line is not a JSON object",
+    "missing_field": "a required field is absent or empty",
+    "invalid_field": "a field has the wrong type or an unusable value",
+    "unknown_type": "the event type is not one this product syncs",
+    "wrong_org": "the event belongs to another org",
+    "duplicate_event": "an event with this event_id was already seen",
+    "invalid_email": "the address is not a syntactically valid email",
+    "excluded": "the address is excluded by the org's settings",
+    "bcc_not_synced": "a Bcc recipient and sync_bcc is off",
+    "unmatched": "no Contact and no unconverted Lead has this email",
+}
+
+# Deliberately strict and simple: one @, a dot-separated domain with a TLD of 2+ letters,
+# and no whitespace, quotes or angle brackets anywhere.
+EMAIL_PATTERN = r"[A-Za-z0-9!#$%&*+/=?^_`{|}~.-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+EMAIL_RE = re.compile(EMAIL_PATTERN)
+
+# Automated mailboxes treated as excluded when exclude_system_addresses is on. Compared to
+# the local part with any +tag removed.
+SYSTEM_LOCAL_PARTS = frozenset(
+    {
+        "noreply",
+        "no-reply",
+        "no_reply",
+        "donotreply",
+        "do-not-reply",
+        "do_not_reply",
+        "mailer-daemon",
+        "postmaster",
+        "notifications",
+        "notification",
+        "bounce",
+        "bounces",
+    }
+)
+
+SUBJECT_MAX = 255
+DESCRIPTION_MAX = 32_000
+TASK_KEY_MAX = 80
+
+# Subject prefixes, in the style of email-sync tools: the type must be visible in the
+# Task list without opening the record.
+SUBJECT_PREFIX = {
+    "sent": "Email: ",
+    "internal_reply": "Email: ",
+    "reply": "Reply: ",
+    "open": "Email opened: ",
+    "click": "Link clicked: ",
+    "download": "File downloaded: ",
+    "bounce": "Email bounced: ",
+    "meeting": "Meeting: ",
+}
+TASK_STATUS = "Completed"
+TASK_SUBTYPE = {t: ("Task" if t == "meeting" else "Email") for t in EVENT_TYPES}
+
+TASK_COLUMNS = [
+    "task_key",
+    "org_id",
+    "event_id",
+    "event_type",
+    "WhoId",
+    "WhatId",
+    "OwnerId",
+    "Subject",
+    "Description",
+    "ActivityDate",
+    "Status",
+    "TaskSubtype",
+    "who_count",
+    "batch_index",
+]
+RELATION_COLUMNS = ["task_key", "RelationId", "position", "is_primary"]
+REJECTED_COLUMNS = ["event_id", "email", "reason", "detail"]
+SUMMARY_KEYS = [
+    "events",
+    "events_rejected",
+    "tasks",
+    "shared_tasks",
+    "individual_tasks",
+    "relations",
+    "recipients_excluded",
+    "recipients_unmatched",
+    "individual_mode_tasks",
+]
+
+
+def task_key(org_id: str, event_id: str, part: str, what_id: str | None) -> str:
+    """Deterministic external key of one planned Task (R11).
+
+    ``part`` is ``b<batch_index>`` for a shared Task and ``w<WhoId>`` for a Task of one
+    person; ``what_id`` separates the per-Opportunity copies of R8. A hash keeps the key
+    within Salesforce's text field and unique however long the event ids are.
+    """
+    raw = "\x1f".join((org_id, event_id, part, what_id or ""))
+    return "as1_" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+
+
+def subject_for(event_type: str, subject: str | None) -> str:
+    return (SUBJECT_PREFIX[event_type] + (subject or "").strip())[:SUBJECT_MAX]
+
+
+def description_for(
+    event_type: str, body: str | None, url: str | None, filename: str | None
+) -> str:
+    """Task Description: the body for messages, the link or file for click/download."""
+    if event_type == "click":
+        text = f"Clicked {url}" if url else "Clicked a link"
+    elif event_type == "download":
+        text = f"Downloaded {filename}" if filename else "Downloaded a file"
+    else:
+        text = body or ""
+    return text[:DESCRIPTION_MAX]
+
+
+@dataclass
+class Plan:
+    """What must exist in Salesforce for one interval (DESIGN.md "Plan output").
+
+    Frames hold exactly the contract columns in canonical order (tasks by task_key,
+    relations by task_key and position, rejected by event_id, email, reason), so two
+    plans of the same input compare equal whatever order the input came in.
+    """
+
+    tasks: pd.DataFrame
+    relations: pd.DataFrame
+    rejected: pd.DataFrame
+    summary: dict[str, Any]

@@ -1,0 +1,99 @@
+"""Org settings (the DESIGN.md contract): defaults for missing keys, errors that name the key."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class SettingsError(ValueError):
+    """Unusable org settings; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    org_id: str
+    shared_activities: bool = True
+    sync_to_opportunities: bool = True
+    opportunity_match: str = "account"
+    open_opportunities_only: bool = False
+    owned_opportunities_only: bool = False
+    exclusions: tuple[str, ...] = field(default_factory=tuple)
+    exclude_system_addresses: bool = True
+    sync_bcc: bool = False
+    timezone: str = "UTC"
+
+    @property
+    def excluded_addresses(self) -> frozenset[str]:
+        return frozenset(e for e in self.exclusions if "@" in e)
+
+    @property
+    def excluded_domains(self) -> frozenset[str]:
+        return frozenset(e for e in self.exclusions if "@" not in e)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["exclusions"] = list(self.exclusions)
+        return d
+
+
+_TYPES: dict[str, type] = {
+    "org_id": str,
+    "shared_activities": bool,
+    "sync_to_opportunities": bool,
+    "opportunity_match": str,
+    "open_opportunities_only": bool,
+    "owned_opportunities_only": bool,
+    "exclusions": list,
+    "exclude_system_addresses": bool,
+    "sync_bcc": bool,
+    "timezone": str,
+}
+assert set(_TYPES) == {f.name for f in fields(Settings)}
+
+
+def parse_settings(raw: Any) -> Settings:
+    """Validate a settings mapping; missing keys take the defaults of :class:`Settings`."""
+    if not isinstance(raw, dict):
+        raise SettingsError(f"settings must be a JSON object, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(_TYPES))
+    if unknown:
+        raise SettingsError(f"unknown settings key {unknown[0]!r}")
+    for key, value in raw.items():
+        expected = _TYPES[key]
+        # bool is an int subclass and an int is not a bool: check exactly.
+        if type(value) is not expected:
+            raise SettingsError(
+                f"settings key {key!r} must be {expected.__name__}, got {type(value).__name__}"
+            )
+    if "org_id" not in raw or not raw["org_id"].strip():
+        raise SettingsError("settings key 'org_id' is required")
+    if raw.get("opportunity_match", "account") not in ("account", "contact_role"):
+        raise SettingsError(
+            "settings key 'opportunity_match' must be 'account' or 'contact_role', "
+            f"got {raw['opportunity_match']!r}"
+        )
+    exclusions = raw.get("exclusions", [])
+    for item in exclusions:
+        if not isinstance(item, str) or not item.strip():
+            raise SettingsError(f"settings key 'exclusions' holds a non-string or empty entry: {item!r}")
+    tz = raw.get("timezone", "UTC")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(f"settings key 'timezone' is not a known time zone: {tz!r}") from exc
+    values = dict(raw)
+    # Exclusions are compared without case and surrounding space, like addresses (R3).
+    values["exclusions"] = tuple(dict.fromkeys(e.strip().lower() for e in exclusions))
+    return Settings(**values)
+
+
+def load_settings(path: str | Path) -> Settings:
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"settings file {path} is not valid JSON: {exc}") from exc
+    return parse_settings(raw)
