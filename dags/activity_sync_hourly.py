@@ -1,0 +1,193 @@
+"""
+### Hourly activity sync
+
+Takes each org's email activity for the hour, plans it into Salesforce Tasks with Shared
+Activities (DESIGN.md rules R1–R12), and loads it so that Salesforce holds every planned Task
+and TaskRelation exactly once, whatever retries, re-runs and backfills happen.
+
+Per org (a mapped task group over `include/config/orgs.yaml`; one org failing does not stop
+the others): **extract** the events that arrived in the data interval → **refresh_crm**
+(incremental mirror on SystemModstamp) → **detect** whether Shared Activities is on and the
+external-ID field exists → **plan** → **wait_for_budget** (pauses, without failing, while
+the org is over this product's share of its daily API requests) → **load** (Bulk API 2.0
+upsert on the external key, then only the missing TaskRelations). A successful load publishes
+the `activity_sync_loaded` Asset, which schedules the audit DAG.
+
+Manual runs: trigger with a logical date (the interval is the hour before it), or set
+`interval_start`/`interval_end`. `orgs` limits the run to some orgs; `dry_run` plans
+without loading. Backfills (UI: Trigger → Backfill, or `airflow backfill create`) just work:
+each step overwrites its own hour's partition and loads are upserts.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import (
+    Asset,
+    CronDataIntervalTimetable,
+    Param,
+    PokeReturnValue,
+    dag,
+    get_current_context,
+    task,
+    task_group,
+)
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+LOADED = Asset(name="activity_sync_loaded")
+POOL = "salesforce_api"
+
+
+def _org(org: dict):
+    from activity_sync.tenants import Org
+
+    return Org.from_dict(org)
+
+
+def _client(org: dict):
+    from activity_sync.airflow_adapter import salesforce_connector
+    from activity_sync.salesforce import SalesforceClient
+
+    return SalesforceClient(salesforce_connector(org["salesforce_conn_id"]))
+
+
+def _root():
+    from activity_sync.airflow_adapter import lake_root
+
+    return lake_root()
+
+
+@dag(
+    dag_id="activity_sync_hourly",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=4,
+    doc_md=__doc__,
+    tags=["activity-sync", "salesforce"],
+    default_args={
+        "owner": "revops-data",
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+    },
+    params={
+        "orgs": Param([], type="array", description="Only these org_ids (empty: all)"),
+        "dry_run": Param(False, type="boolean", description="Plan, but do not load"),
+        "interval_start": Param(None, type=["null", "string"], format="date-time"),
+        "interval_end": Param(None, type=["null", "string"], format="date-time"),
+    },
+)
+def activity_sync_hourly():
+    @task
+    def window(data_interval_start=None, data_interval_end=None, params=None) -> dict:
+        """The run's interval: from the timetable, or from explicit params."""
+        from activity_sync.sync import resolve_interval
+
+        start, end = resolve_interval(data_interval_start, data_interval_end, params or {})
+        return {"start": start.isoformat(), "end": end.isoformat()}
+
+    @task
+    def select_orgs(params=None) -> list[dict]:
+        """Orgs from the versioned config, filtered by the `orgs` param."""
+        from activity_sync.tenants import load_orgs
+
+        wanted = set((params or {}).get("orgs") or [])
+        orgs = [o.to_dict() for o in load_orgs() if not wanted or o.org_id in wanted]
+        unknown = wanted - {o["org_id"] for o in orgs}
+        if unknown:
+            raise AirflowFailException(f"unknown org_id(s) in params.orgs: {sorted(unknown)}")
+        return orgs
+
+    @task_group(group_id="org")
+    def sync_org(org: dict, win: dict):
+        @task(map_index_template="{{ task.op_kwargs['org']['org_id'] }}")
+        def extract(org: dict, win: dict) -> dict:
+            from datetime import datetime
+
+            from activity_sync.sync import step_extract
+
+            start, end = (datetime.fromisoformat(win[k]) for k in ("start", "end"))
+            return step_extract(_org(org), _root(), start, end)
+
+        @task(pool=POOL)
+        def refresh_crm(org: dict) -> dict:
+            from activity_sync.sync import step_refresh_crm
+
+            return step_refresh_crm(_org(org), _client(org), _root())
+
+        @task(pool=POOL)
+        def detect(org: dict) -> dict:
+            from activity_sync.sync import step_detect
+
+            return step_detect(_org(org), _client(org))
+
+        @task
+        def plan(org: dict, win: dict, caps: dict, extracted: dict, crm: dict) -> dict:
+            from datetime import datetime
+
+            from activity_sync.sync import step_plan
+
+            return step_plan(_org(org), _root(), datetime.fromisoformat(win["start"]), caps)
+
+        @task.sensor(
+            pool=POOL, mode="reschedule", poke_interval=15 * 60, timeout=24 * 3600, retries=0
+        )
+        def wait_for_budget(org: dict, planned: dict) -> PokeReturnValue:
+            """Pause (freeing the worker slot) while the org is over its API budget."""
+            import logging
+
+            from activity_sync.sync import step_budget
+
+            if get_current_context()["params"].get("dry_run"):
+                raise AirflowSkipException("dry run: nothing will be loaded")
+            budget = step_budget(_org(org), _client(org))
+            if budget["exhausted"]:
+                logging.getLogger("airflow.task").warning(
+                    "API budget exhausted for %s, waiting: %s", org["org_id"], budget["message"]
+                )
+            return PokeReturnValue(is_done=not budget["exhausted"], xcom_value=budget)
+
+        @task(pool=POOL)
+        def load(org: dict, win: dict, budget: dict) -> dict:
+            from datetime import datetime
+
+            from activity_sync.sync import step_load
+
+            return step_load(_org(org), _client(org), _root(), datetime.fromisoformat(win["start"]))
+
+        extracted = extract(org, win)
+        crm = refresh_crm(org)
+        caps = detect(org)
+        planned = plan(org, win, caps, extracted, crm)
+        return load(org, win, wait_for_budget(org, planned))
+
+    @task(outlets=[LOADED], trigger_rule="all_done")
+    def publish(loaded, win: dict, outlet_events=None) -> dict:
+        """One Asset event per run (not per org), carrying what loaded."""
+        results = [r for r in loaded if r]
+        if not results:
+            raise AirflowSkipException("no org loaded in this run")
+        outlet_events[LOADED].extra = {
+            "start": win["start"],
+            "end": win["end"],
+            "orgs": sorted(r["org_id"] for r in results),
+            "tasks_planned": sum(r["tasks_planned"] for r in results),
+        }
+        return outlet_events[LOADED].extra
+
+    @task(trigger_rule="one_failed", retries=0)
+    def fail_if_any_org_failed() -> None:
+        """Keeps the run red when an org failed, though publish succeeded for the rest."""
+        raise AirflowFailException("at least one org failed; see the org.* task logs")
+
+    win = window()
+    loaded = sync_org.partial(win=win).expand(org=select_orgs())
+    published = publish(loaded, win)
+    [loaded, published] >> fail_if_any_org_failed()
+
+
+activity_sync_hourly()

@@ -1,0 +1,56 @@
+"""The one module that touches Airflow: Salesforce connections and lake paths.
+
+Everything else in the package takes plain objects (a ``simple_salesforce.Salesforce``, a
+path-like) so it can be tested without Airflow running. Airflow imports stay inside the
+functions, as the Salesforce provider does, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from simple_salesforce import Salesforce
+
+DEFAULT_LAKE = Path(__file__).resolve().parents[2] / "lake"
+
+
+def salesforce_connector(conn_id: str) -> Callable[[], Salesforce]:
+    """Return a function that opens a fresh, authenticated client for ``conn_id``.
+
+    A factory rather than a client, because an expired session is cured by logging in
+    again, and the loader must be able to do that mid-run. The connection's extra may hold
+    ``ca_bundle``: the CA file to trust (a private CA such as the local emulator's). The
+    session then ignores REQUESTS_CA_BUNDLE, which would otherwise override it.
+    """
+
+    def connect() -> Salesforce:
+        import requests
+        from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
+        from airflow.sdk import BaseHook
+
+        extra: dict[str, Any] = BaseHook.get_connection(conn_id).extra_dejson
+        session = requests.Session()
+        if extra.get("ca_bundle"):
+            session.verify = extra["ca_bundle"]
+            session.trust_env = False
+        return SalesforceHook(salesforce_conn_id=conn_id, session=session).get_conn()
+
+    return connect
+
+
+def object_path(url: str) -> Any:
+    """An ``ObjectStoragePath``: ``file://`` here, ``s3://`` or ``gs://`` for users."""
+    from airflow.sdk import ObjectStoragePath
+
+    if "://" not in url:
+        url = "file://" + str(Path(url).resolve())
+    return ObjectStoragePath(url)
+
+
+def lake_root() -> Any:
+    """The data lake root, from ACTIVITY_SYNC_LAKE (default: ./lake in the project)."""
+    return object_path(os.environ.get("ACTIVITY_SYNC_LAKE", str(DEFAULT_LAKE)))

@@ -1,0 +1,325 @@
+"""Load a plan into Salesforce exactly once (R11).
+
+Tasks are upserted on the external key, so a re-run or a resumed run updates instead of
+duplicating. TaskRelation rows cannot be upserted, so before inserting the loader reads
+which already exist — but only for Tasks the upsert reports as not newly created, since a
+Task created by this very job cannot carry relations yet. A relation reported as a
+duplicate is counted as already there: that is what a retried insert job produces.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from simple_salesforce.format import format_soql
+
+from activity_sync.salesforce import TRANSIENT_ROW_CODES, SalesforceClient
+from activity_sync.schema import Plan
+
+log = logging.getLogger(__name__)
+
+TASK_FIELDS = [
+    "WhoId",
+    "WhatId",
+    "OwnerId",
+    "Subject",
+    "Description",
+    "ActivityDate",
+    "Status",
+    "TaskSubtype",
+]
+# Fields an update must be able to clear; Bulk API treats an empty cell as "leave as is".
+CLEARABLE = ("WhatId", "Description")
+BULK_NULL = "#N/A"
+
+TASK_RESULT_COLUMNS = [
+    "task_key",
+    "Id",
+    "created",
+    "success",
+    "error_code",
+    "error_message",
+    "attempts",
+]
+RELATION_RESULT_COLUMNS = [
+    "task_key",
+    "TaskId",
+    "RelationId",
+    "position",
+    "status",
+    "error_code",
+    "error_message",
+]
+DEAD_LETTER_COLUMNS = [
+    "object",
+    "task_key",
+    "RelationId",
+    "error_code",
+    "error_message",
+    "attempts",
+]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    external_id_field: str = "Activity_Sync_Key__c"
+    row_attempts: int = 4  # attempts for rows Salesforce could not lock or did not process
+    row_retry_wait: float = 2.0
+    relation_query_chunk: int = 300  # Task Ids per TaskRelation query, to keep the URI short
+
+
+@dataclass
+class LoadResult:
+    task_results: pd.DataFrame
+    relation_results: pd.DataFrame
+    dead_letter: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _split_error(errors: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Split Bulk's ``CODE:message:fields`` into code and message."""
+    parts = errors.fillna("").str.split(":", n=1, expand=True).reindex(columns=[0, 1])
+    return parts[0].fillna(""), parts[1].fillna("").str.removesuffix(":--")
+
+
+def _ingest_with_row_retries(
+    client: SalesforceClient,
+    object_name: str,
+    operation: str,
+    rows: pd.DataFrame,
+    key: list[str],
+    options: LoadOptions,
+    external_id_field: str | None = None,
+) -> pd.DataFrame:
+    """Run ingest jobs until every row succeeded or failed for good.
+
+    Returns one row per input row: the key columns, ``sf_id``, ``created``, ``error_code``,
+    ``error_message`` (empty on success) and ``attempts``. Rows that hit a transient
+    row-level error or were left unprocessed go into the next job, after a pause.
+    """
+    done: list[pd.DataFrame] = []
+    pending = rows
+    attempt = 0
+    last_error = pd.DataFrame(columns=[*key, "error_code", "error_message"])
+    while not pending.empty and attempt < options.row_attempts:
+        attempt += 1
+        if attempt > 1:
+            log.info("retrying %d %s rows (attempt %d)", len(pending), object_name, attempt)
+            client.sleep(options.row_retry_wait * 2 ** (attempt - 2))
+        result = client.ingest(object_name, operation, pending, external_id_field=external_id_field)
+        ok = result.successful
+        if not ok.empty:
+            done.append(
+                pd.DataFrame(
+                    {
+                        **{k: ok[k] for k in key},
+                        "sf_id": ok["sf__Id"],
+                        "created": ok["sf__Created"].str.lower().eq("true"),
+                        "error_code": "",
+                        "error_message": "",
+                        "attempts": attempt,
+                    }
+                )
+            )
+        failed = result.failed
+        retry_keys = [result.unprocessed[key]] if not result.unprocessed.empty else []
+        if not failed.empty:
+            code, message = _split_error(failed["sf__Error"])
+            failed = failed.assign(error_code=code, error_message=message)
+            transient = failed["error_code"].isin(TRANSIENT_ROW_CODES)
+            final = failed[~transient]
+            done.append(
+                pd.DataFrame(
+                    {
+                        **{k: final[k] for k in key},
+                        "sf_id": final["sf__Id"].replace("", None),
+                        "created": False,
+                        "error_code": final["error_code"],
+                        "error_message": final["error_message"],
+                        "attempts": attempt,
+                    }
+                )
+            )
+            retry_keys.append(failed.loc[transient, key])
+            last_error = pd.concat(
+                [last_error, failed.loc[transient, [*key, "error_code", "error_message"]]]
+            )
+        if not result.unprocessed.empty:
+            unprocessed = result.unprocessed[key].assign(
+                error_code="UNPROCESSED",
+                error_message=f"job {result.job_id} ended {result.state}: {result.error_message}",
+            )
+            last_error = pd.concat([last_error, unprocessed])
+        retry = pd.concat(retry_keys) if retry_keys else pd.DataFrame(columns=key)
+        pending = pending.merge(retry.drop_duplicates(), on=key, how="inner")
+    if not pending.empty:
+        gave_up = pending[key].merge(
+            last_error.drop_duplicates(subset=key, keep="last"), on=key, how="left"
+        )
+        done.append(gave_up.assign(sf_id=None, created=False, attempts=attempt))
+    if not done:
+        return pd.DataFrame(
+            columns=[*key, "sf_id", "created", "error_code", "error_message", "attempts"]
+        )
+    return pd.concat([d for d in done if not d.empty], ignore_index=True)
+
+
+def _task_rows(tasks: pd.DataFrame, external_id_field: str) -> pd.DataFrame:
+    rows = tasks[["task_key", *TASK_FIELDS]].rename(columns={"task_key": external_id_field})
+    rows = rows.astype(object).where(rows.notna(), None)
+    for column in CLEARABLE:
+        rows[column] = rows[column].where(rows[column].notna() & rows[column].ne(""), BULK_NULL)
+    return rows
+
+
+def _existing_relations(client: SalesforceClient, task_ids: pd.Series, chunk: int) -> pd.DataFrame:
+    frames = []
+    ids = task_ids.drop_duplicates().tolist()
+    for start in range(0, len(ids), chunk):
+        soql = format_soql(
+            "SELECT TaskId, RelationId FROM TaskRelation WHERE IsWhat = false AND TaskId IN {}",
+            ids[start : start + chunk],
+        )
+        frames.append(client.query(soql))
+    found = [f for f in frames if not f.empty]
+    if not found:
+        return pd.DataFrame(columns=["TaskId", "RelationId"])
+    return pd.concat(found, ignore_index=True)[["TaskId", "RelationId"]]
+
+
+def load_plan(
+    plan: Plan, client: SalesforceClient, options: LoadOptions | None = None
+) -> LoadResult:
+    options = options or LoadOptions()
+    ext = options.external_id_field
+    calls_before, jobs_before = client.total_calls, client.bulk_jobs
+
+    task_out = pd.DataFrame(
+        columns=[ext, "sf_id", "created", "error_code", "error_message", "attempts"]
+    )
+    if not plan.tasks.empty:
+        task_out = _ingest_with_row_retries(
+            client, "Task", "upsert", _task_rows(plan.tasks, ext), [ext], options, ext
+        )
+    task_results = pd.DataFrame(
+        {
+            "task_key": task_out[ext],
+            "Id": task_out["sf_id"],
+            "created": task_out["created"].astype(bool),
+            "success": task_out["error_code"].eq(""),
+            "error_code": task_out["error_code"].replace("", None),
+            "error_message": task_out["error_message"].replace("", None),
+            "attempts": task_out["attempts"].astype("int64"),
+        },
+        columns=TASK_RESULT_COLUMNS,
+    )
+    loaded = task_results[task_results["success"]]
+
+    relations = plan.relations.merge(
+        loaded[["task_key", "Id", "created"]], on="task_key", how="left"
+    ).rename(columns={"Id": "TaskId"})
+    relations["status"] = "task_failed"
+    relations["error_code"] = None
+    relations["error_message"] = None
+    has_task = relations["TaskId"].notna()
+    relations.loc[has_task & relations["is_primary"], "status"] = "primary"
+    candidates = relations[has_task & ~relations["is_primary"]]
+
+    # Only Tasks that existed before this load can already hold extra relations.
+    retouched = candidates.loc[~candidates["created"].astype(bool), "TaskId"]
+    existing = (
+        _existing_relations(client, retouched, options.relation_query_chunk)
+        if not retouched.empty
+        else pd.DataFrame(columns=["TaskId", "RelationId"])
+    )
+    pair = ["TaskId", "RelationId"]
+    marked = candidates[pair].merge(existing.assign(_exists=True), on=pair, how="left")
+    exists = marked["_exists"].fillna(False).astype(bool).to_numpy()
+    relations.loc[candidates.index[exists], "status"] = "existing"
+    to_insert = candidates.loc[~exists, pair]
+
+    if not to_insert.empty:
+        inserted = _ingest_with_row_retries(
+            client, "TaskRelation", "insert", to_insert, pair, options
+        )
+        code = inserted["error_code"]
+        inserted["status"] = np.select(
+            [code.eq(""), code.eq("DUPLICATE_VALUE")], ["inserted", "existing"], "failed"
+        )
+        index = relations.reset_index()[["index", *pair]].merge(inserted, on=pair)
+        relations.loc[index["index"], "status"] = index["status"].to_numpy()
+        failed_rows = index[index["status"].eq("failed")]
+        relations.loc[failed_rows["index"], "error_code"] = failed_rows["error_code"].to_numpy()
+        relations.loc[failed_rows["index"], "error_message"] = failed_rows[
+            "error_message"
+        ].to_numpy()
+
+    relation_results = relations[RELATION_RESULT_COLUMNS].reset_index(drop=True)
+
+    failed_tasks = task_results[~task_results["success"]]
+    failed_relations = relation_results[relation_results["status"].eq("failed")]
+    dead_letter = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "object": "Task",
+                    "task_key": failed_tasks["task_key"],
+                    "RelationId": None,
+                    "error_code": failed_tasks["error_code"],
+                    "error_message": failed_tasks["error_message"],
+                    "attempts": failed_tasks["attempts"],
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "object": "TaskRelation",
+                    "task_key": failed_relations["task_key"],
+                    "RelationId": failed_relations["RelationId"],
+                    "error_code": failed_relations["error_code"],
+                    "error_message": failed_relations["error_message"],
+                    "attempts": options.row_attempts,
+                }
+            ),
+        ],
+        ignore_index=True,
+    ).reindex(columns=DEAD_LETTER_COLUMNS)
+
+    status_counts = relation_results["status"].value_counts()
+    summary = {
+        "tasks_planned": len(plan.tasks),
+        "tasks_created": int((task_results["success"] & task_results["created"]).sum()),
+        "tasks_updated": int((task_results["success"] & ~task_results["created"]).sum()),
+        "tasks_failed": int((~task_results["success"]).sum()),
+        "relations_planned": int((~plan.relations["is_primary"]).sum()),
+        "relations_inserted": int(status_counts.get("inserted", 0)),
+        "relations_existing": int(status_counts.get("existing", 0)),
+        "relations_failed": int(status_counts.get("failed", 0)),
+        "relations_task_failed": int(status_counts.get("task_failed", 0)),
+        "dead_letter": len(dead_letter),
+        "api_calls": client.total_calls - calls_before,
+        "bulk_jobs": client.bulk_jobs - jobs_before,
+    }
+    log.info("load summary: %s", summary)
+    return LoadResult(task_results, relation_results, dead_letter, summary)
+
+
+def write_load_result(result: LoadResult, out_dir: Any) -> None:
+    """Write the four outputs; ``out_dir`` may be a Path or an ObjectStoragePath."""
+    import json
+
+    out = out_dir if not isinstance(out_dir, str) else Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in (
+        ("task_results", result.task_results),
+        ("relation_results", result.relation_results),
+        ("dead_letter", result.dead_letter),
+    ):
+        with (out / f"{name}.parquet").open("wb") as fh:
+            frame.to_parquet(fh, index=False)
+    with (out / "load_summary.json").open("w") as fh:
+        fh.write(json.dumps(result.summary, indent=2, sort_keys=True))

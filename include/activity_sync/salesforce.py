@@ -1,0 +1,333 @@
+"""Talking to Salesforce: REST queries, Bulk API 2.0 jobs, and the retries both need.
+
+Built on a ``simple_salesforce.Salesforce`` client (what ``SalesforceHook.get_conn()``
+returns) but driving Bulk API 2.0 through its session directly: simple-salesforce's bulk2
+helpers drop the job id when a job fails, parse results row by row, and retry nothing.
+Here every call is counted (the API budget is the product's concern), transient failures
+are retried with backoff, an expired session logs in again, and results are DataFrames.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pandas as pd
+import requests
+
+if TYPE_CHECKING:
+    from simple_salesforce import Salesforce
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Row-level error codes worth another attempt: Salesforce says so for lock contention.
+TRANSIENT_ROW_CODES = frozenset({"UNABLE_TO_LOCK_ROW"})
+TERMINAL_JOB_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
+
+
+class SalesforceUnavailable(RuntimeError):
+    """Transient failures persisted past every retry; the task should be retried later."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """5xx, REQUEST_LIMIT_EXCEEDED, an expired session, or a dropped connection."""
+    from simple_salesforce.exceptions import (
+        SalesforceExpiredSession,
+        SalesforceGeneralError,
+        SalesforceRefusedRequest,
+    )
+
+    if isinstance(exc, SalesforceExpiredSession | requests.ConnectionError | requests.Timeout):
+        return True
+    if isinstance(exc, SalesforceRefusedRequest):
+        return "REQUEST_LIMIT_EXCEEDED" in str(exc.content)
+    if isinstance(exc, SalesforceGeneralError):
+        return exc.status >= 500
+    return False
+
+
+@dataclass
+class IngestResult:
+    """Outcome of one Bulk API 2.0 ingest job, results as string-typed frames."""
+
+    job_id: str
+    state: str
+    successful: pd.DataFrame  # sf__Id, sf__Created, <sent columns>
+    failed: pd.DataFrame  # sf__Id, sf__Error, <sent columns>
+    unprocessed: pd.DataFrame  # <sent columns>
+    error_message: str | None = None
+
+
+def _csv_frame(text: str) -> pd.DataFrame:
+    if not text.strip():
+        return pd.DataFrame()
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+
+
+class SalesforceClient:
+    """One org's Salesforce API, with call counting, retries and re-login."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Salesforce],
+        *,
+        poll_wait: float = 2.0,
+        max_attempts: int = 6,
+        backoff: float = 1.0,
+        backoff_max: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._connect = connect
+        self.poll_wait = poll_wait
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.sleep = sleep
+        self.calls: Counter[str] = Counter()
+        self.bulk_jobs = 0
+        self.sf = connect()
+
+    # --- plumbing -----------------------------------------------------------------
+
+    def _retrying(self, what: str, fn: Callable[[], T]) -> T:
+        """Run ``fn``; on a transient failure back off (with jitter) and try again."""
+        from simple_salesforce.exceptions import SalesforceExpiredSession
+
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return fn()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if attempt == self.max_attempts:
+                    raise SalesforceUnavailable(
+                        f"{what}: still failing after {attempt} attempts: {exc}"
+                    ) from exc
+                delay = min(self.backoff_max, self.backoff * 2 ** (attempt - 1))
+                delay *= 0.5 + random.random() / 2
+                log.warning("%s failed (%s); retry %d in %.1fs", what, exc, attempt, delay)
+                self.sleep(delay)
+                if isinstance(exc, SalesforceExpiredSession):
+                    self.calls["login"] += 1
+                    self.sf = self._connect()
+        raise AssertionError("unreachable")
+
+    def _http(self, method: str, url: str, kind: str, **kwargs: Any) -> requests.Response:
+        from simple_salesforce.util import call_salesforce
+
+        headers = {
+            "Authorization": f"Bearer {self.sf.session_id}",
+            "X-PrettyPrint": "1",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        headers.update(kwargs.pop("headers", {}))
+        self.calls[kind] += 1
+        return call_salesforce(url, method, self.sf.session, headers, **kwargs)
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    # --- REST ---------------------------------------------------------------------
+
+    def describe(self, object_name: str) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            self.calls["describe"] += 1
+            return getattr(self.sf, object_name).describe()
+
+        return self._retrying(f"describe {object_name}", run)
+
+    def describe_global(self) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            self.calls["describe"] += 1
+            return self.sf.describe()
+
+        return self._retrying("describe global", run)
+
+    def limits(self) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            self.calls["limits"] += 1
+            return self.sf.limits()
+
+        return self._retrying("limits", run)
+
+    def query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
+        """REST query following nextRecordsUrl; one counted call per page of 2,000."""
+        records: list[dict[str, Any]] = []
+
+        def first() -> dict[str, Any]:
+            self.calls["query"] += 1
+            return self.sf.query(soql, include_deleted=include_deleted)
+
+        page = self._retrying("query", first)
+        records.extend(page["records"])
+        while not page["done"]:
+            url = page["nextRecordsUrl"]
+
+            def more(url: str = url) -> dict[str, Any]:
+                self.calls["query"] += 1
+                return self.sf.query_more(
+                    url, identifier_is_url=True, include_deleted=include_deleted
+                )
+
+            page = self._retrying("query more", more)
+            records.extend(page["records"])
+        frame = pd.DataFrame.from_records(records)
+        return frame.drop(columns=["attributes"], errors="ignore")
+
+    # --- Bulk API 2.0 -------------------------------------------------------------
+
+    def _job_url(self, kind: str, job_id: str | None = None, suffix: str = "") -> str:
+        url = f"{self.sf.bulk2_url}{kind}"
+        if job_id:
+            url += f"/{job_id}"
+        return url + suffix
+
+    def _wait(self, kind: str, job_id: str) -> dict[str, Any]:
+        delay = self.poll_wait
+        while True:
+            self.sleep(delay)
+            job = self._retrying(
+                f"poll {kind} job {job_id}",
+                lambda: self._http("GET", self._job_url(kind, job_id), "bulk_poll").json(),
+            )
+            if job["state"] in TERMINAL_JOB_STATES:
+                return job
+            delay = min(delay * 1.5, 10.0)
+
+    def ingest(
+        self,
+        object_name: str,
+        operation: str,
+        rows: pd.DataFrame,
+        *,
+        external_id_field: str | None = None,
+    ) -> IngestResult:
+        """One Bulk API 2.0 ingest job: create, upload CSV, close, wait, fetch results.
+
+        CRLF line endings, because a lone carriage return inside an email body breaks
+        Salesforce's CSV parser under LF. Creating and uploading are retried as one unit
+        (a half-made job is aborted first); once the job is closed only the polling and the
+        result downloads are retried, so the data is never submitted twice by this call.
+        """
+        body = rows.to_csv(index=False, lineterminator="\r\n")
+        spec: dict[str, Any] = {
+            "object": object_name,
+            "operation": operation,
+            "contentType": "CSV",
+            "lineEnding": "CRLF",
+            "columnDelimiter": "COMMA",
+        }
+        if external_id_field:
+            spec["externalIdFieldName"] = external_id_field
+
+        def submit() -> str:
+            job = self._http("POST", self._job_url("ingest"), "bulk_job", json=spec).json()
+            job_id = job["id"]
+            try:
+                self._http(
+                    "PUT",
+                    self._job_url("ingest", job_id, "/batches"),
+                    "bulk_upload",
+                    data=body.encode("utf-8"),
+                    headers={"Content-Type": "text/csv; charset=UTF-8"},
+                )
+                self._http(
+                    "PATCH",
+                    self._job_url("ingest", job_id),
+                    "bulk_job",
+                    json={"state": "UploadComplete"},
+                )
+            except Exception:
+                self._abort_quietly(job_id)
+                raise
+            return job_id
+
+        job_id = self._retrying(f"submit {operation} {object_name}", submit)
+        self.bulk_jobs += 1
+        log.info("Bulk %s of %d %s rows: job %s", operation, len(rows), object_name, job_id)
+        job = self._wait("ingest", job_id)
+
+        def results(name: str) -> pd.DataFrame:
+            return self._retrying(
+                f"{name} of job {job_id}",
+                lambda: _csv_frame(
+                    self._http(
+                        "GET",
+                        self._job_url("ingest", job_id, f"/{name}/"),
+                        "bulk_results",
+                        headers={"Accept": "text/csv"},
+                    ).text
+                ),
+            )
+
+        successful = results("successfulResults")
+        failed = results("failedResults")
+        # Only a job that did not complete can leave rows unprocessed: skip the call otherwise.
+        unprocessed = (
+            results("unprocessedrecords") if job["state"] != "JobComplete" else pd.DataFrame()
+        )
+        log.info(
+            "Bulk job %s %s: %d succeeded, %d failed, %d unprocessed",
+            job_id,
+            job["state"],
+            len(successful),
+            len(failed),
+            len(unprocessed),
+        )
+        return IngestResult(
+            job_id, job["state"], successful, failed, unprocessed, job.get("errorMessage")
+        )
+
+    def _abort_quietly(self, job_id: str) -> None:
+        try:
+            self._http(
+                "PATCH", self._job_url("ingest", job_id), "bulk_job", json={"state": "Aborted"}
+            )
+        except Exception as exc:  # the job is left Open; Salesforce expires it
+            log.warning("could not abort job %s: %s", job_id, exc)
+
+    def bulk_query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
+        """Bulk API 2.0 query job, pages fetched by locator; all values as strings."""
+        spec = {"operation": "queryAll" if include_deleted else "query", "query": soql}
+        job_id = self._retrying(
+            "create query job",
+            lambda: self._http("POST", self._job_url("query"), "bulk_job", json=spec).json()["id"],
+        )
+        self.bulk_jobs += 1
+        job = self._wait("query", job_id)
+        if job["state"] != "JobComplete":
+            raise RuntimeError(
+                f"Bulk query job {job_id} ended {job['state']}: {job.get('errorMessage')}"
+            )
+        pages: list[pd.DataFrame] = []
+        locator: str | None = None
+        while True:
+            params = {"maxRecords": 50_000}
+            if locator:
+                params["locator"] = locator
+
+            def page(params: dict[str, Any] = params) -> requests.Response:
+                return self._http(
+                    "GET",
+                    self._job_url("query", job_id, "/results"),
+                    "bulk_results",
+                    params=params,
+                    headers={"Accept": "text/csv"},
+                )
+
+            response = self._retrying(f"results of query job {job_id}", page)
+            pages.append(_csv_frame(response.text))
+            locator = response.headers.get("Sforce-Locator")
+            if not locator or locator == "null":
+                break
+        non_empty = [p for p in pages if not p.empty]
+        return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame()

@@ -1,0 +1,103 @@
+"""The versioned list of orgs this deployment syncs (``include/config/orgs.yaml``).
+
+Each org names its Airflow Salesforce connection, its settings (the DESIGN.md contract)
+and where its events land. The file is read when the DAG runs, not when it is parsed, so
+adding an org needs no restart, and a broken entry fails that run with a message naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from activity_sync.settings import Settings, SettingsError, parse_settings
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "orgs.yaml"
+ORG_KEYS = {
+    "org_id",
+    "salesforce_conn_id",
+    "landing",
+    "settings",
+    "api_budget_share",
+    "external_id_field",
+}
+
+
+class TenantConfigError(ValueError):
+    """The orgs file is unusable; the message names the org and key."""
+
+
+@dataclass(frozen=True)
+class Org:
+    org_id: str
+    salesforce_conn_id: str
+    settings: Settings
+    landing: str = "landing"  # relative to the lake root, or a URL such as s3://bucket/landing
+    api_budget_share: float = 0.7
+    external_id_field: str = "Activity_Sync_Key__c"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict that travels through XCom."""
+        return {
+            "org_id": self.org_id,
+            "salesforce_conn_id": self.salesforce_conn_id,
+            "settings": self.settings.to_dict(),
+            "landing": self.landing,
+            "api_budget_share": self.api_budget_share,
+            "external_id_field": self.external_id_field,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Org:
+        org_id = raw.get("org_id")
+        where = f"org {org_id!r}" if org_id else "an org entry"
+        unknown = sorted(set(raw) - ORG_KEYS)
+        if unknown:
+            raise TenantConfigError(f"{where}: unknown key {unknown[0]!r}")
+        for key in ("org_id", "salesforce_conn_id"):
+            if not isinstance(raw.get(key), str) or not raw[key].strip():
+                raise TenantConfigError(f"{where}: {key!r} is required and must be a string")
+        settings = dict(raw.get("settings") or {})
+        settings.setdefault("org_id", org_id)
+        if settings["org_id"] != org_id:
+            raise TenantConfigError(f"{where}: settings.org_id {settings['org_id']!r} differs")
+        try:
+            parsed = parse_settings(settings)
+        except SettingsError as exc:
+            raise TenantConfigError(f"{where}: {exc}") from exc
+        share = raw.get("api_budget_share", 0.7)
+        if not isinstance(share, int | float) or isinstance(share, bool) or not 0 < share <= 1:
+            raise TenantConfigError(f"{where}: 'api_budget_share' must be a number in (0, 1]")
+        return cls(
+            org_id=org_id,
+            salesforce_conn_id=raw["salesforce_conn_id"],
+            settings=parsed,
+            landing=str(raw.get("landing", "landing")),
+            api_budget_share=float(share),
+            external_id_field=str(raw.get("external_id_field", "Activity_Sync_Key__c")),
+        )
+
+
+def load_orgs(path: str | Path | None = None) -> list[Org]:
+    path = Path(path or os.environ.get("ACTIVITY_SYNC_ORGS", DEFAULT_CONFIG))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise TenantConfigError(f"cannot read orgs file {path}: {exc}") from exc
+    if (
+        not isinstance(raw, dict)
+        or raw.get("version") != 1
+        or not isinstance(raw.get("orgs"), list)
+    ):
+        raise TenantConfigError(f"{path}: expected 'version: 1' and a list under 'orgs'")
+    orgs = [Org.from_dict(entry) for entry in raw["orgs"]]
+    seen: set[str] = set()
+    for org in orgs:
+        if org.org_id in seen:
+            raise TenantConfigError(f"{path}: org {org.org_id!r} is listed twice")
+        seen.add(org.org_id)
+    return orgs

@@ -1,0 +1,221 @@
+"""load.py against a hand-written Salesforce fake: retries, dead letters, relation reads (R11).
+
+The fake stands at the boundary the loader talks to (``ingest`` and ``query`` of
+``SalesforceClient``) and keeps Tasks and TaskRelations like an org would, so the tests
+check the end state and the calls made. End-to-end loads over HTTP against the emulator
+live in test_sync.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pandas as pd
+import pytest
+
+from activity_sync.load import BULK_NULL, LoadOptions, load_plan
+from activity_sync.salesforce import IngestResult
+from activity_sync.schema import RELATION_COLUMNS, TASK_COLUMNS, Plan
+
+EXT = "Activity_Sync_Key__c"
+
+
+class FakeOrg:
+    """Tasks keyed by external id, relation pairs, and scripted row-level failures."""
+
+    def __init__(self, fail: dict[str, list[str]] | None = None) -> None:
+        self.tasks: dict[str, dict] = {}
+        self.relations: set[tuple[str, str]] = set()
+        self.fail = fail or {}  # row key -> error codes to return on successive attempts
+        self.jobs: list[tuple[str, str, int]] = []
+        self.queries: list[str] = []
+        self.ids = (f"00T{n:015d}" for n in itertools.count())
+        self.total_calls = 0
+        self.bulk_jobs = 0
+
+    def sleep(self, seconds: float) -> None:
+        pass
+
+    def _failure(self, key: str) -> str | None:
+        codes = self.fail.get(key)
+        return codes.pop(0) if codes else None
+
+    def ingest(self, object_name, operation, rows, *, external_id_field=None) -> IngestResult:
+        self.jobs.append((object_name, operation, len(rows)))
+        self.bulk_jobs += 1
+        ok, failed = [], []
+        for row in rows.to_dict("records"):
+            if object_name == "Task":
+                key = row[EXT]
+                code = self._failure(key)
+                if code:
+                    failed.append({"sf__Id": "", "sf__Error": f"{code}:boom:--", **row})
+                    continue
+                created = key not in self.tasks
+                if created:
+                    self.tasks[key] = {"Id": next(self.ids)}
+                self.tasks[key].update(row)
+                ok.append({"sf__Id": self.tasks[key]["Id"], "sf__Created": str(created), **row})
+            else:
+                pair = (row["TaskId"], row["RelationId"])
+                code = self._failure(row["RelationId"])
+                if pair in self.relations:
+                    code = "DUPLICATE_VALUE"
+                if code:
+                    failed.append({"sf__Id": "", "sf__Error": f"{code}:no:--", **row})
+                    continue
+                self.relations.add(pair)
+                ok.append({"sf__Id": "07R", "sf__Created": "true", **row})
+        return IngestResult(
+            "750x",
+            "JobComplete",
+            pd.DataFrame(ok, dtype=object),
+            pd.DataFrame(failed, dtype=object),
+            pd.DataFrame(),
+        )
+
+    def query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
+        self.queries.append(soql)
+        rows = [{"TaskId": t, "RelationId": r} for t, r in self.relations if t in soql]
+        return pd.DataFrame(rows, columns=["TaskId", "RelationId"])
+
+
+def make_plan(n_contacts: int = 3, n_tasks: int = 1) -> Plan:
+    tasks, relations = [], []
+    for t in range(n_tasks):
+        key = f"as1_task{t}"
+        who = [f"003{t:03d}{c:012d}" for c in range(n_contacts)]
+        tasks.append(
+            {
+                "task_key": key,
+                "org_id": "acme",
+                "event_id": f"e{t}",
+                "event_type": "sent",
+                "WhoId": who[0],
+                "WhatId": None,
+                "OwnerId": None,
+                "Subject": "Email: hi",
+                "Description": "",
+                "ActivityDate": "2026-11-27",
+                "Status": "Completed",
+                "TaskSubtype": "Email",
+                "who_count": n_contacts,
+                "batch_index": 0,
+            }
+        )
+        relations += [
+            {"task_key": key, "RelationId": w, "position": i, "is_primary": i == 0}
+            for i, w in enumerate(who)
+        ]
+    return Plan(
+        pd.DataFrame(tasks, columns=TASK_COLUMNS),
+        pd.DataFrame(relations, columns=RELATION_COLUMNS),
+        pd.DataFrame(),
+        {},
+    )
+
+
+def test_first_load_creates_tasks_and_only_the_non_primary_relations_without_reading_any():
+    org = FakeOrg()
+    result = load_plan(make_plan(n_contacts=3, n_tasks=2), org)
+    assert len(org.tasks) == 2
+    assert len(org.relations) == 4  # Salesforce makes the primary's relation itself
+    assert org.queries == []
+    assert result.summary["tasks_created"] == 2
+    assert result.summary["relations_inserted"] == 4
+    assert set(result.relation_results["status"]) == {"primary", "inserted"}
+    assert result.dead_letter.empty
+
+
+def test_reload_updates_tasks_reads_their_relations_and_inserts_nothing():
+    org = FakeOrg()
+    plan = make_plan(n_contacts=3, n_tasks=2)
+    load_plan(plan, org)
+    jobs_before = len(org.jobs)
+    result = load_plan(plan, org)
+    assert len(org.tasks) == 2 and len(org.relations) == 4
+    assert result.summary["tasks_updated"] == 2
+    assert result.summary["relations_existing"] == 4
+    assert len(org.queries) == 1
+    assert [j[0] for j in org.jobs[jobs_before:]] == ["Task"]  # no relation job at all
+
+
+def test_resumed_load_inserts_only_the_relations_that_are_missing():
+    org = FakeOrg()
+    plan = make_plan(n_contacts=5)
+    load_plan(plan, org)
+    task_id = next(iter(org.tasks.values()))["Id"]
+    lost = sorted(org.relations)[:2]
+    org.relations -= set(lost)
+    result = load_plan(plan, org)
+    assert org.jobs[-1] == ("TaskRelation", "insert", 2)
+    assert all(t == task_id for t, _ in lost)
+    assert len(org.relations) == 4
+    assert result.summary["relations_inserted"] == 2
+    assert result.summary["relations_existing"] == 2
+
+
+def test_row_lock_failures_are_retried_until_they_succeed():
+    org = FakeOrg(fail={"as1_task0": ["UNABLE_TO_LOCK_ROW", "UNABLE_TO_LOCK_ROW"]})
+    result = load_plan(make_plan(n_tasks=2), org, LoadOptions(row_attempts=4))
+    assert [j[2] for j in org.jobs if j[0] == "Task"] == [2, 1, 1]
+    row = result.task_results.set_index("task_key").loc["as1_task0"]
+    assert row["success"] and row["attempts"] == 3
+    assert result.dead_letter.empty
+
+
+def test_rows_still_locked_after_every_attempt_are_dead_lettered_with_the_error():
+    org = FakeOrg(fail={"as1_task0": ["UNABLE_TO_LOCK_ROW"] * 9})
+    result = load_plan(make_plan(n_contacts=3), org, LoadOptions(row_attempts=3))
+    assert result.dead_letter[["object", "task_key", "error_code"]].to_dict("records") == [
+        {"object": "Task", "task_key": "as1_task0", "error_code": "UNABLE_TO_LOCK_ROW"}
+    ]
+    assert set(result.relation_results["status"]) == {"task_failed"}
+
+
+def test_a_permanent_task_error_is_dead_lettered_at_once_and_its_relations_recorded():
+    org = FakeOrg(fail={"as1_task1": ["FIELD_INTEGRITY_EXCEPTION"]})
+    result = load_plan(make_plan(n_contacts=2, n_tasks=2), org)
+    assert [j for j in org.jobs if j[0] == "Task"] == [("Task", "upsert", 2)]
+    dead = result.dead_letter.iloc[0]
+    assert (dead["task_key"], dead["error_code"], dead["attempts"]) == (
+        "as1_task1",
+        "FIELD_INTEGRITY_EXCEPTION",
+        1,
+    )
+    statuses = result.relation_results.groupby("task_key")["status"].apply(set).to_dict()
+    assert statuses == {"as1_task0": {"primary", "inserted"}, "as1_task1": {"task_failed"}}
+    # nothing lost: every planned relation has a recorded outcome
+    assert len(result.relation_results) == 4
+
+
+def test_a_relation_reported_duplicate_counts_as_already_there():
+    org = FakeOrg()
+    plan = make_plan(n_contacts=2)
+    load_plan(plan, org)
+    org.tasks.clear()  # Salesforce forgot the Task was ours: the upsert creates it again
+    org.ids = iter(["00T000000000000000"])  # ...with the same Id, so the pair already exists
+    result = load_plan(plan, org)
+    assert result.summary["relations_existing"] == 1
+    assert result.dead_letter.empty
+
+
+def test_relation_failures_other_than_duplicates_are_dead_lettered():
+    contact = "003000000000000001"
+    org = FakeOrg(fail={contact: ["INVALID_CROSS_REFERENCE_KEY"]})
+    result = load_plan(make_plan(n_contacts=3), org)
+    assert result.dead_letter[["object", "RelationId", "error_code"]].to_dict("records") == [
+        {
+            "object": "TaskRelation",
+            "RelationId": contact,
+            "error_code": "INVALID_CROSS_REFERENCE_KEY",
+        }
+    ]
+    assert result.summary["relations_failed"] == 1
+
+
+@pytest.mark.parametrize("column", ["WhatId", "Description"])
+def test_empty_clearable_fields_are_sent_as_bulk_null_so_an_update_clears_them(column):
+    org = FakeOrg()
+    load_plan(make_plan(), org)
+    assert next(iter(org.tasks.values()))[column] == BULK_NULL
