@@ -1,0 +1,73 @@
+"""tenants.py: the orgs file, with errors that name the org and the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from activity_sync.tenants import DEFAULT_CONFIG, Org, TenantConfigError, load_orgs
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "orgs.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_config_loads_and_names_the_demo_org():
+    orgs = load_orgs(DEFAULT_CONFIG)
+    assert [o.org_id for o in orgs] == ["demo"]
+    assert orgs[0].settings.org_id == "demo"
+
+
+def test_missing_settings_take_the_design_defaults(tmp_path):
+    (org,) = load_orgs(
+        write(tmp_path, "version: 1\norgs:\n  - {org_id: a, salesforce_conn_id: sf_a}\n")
+    )
+    assert org.settings.shared_activities is True
+    assert org.settings.sync_bcc is False
+    assert org.api_budget_share == 0.7
+    assert org.external_id_field == "Activity_Sync_Key__c"
+
+
+def test_an_org_round_trips_through_the_dict_that_travels_in_xcom(tmp_path):
+    (org,) = load_orgs(
+        write(
+            tmp_path,
+            "version: 1\norgs:\n  - org_id: a\n    salesforce_conn_id: sf_a\n"
+            "    settings: {exclusions: [x.com], timezone: Asia/Tokyo}\n",
+        )
+    )
+    assert Org.from_dict(org.to_dict()) == org
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("{org_id: a}", "'salesforce_conn_id' is required"),
+        ("{org_id: a, salesforce_conn_id: s, colour: red}", "unknown key 'colour'"),
+        (
+            "{org_id: a, salesforce_conn_id: s, settings: {sync_bcc: 'yes'}}",
+            "'sync_bcc' must be bool",
+        ),
+        (
+            "{org_id: a, salesforce_conn_id: s, settings: {org_id: b}}",
+            "settings.org_id 'b' differs",
+        ),
+        ("{org_id: a, salesforce_conn_id: s, api_budget_share: 1.5}", "'api_budget_share'"),
+    ],
+)
+def test_a_bad_entry_is_an_error_naming_the_org_and_key(tmp_path, entry, message):
+    with pytest.raises(TenantConfigError, match="org 'a'") as err:
+        load_orgs(write(tmp_path, f"version: 1\norgs:\n  - {entry}\n"))
+    assert message in str(err.value)
+
+
+def test_an_org_listed_twice_is_an_error(tmp_path):
+    entry = "  - {org_id: a, salesforce_conn_id: s}\n"
+    with pytest.raises(TenantConfigError, match="listed twice"):
+        load_orgs(write(tmp_path, "version: 1\norgs:\n" + entry * 2))
+
+
+def test_a_file_without_version_is_rejected(tmp_path):
+    with pytest.raises(TenantConfigError, match="version: 1"):
+        load_orgs(write(tmp_path, "orgs: []\n"))
