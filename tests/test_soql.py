@@ -571,6 +571,7 @@ def test_a_literal_of_the_wrong_type_for_its_field_is_malformed(condition, fragm
         "SELECT Id, Foo FROM Task",
         "SELECT Id FROM Task WHERE Foo = 'x'",
         "SELECT Id FROM Task ORDER BY Foo",
+        "SELECT COUNT() FROM Task ORDER BY Foo",
     ],
 )
 def test_an_unknown_field_anywhere_is_invalid_field_naming_the_entity(soql):

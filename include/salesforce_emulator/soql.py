@@ -159,12 +159,12 @@ class SoqlQuery:
         where_sql = f" WHERE {' AND '.join(filters)}" if filters else ""
         source = _quote_ident(entity)
         params = translator.params
+        order_sql = translator.order_by(self.order_by)  # validated for COUNT() too, not used
         if self.is_count:
             if self.limit is None:
                 return f"SELECT COUNT(*) FROM {source}{where_sql}", params
             inner = f"SELECT 1 FROM {source}{where_sql} LIMIT ?"
             return f"SELECT COUNT(*) FROM ({inner})", [*params, self.limit]
-        order_sql = translator.order_by(self.order_by)
         column_list = ", ".join(_quote_ident(name) for name in selected)
         sql = f"SELECT {column_list} FROM {source}{where_sql}{order_sql}"
         if self.limit is None:
