@@ -26,6 +26,12 @@ class Settings:
     sync_bcc: bool = False
     timezone: str = "UTC"
 
+    def __post_init__(self) -> None:
+        # Exclusions are compared without case and surrounding space, like addresses (R3),
+        # however the Settings were made: parsed from JSON or built directly in code.
+        normalised = tuple(dict.fromkeys(e.strip().lower() for e in self.exclusions))
+        object.__setattr__(self, "exclusions", normalised)
+
     @property
     def excluded_addresses(self) -> frozenset[str]:
         return frozenset(e for e in self.exclusions if "@" in e)
@@ -79,21 +85,25 @@ def parse_settings(raw: Any) -> Settings:
     exclusions = raw.get("exclusions", [])
     for item in exclusions:
         if not isinstance(item, str) or not item.strip():
-            raise SettingsError(f"settings key 'exclusions' holds a non-string or empty entry: {item!r}")
+            raise SettingsError(
+                f"settings key 'exclusions' holds a non-string or empty entry: {item!r}"
+            )
     tz = raw.get("timezone", "UTC")
+    # A folder of the tz database ("America") raises IsADirectoryError, an OSError.
     try:
         ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise SettingsError(f"settings key 'timezone' is not a known time zone: {tz!r}") from exc
-    values = dict(raw)
-    # Exclusions are compared without case and surrounding space, like addresses (R3).
-    values["exclusions"] = tuple(dict.fromkeys(e.strip().lower() for e in exclusions))
-    return Settings(**values)
+    return Settings(**{**raw, "exclusions": tuple(exclusions)})
 
 
 def load_settings(path: str | Path) -> Settings:
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"settings file {path} cannot be read: {exc}") from exc
+    try:
+        raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SettingsError(f"settings file {path} is not valid JSON: {exc}") from exc
     return parse_settings(raw)

@@ -1,0 +1,138 @@
+"""The CRM snapshot the planner matches events against (DESIGN.md "CRM snapshot").
+
+One frame per Salesforce object with the contract columns only, in dtypes the rules can
+rely on whatever wrote the snapshot: text as object with None (never NaN or ""), flags as
+bool, LastModifiedDate as tz-aware UTC. Both planners read the same normalised frames, so
+a quirk of CSV versus Parquet cannot make them disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# Crm field -> (Salesforce object, contract columns).
+OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "contacts": ("Contact", ("Id", "Email", "AccountId", "LastModifiedDate")),
+    "leads": ("Lead", ("Id", "Email", "IsConverted", "LastModifiedDate")),
+    "accounts": ("Account", ("Id", "Name")),
+    "opportunities": (
+        "Opportunity",
+        ("Id", "AccountId", "Name", "IsClosed", "CloseDate", "OwnerId"),
+    ),
+    "contact_roles": ("OpportunityContactRole", ("Id", "OpportunityId", "ContactId")),
+    "users": ("User", ("Id", "Email", "IsActive")),
+}
+_FLAGS = frozenset({"IsConverted", "IsClosed", "IsActive"})
+_DATES = frozenset({"LastModifiedDate"})
+_TRUE = frozenset({"true", "1"})
+_FALSE = frozenset({"false", "0"})
+
+
+class CrmError(ValueError):
+    """An unusable CRM snapshot; the message names the object and file or column."""
+
+
+@dataclass(frozen=True)
+class Crm:
+    """The six objects the rules read; build it with :meth:`from_frames` or :func:`read_crm`."""
+
+    contacts: pd.DataFrame
+    leads: pd.DataFrame
+    accounts: pd.DataFrame
+    opportunities: pd.DataFrame
+    contact_roles: pd.DataFrame
+    users: pd.DataFrame
+
+    @classmethod
+    def from_frames(cls, **frames: pd.DataFrame) -> Crm:
+        """Validate and normalise one frame per object; an object not given is empty.
+
+        Extra columns are dropped. A missing contract column, or a flag or date column
+        holding something that is not one, raises :class:`CrmError` naming it.
+        """
+        unknown = sorted(set(frames) - set(OBJECTS))
+        if unknown:
+            raise CrmError(f"unknown CRM object {unknown[0]!r}; expected one of {list(OBJECTS)}")
+        normalised = {}
+        for name, (sobject, columns) in OBJECTS.items():
+            frame = frames.get(name)
+            if frame is None:
+                frame = pd.DataFrame({column: [] for column in columns})
+            normalised[name] = _normalise(frame, sobject, columns)
+        return cls(**normalised)
+
+
+def read_crm(folder: str | Path) -> Crm:
+    """Read ``<Object>.parquet`` (preferred) or ``<Object>.csv`` for each object in ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CrmError(f"CRM folder {folder} does not exist")
+    frames = {}
+    for name, (sobject, _) in OBJECTS.items():
+        parquet, csv = folder / f"{sobject}.parquet", folder / f"{sobject}.csv"
+        if not parquet.is_file() and not csv.is_file():
+            raise CrmError(f"CRM object {sobject}: neither {csv} nor {parquet} exists")
+        path = parquet if parquet.is_file() else csv
+        try:
+            if path is parquet:
+                frames[name] = pq.read_table(path).to_pandas()
+            else:
+                # Everything as text: Salesforce Ids and flags must not be guessed at.
+                frames[name] = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise CrmError(f"CRM object {sobject}: cannot read {path}: {exc}") from exc
+    return Crm.from_frames(**frames)
+
+
+def _normalise(frame: pd.DataFrame, sobject: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise CrmError(f"CRM object {sobject} has no column {missing[0]!r}")
+    out = {}
+    for column in columns:
+        values = frame[column]
+        where = f"CRM object {sobject} column {column!r}"
+        if column in _FLAGS:
+            out[column] = _flags(values, where)
+        elif column in _DATES:
+            out[column] = _dates(values, where)
+        else:
+            out[column] = pd.Series(_text(values), dtype=object)
+    return pd.DataFrame(out)
+
+
+def _text(values: pd.Series) -> np.ndarray:
+    """Object strings with None for null or empty: an empty Id or Email is no value at all."""
+    text = values.astype(pd.StringDtype("pyarrow"))
+    return text.mask(text == "").to_numpy(dtype=object, na_value=None)
+
+
+def _flags(values: pd.Series, where: str) -> pd.Series:
+    """Booleans from bool, 0/1 or "true"/"false" text (any case); null counts as false."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return pd.Series(values.fillna(False).to_numpy(dtype=bool))
+    text = values.astype(pd.StringDtype("pyarrow")).str.strip().str.lower()
+    known = text.isna() | text.isin(_TRUE | _FALSE)
+    if not known.all():
+        raise CrmError(f"{where} holds {values[~known].iloc[0]!r}, not a true/false flag")
+    return pd.Series(text.isin(_TRUE).to_numpy(dtype=bool))
+
+
+def _dates(values: pd.Series, where: str) -> pd.Series:
+    """UTC timestamps in microseconds; a naive one is taken to be UTC, as Salesforce stores them."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        parsed = values.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(values.dtype):
+        parsed = values.dt.tz_localize("UTC")
+    else:
+        parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+        bad = parsed.isna() & values.notna()
+        if bad.any():
+            raise CrmError(f"{where} holds {values[bad].iloc[0]!r}, not a timestamp")
+    return parsed.dt.as_unit("us").reset_index(drop=True)
