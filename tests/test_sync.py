@@ -1,4 +1,4 @@
-"""sync.py: the run's interval and the mode in force (R1, R12)."""
+"""sync.py: the run's interval."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from activity_sync.org import OrgCapabilities
-from activity_sync.settings import parse_settings
-from activity_sync.sync import IntervalError, mode_of, resolve_interval
-from activity_sync.tenants import Org
+from activity_sync.sync import IntervalError, resolve_interval
 
 H13 = datetime(2026, 11, 27, 13, tzinfo=UTC)
 H14 = datetime(2026, 11, 27, 14, tzinfo=UTC)
@@ -43,23 +40,3 @@ def test_interval_params_without_time_zone_are_refused():
         resolve_interval(
             None, None, {"interval_start": "2026-11-26T05:00", "interval_end": "2026-11-26T06:00"}
         )
-
-
-def org(shared: bool) -> Org:
-    return Org("a", "sf_a", parse_settings({"org_id": "a", "shared_activities": shared}))
-
-
-@pytest.mark.parametrize(
-    ("tenant", "salesforce", "mode", "why"),
-    [
-        (True, True, "shared", "shared activities on"),
-        (False, True, "individual", "tenant setting"),
-        (True, False, "individual", "fallback: Salesforce org has Shared Activities off"),
-    ],
-)
-def test_r1_r12_shared_mode_needs_both_the_tenant_setting_and_salesforce(
-    tenant, salesforce, mode, why
-):
-    got_mode, reason = mode_of(org(tenant), OrgCapabilities(salesforce, "Activity_Sync_Key__c"))
-    assert got_mode == mode
-    assert why in reason

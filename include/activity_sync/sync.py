@@ -22,8 +22,8 @@ from activity_sync.extract import extract_interval
 from activity_sync.load import LoadOptions, load_plan, write_load_result
 from activity_sync.mirror import refresh_crm
 from activity_sync.org import OrgCapabilities, api_budget, detect_capabilities
+from activity_sync.plan import add_rejections, read_plan, write_plan
 from activity_sync.plan import plan as make_plan
-from activity_sync.plan import read_plan, write_plan
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.tenants import Org
 
@@ -103,15 +103,6 @@ def step_detect(org: Org, client: SalesforceClient) -> dict[str, Any]:
     return caps.to_dict()
 
 
-def mode_of(org: Org, caps: OrgCapabilities) -> tuple[str, str]:
-    """R1/R12: the mode in force and why, in words a sales admin can read."""
-    if not org.settings.shared_activities:
-        return "individual", "tenant setting shared_activities is off"
-    if not caps.shared_activities:
-        return "individual", "fallback: Salesforce org has Shared Activities off"
-    return "shared", "shared activities on"
-
-
 def step_plan(org: Org, root: Any, start: datetime, caps: dict[str, Any]) -> dict[str, Any]:
     capabilities = OrgCapabilities(**caps)
     events_dir = lake.partition(root, "events", org.org_id, start)
@@ -123,24 +114,15 @@ def step_plan(org: Org, root: Any, start: datetime, caps: dict[str, Any]) -> dic
     result = make_plan(
         events, crm, org.settings, salesforce_shared_activities=capabilities.shared_activities
     )
-    if not malformed.empty:
-        result.rejected = (
-            pd.concat([malformed, result.rejected], ignore_index=True)
-            .sort_values(["event_id", "email", "reason"], na_position="last", kind="stable")
-            .reset_index(drop=True)
-        )
-        result.summary["events_rejected"] += len(malformed)
-        by_reason = result.summary.setdefault("rejected_by_reason", {})
-        by_reason["malformed"] = by_reason.get("malformed", 0) + len(malformed)
-    mode, reason = mode_of(org, capabilities)
+    result = add_rejections(result, malformed)
     result.summary.update(
         {
             "org_id": org.org_id,
             "interval_start": start.isoformat(),
-            "mode": mode,
-            "mode_reason": reason,
             "salesforce_shared_activities": capabilities.shared_activities,
             "setting_shared_activities": org.settings.shared_activities,
+            # R12: the tenant wants shared mode but Salesforce has it off.
+            "fallback": org.settings.shared_activities and not capabilities.shared_activities,
         }
     )
     write_plan(result, _local(lake.partition(root, "plan", org.org_id, start)))
