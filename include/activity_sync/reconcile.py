@@ -1,0 +1,359 @@
+"""Does Salesforce hold what was planned? Query the day's Tasks back and diff them (R13).
+
+One query finds every Task carrying our key prefix whose ActivityDate is one of the
+dates the day's plans use: that returns the planned Tasks and, in the same pass, any Task
+of ours no plan holds. Planned keys it did not return are looked up once more by key (an
+admin may have moved a Task's date), then the TaskRelation rows of the Tasks found are
+read in chunks of Ids. Queries are cut by SOQL length, not by row, and switch to Bulk API
+2.0 query jobs for big days, so the calls grow with chunks, not records.
+
+Differences, each listed by key:
+
+- *missing*: a planned Task no Salesforce Task carries the key of; a planned person not
+  related to a Task that exists (the Task's WhoId counts: Salesforce keeps the primary
+  there, and without Shared Activities there is no TaskRelation at all). Relations of a
+  missing Task are not listed again.
+- *extra*: a Task with our prefix and an ActivityDate of the day that no plan partition
+  of the neighbouring days holds; a TaskRelation on a planned Task that no plan put there.
+- *duplicated*: a second Task with the same key (Salesforce enforces a unique external
+  id, but an admin or an import can break it), or a second TaskRelation for the same
+  Task and person. The copy the load reported (else the lowest Id) is the one kept; the
+  others are listed.
+
+It assumes one Salesforce org per tenant: another tenant's Tasks in the same org would
+carry our prefix too and show as extra.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from simple_salesforce.format import format_soql
+
+from activity_sync.salesforce import SalesforceClient
+
+log = logging.getLogger(__name__)
+
+DIFFERENCE_COLUMNS = ["object", "kind", "task_key", "Id", "TaskId", "RelationId", "cause"]
+COUNT_LABELS = {
+    "missing_tasks": "missing Tasks",
+    "extra_tasks": "extra Tasks",
+    "duplicated_tasks": "duplicated Tasks",
+    "missing_relations": "missing TaskRelations",
+    "extra_relations": "extra TaskRelations",
+    "duplicated_relations": "duplicated TaskRelations",
+}
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class ReconcileOptions:
+    external_id_field: str = "Activity_Sync_Key__c"
+    key_prefix: str = "as1_"
+    # More planned Tasks than one REST page (2,000) -> Bulk API 2.0 query jobs.
+    bulk_threshold: int = 2_000
+    # Characters of IN (...) values per query: a REST query travels in the URL, a Bulk
+    # query in a body capped at 100,000 characters of SOQL.
+    rest_in_chars: int = 8_000
+    bulk_in_chars: int = 90_000
+
+
+@dataclass
+class SalesforceDay:
+    """What Salesforce returned: Tasks (Id, task_key, ActivityDate, WhoId) and relations."""
+
+    tasks: pd.DataFrame
+    relations: pd.DataFrame  # Id, TaskId, RelationId (IsWhat = false)
+    relations_available: bool = True
+
+
+def _chunks(values: list[str], budget: int) -> Iterator[list[str]]:
+    """Consecutive slices whose quoted, comma-joined length stays within ``budget``."""
+    chunk: list[str] = []
+    used = 0
+    for value in values:
+        cost = len(value) + 3
+        if chunk and used + cost > budget:
+            yield chunk
+            chunk, used = [], 0
+        chunk.append(value)
+        used += cost
+    if chunk:
+        yield chunk
+
+
+def _blank_to_null(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Bulk CSV returns '' for null; REST returns None. Make both None, all as text."""
+    frame = frame.reindex(columns=columns).astype(object)
+    return frame.where(frame.notna() & frame.ne(""), None)
+
+
+class _Reader:
+    """Runs the queries of one reconciliation, by REST or Bulk, and counts nothing itself."""
+
+    def __init__(self, client: SalesforceClient, bulk: bool, options: ReconcileOptions) -> None:
+        self.client = client
+        self.bulk = bulk
+        self.budget = options.bulk_in_chars if bulk else options.rest_in_chars
+
+    def query(self, soql: str) -> pd.DataFrame:
+        return self.client.bulk_query(soql) if self.bulk else self.client.query(soql)
+
+    def query_in(self, template: str, values: Iterable[str], columns: list[str]) -> pd.DataFrame:
+        frames = [
+            self.query(format_soql(template, chunk))
+            for chunk in _chunks(sorted(set(values)), self.budget)
+        ]
+        frames = [f for f in frames if not f.empty]
+        if not frames:
+            return pd.DataFrame(columns=columns)
+        return _blank_to_null(pd.concat(frames, ignore_index=True), columns)
+
+
+def _is_invalid_type(exc: Exception) -> bool:
+    from simple_salesforce.exceptions import SalesforceMalformedRequest
+
+    return isinstance(exc, SalesforceMalformedRequest) and "INVALID_TYPE" in str(exc.content)
+
+
+def fetch(
+    client: SalesforceClient,
+    planned_keys: Iterable[str],
+    activity_dates: Iterable[str],
+    options: ReconcileOptions,
+) -> SalesforceDay:
+    ext = options.external_id_field
+    if not _FIELD_NAME.fullmatch(ext):
+        raise ValueError(f"external id field {ext!r} is not a Salesforce field name")
+    keys = sorted(set(planned_keys))
+    dates = sorted({date.fromisoformat(str(d)) for d in activity_dates})
+    reader = _Reader(client, len(keys) > options.bulk_threshold, options)
+    columns = ["Id", ext, "ActivityDate", "WhoId"]
+    select = f"SELECT Id, {ext}, ActivityDate, WhoId FROM Task"
+
+    frames = []
+    if dates:
+        by_date = reader.query(
+            format_soql(
+                select + f" WHERE {ext} LIKE '{{:like}}%' AND ActivityDate IN {{}}",
+                options.key_prefix,
+                dates,
+            )
+        )
+        frames.append(_blank_to_null(by_date, columns))
+    seen = set(frames[0][ext]) if frames else set()
+    # A planned Task whose ActivityDate was edited is still there: look it up by key.
+    unseen = [k for k in keys if k not in seen]
+    if unseen:
+        frames.append(reader.query_in(select + f" WHERE {ext} IN {{}}", unseen, columns))
+    found = [f for f in frames if not f.empty]
+    tasks = (
+        pd.concat(found, ignore_index=True).drop_duplicates("Id")
+        if found
+        else pd.DataFrame(columns=columns)
+    )
+    tasks = tasks.rename(columns={ext: "task_key"})
+    tasks = tasks[tasks["task_key"].fillna("").str.startswith(options.key_prefix)]
+
+    relation_columns = ["Id", "TaskId", "RelationId"]
+    try:
+        relations = reader.query_in(
+            "SELECT Id, TaskId, RelationId FROM TaskRelation WHERE IsWhat = false AND TaskId IN {}",
+            tasks["Id"],
+            relation_columns,
+        )
+        available = True
+    except Exception as exc:
+        if not _is_invalid_type(exc):
+            raise
+        # No Shared Activities, no TaskRelation object: WhoId is the only relation.
+        log.warning("TaskRelation is not queryable (Shared Activities off): %s", exc)
+        relations, available = pd.DataFrame(columns=relation_columns), False
+    return SalesforceDay(tasks.reset_index(drop=True), relations, available)
+
+
+def _differences(object_name: str, kind: str, frame: pd.DataFrame, cause: Any) -> pd.DataFrame:
+    out = frame.reindex(columns=DIFFERENCE_COLUMNS).astype(object)
+    out["object"] = object_name
+    out["kind"] = kind
+    out["cause"] = cause
+    return out
+
+
+def _latest(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The last hour's result of each key (a key re-planned in a later hour was re-loaded)."""
+    if "hour" in results:
+        results = results.sort_values("hour", kind="stable")
+    return results.drop_duplicates(keys, keep="last")
+
+
+def compare(
+    planned_tasks: pd.DataFrame,
+    planned_relations: pd.DataFrame,
+    task_results: pd.DataFrame,
+    relation_results: pd.DataFrame,
+    salesforce: SalesforceDay,
+    known_keys: set[str],
+) -> pd.DataFrame:
+    """Every difference between the plans and Salesforce, as DIFFERENCE_COLUMNS rows."""
+    planned = pd.Index(planned_tasks["task_key"].dropna().unique())
+    known_keys = set(known_keys) | set(planned)
+    results = _latest(task_results, ["task_key"]).set_index("task_key")
+    sf = salesforce.tasks.copy()
+
+    # Which copy of a key is "the" Task: the one the load reported, else the lowest Id.
+    sf["loaded_id"] = sf["task_key"].map(results["Id"]) if len(results) else None
+    sf["rank"] = (sf["Id"] != sf["loaded_id"]).astype(int)
+    sf = sf.sort_values(["task_key", "rank", "Id"], kind="stable")
+    surplus = sf.duplicated("task_key", keep="first")
+    kept = sf[~surplus].set_index("task_key")
+    ours = sf["task_key"].isin(planned) | ~sf["task_key"].isin(known_keys)
+    parts = [
+        _differences(
+            "Task",
+            "duplicated",
+            sf[surplus & ours],
+            "another Task carries the same key",
+        )
+    ]
+
+    missing = pd.DataFrame({"task_key": planned[~planned.isin(kept.index)]})
+    success = missing["task_key"].map(results["success"]) if len(results) else None
+    code = missing["task_key"].map(results["error_code"]) if len(results) else None
+    missing["Id"] = missing["task_key"].map(results["Id"]) if len(results) else None
+    cause = pd.Series("not loaded: no load result for its hour", index=missing.index)
+    if success is not None:
+        failed = success.notna() & ~success.fillna(False).astype(bool)
+        cause = cause.mask(failed, "load failed: " + code.fillna("unknown error").astype(str))
+        cause = cause.mask(
+            success.fillna(False).astype(bool), "deleted or changed in Salesforce after the load"
+        )
+    parts.append(_differences("Task", "missing", missing, cause))
+
+    extra = kept[~kept.index.isin(known_keys)].reset_index()
+    parts.append(_differences("Task", "extra", extra, "no plan holds this key"))
+
+    # Relations, only on planned Tasks that exist.
+    ids = kept["Id"].reindex(planned).dropna()
+    wanted = planned_relations[planned_relations["task_key"].isin(ids.index)][
+        ["task_key", "RelationId"]
+    ].drop_duplicates()
+    wanted = wanted.assign(TaskId=wanted["task_key"].map(ids))
+    rows = salesforce.relations[salesforce.relations["TaskId"].isin(ids)]
+    who = kept.loc[ids.index, ["Id", "WhoId"]].dropna()
+    present = pd.concat(
+        [
+            rows[["TaskId", "RelationId"]],
+            who.rename(columns={"Id": "TaskId", "WhoId": "RelationId"}),
+        ]
+    ).drop_duplicates()
+    pair = ["TaskId", "RelationId"]
+    marked = wanted.merge(present.assign(_found=True), on=pair, how="left")
+    gone = marked[marked["_found"].isna()].drop(columns="_found")
+    rel_results = _latest(relation_results, ["task_key", "RelationId"])
+    gone = gone.merge(
+        rel_results[["task_key", "RelationId", "status", "error_code"]],
+        on=["task_key", "RelationId"],
+        how="left",
+    )
+    relation_cause = pd.Series("removed in Salesforce after the load", index=gone.index)
+    relation_cause = relation_cause.mask(gone["status"].isna(), "not loaded")
+    relation_cause = relation_cause.mask(
+        gone["status"].eq("task_failed"), "not loaded: its Task failed to load then"
+    )
+    relation_cause = relation_cause.mask(
+        gone["status"].eq("failed"),
+        "load failed: " + gone["error_code"].fillna("unknown error").astype(str),
+    )
+    parts.append(_differences("TaskRelation", "missing", gone, relation_cause))
+
+    key_of = pd.Series(ids.index, index=ids.to_numpy())
+    unplanned = rows.merge(wanted[pair].assign(_planned=True), on=pair, how="left")
+    unplanned = unplanned[unplanned["_planned"].isna()].drop_duplicates(pair)
+    parts.append(
+        _differences(
+            "TaskRelation",
+            "extra",
+            unplanned.assign(task_key=unplanned["TaskId"].map(key_of)),
+            "no plan relates this person to the Task",
+        )
+    )
+    doubled = rows[rows.duplicated(pair, keep="first")]
+    parts.append(
+        _differences(
+            "TaskRelation",
+            "duplicated",
+            doubled.assign(task_key=doubled["TaskId"].map(key_of)),
+            "the same person is related to the Task twice",
+        )
+    )
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return pd.DataFrame(columns=DIFFERENCE_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[DIFFERENCE_COLUMNS]
+
+
+def count_differences(differences: pd.DataFrame) -> dict[str, int]:
+    label = (
+        differences["kind"]
+        + "_"
+        + differences["object"].map({"Task": "tasks", "TaskRelation": "relations"})
+    )
+    found = label.value_counts()
+    return {name: int(found.get(name, 0)) for name in COUNT_LABELS}
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} {COUNT_LABELS[name]}" for name, n in counts.items() if n)
+
+
+def reconcile(
+    client: SalesforceClient,
+    planned_tasks: pd.DataFrame,
+    planned_relations: pd.DataFrame,
+    task_results: pd.DataFrame,
+    relation_results: pd.DataFrame,
+    known_keys: Callable[[], set[str]],
+    options: ReconcileOptions | None = None,
+) -> dict[str, Any]:
+    """The reconciliation section of audit.json.
+
+    ``known_keys`` is called after Salesforce was read: every Task found then was planned
+    (plans are written before loads), so reading the plans afterwards cannot mistake a
+    Task that an hour loaded in the meantime for an extra one.
+    """
+    options = options or ReconcileOptions()
+    calls, jobs = client.total_calls, client.bulk_jobs
+    salesforce = fetch(
+        client, planned_tasks["task_key"], planned_tasks["ActivityDate"].dropna(), options
+    )
+    differences = compare(
+        planned_tasks,
+        planned_relations,
+        task_results,
+        relation_results,
+        salesforce,
+        set(known_keys()),
+    )
+    counts = count_differences(differences)
+    result = {
+        "status": "differences" if len(differences) else "ok",
+        "counts": counts,
+        "summary": describe_counts(counts) or "Salesforce holds every planned Task and relation",
+        "tasks_expected": int(planned_tasks["task_key"].nunique()),
+        "tasks_found": len(salesforce.tasks),
+        "relations_expected": len(planned_relations[["task_key", "RelationId"]].drop_duplicates()),
+        "relations_found": len(salesforce.relations),
+        "relations_checked_in": "TaskRelation" if salesforce.relations_available else "WhoId",
+        "api_calls": client.total_calls - calls,
+        "bulk_jobs": client.bulk_jobs - jobs,
+        "differences": differences.where(differences.notna(), None).to_dict("records"),
+    }
+    log.info("reconciliation: %s", {k: v for k, v in result.items() if k != "differences"})
+    return result

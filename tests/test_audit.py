@@ -1,0 +1,548 @@
+"""audit.py on hand-written lake partitions: exact counts, percentages, alerts, outputs.
+
+The partitions are written here, column for column as the planner and loader write them,
+so these tests do not depend on either. ``write_hour`` and ``sample_day`` are reused by
+the report, DAG and plugin tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import types
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from activity_sync import audit, lake
+from activity_sync.audit import AuditOptions, day_over_day_alert, percent_change
+from activity_sync.schema import REJECTED_COLUMNS, RELATION_COLUMNS, TASK_COLUMNS, task_key
+
+ORG = "acme"
+DAY = "2026-11-20"
+NOW = datetime(2026, 11, 21, 0, 30, tzinfo=UTC)
+
+
+def _task(event_id: str, event_type: str, part: str, who: str, who_count: int, what=None):
+    return {
+        "task_key": task_key(ORG, event_id, part, what),
+        "org_id": ORG,
+        "event_id": event_id,
+        "event_type": event_type,
+        "WhoId": who,
+        "WhatId": what,
+        "OwnerId": "005000000000001AAA",
+        "Subject": "Email: hello",
+        "Description": "",
+        "ActivityDate": DAY,
+        "Status": "Completed",
+        "TaskSubtype": "Email",
+        "who_count": who_count,
+        "batch_index": 0,
+    }
+
+
+def _contacts(prefix: str, n: int) -> list[str]:
+    return [f"003{prefix}{i:012d}AAA" for i in range(n)]
+
+
+def _relations(key: str, people: list[str]) -> list[dict]:
+    return [
+        {"task_key": key, "RelationId": p, "position": i, "is_primary": i == 0}
+        for i, p in enumerate(people)
+    ]
+
+
+def write_hour(
+    root: Path,
+    hour: int,
+    *,
+    events: list[dict],
+    tasks: list[dict],
+    relations: list[dict],
+    rejected: list[dict],
+    summary: dict[str, Any],
+    task_results: list[dict] | None = None,
+    relation_results: list[dict] | None = None,
+    dead_letter: list[dict] | None = None,
+    org_id: str = ORG,
+    day: str = DAY,
+) -> None:
+    """One hour's events, plan and (when ``task_results`` is given) load partitions."""
+    start = datetime.fromisoformat(f"{day}T{hour:02d}:00:00+00:00")
+    ev = lake.partition(root, "events", org_id, start)
+    ev.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(events).to_parquet(ev / "events.parquet", index=False)
+    plan = lake.partition(root, "plan", org_id, start)
+    plan.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(tasks, columns=TASK_COLUMNS).to_parquet(plan / "tasks.parquet", index=False)
+    pd.DataFrame(relations, columns=RELATION_COLUMNS).to_parquet(
+        plan / "task_relations.parquet", index=False
+    )
+    pd.DataFrame(rejected, columns=REJECTED_COLUMNS).to_parquet(
+        plan / "rejected.parquet", index=False
+    )
+    (plan / "summary.json").write_text(
+        json.dumps({"org_id": org_id, "interval_start": start.isoformat(), **summary})
+    )
+    if task_results is None:
+        return
+    loaded = lake.partition(root, "loaded", org_id, start)
+    loaded.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(
+        task_results,
+        columns=["task_key", "Id", "created", "success", "error_code", "error_message", "attempts"],
+    ).to_parquet(loaded / "task_results.parquet", index=False)
+    pd.DataFrame(
+        relation_results or [],
+        columns=[
+            "task_key",
+            "TaskId",
+            "RelationId",
+            "position",
+            "status",
+            "error_code",
+            "error_message",
+        ],
+    ).to_parquet(loaded / "relation_results.parquet", index=False)
+    pd.DataFrame(
+        dead_letter or [],
+        columns=["object", "task_key", "RelationId", "error_code", "error_message", "attempts"],
+    ).to_parquet(loaded / "dead_letter.parquet", index=False)
+    (loaded / "load_summary.json").write_text(json.dumps({"org_id": org_id}))
+
+
+def _summary(mode: str, reason: str, sf_on: bool, **counts: int) -> dict[str, Any]:
+    return {
+        "events_rejected": 0,
+        "recipients_excluded": 0,
+        "recipients_unmatched": 0,
+        "individual_tasks": 0,
+        **counts,
+        "mode": mode,
+        "mode_reason": reason,
+        "salesforce_shared_activities": sf_on,
+        "setting_shared_activities": True,
+        "fallback": not sf_on,
+    }
+
+
+def _ok(tasks: list[dict], ids: dict[str, str]) -> list[dict]:
+    return [
+        {
+            "task_key": t["task_key"],
+            "Id": ids[t["task_key"]],
+            "created": True,
+            "success": True,
+            "error_code": None,
+            "error_message": None,
+            "attempts": 1,
+        }
+        for t in tasks
+    ]
+
+
+def _event(event_id: str, event_type: str, sender: str) -> dict:
+    return {"event_id": event_id, "org_id": ORG, "type": event_type, "sender": sender}
+
+
+def sample_day(root: Path, day: str = DAY, org_id: str = ORG) -> dict[str, Any]:
+    """A day with known figures: hour 09 shared, hour 10 a fallback hour with a dead letter.
+
+    09: alice sends e1 to 60 Contacts (a Task of 50 and one of 10) and gets an open (e2);
+        bob sends e3 to 3 Contacts whose primary has 2 Opportunities (2 copies of 3) and a
+        reply from an unknown address (e4, rejected). The planner's exact individual-mode
+        figure is 65 (bob's Contacts sit on other Accounts), the per-sender estimate 67.
+    10: Salesforce has Shared Activities off: alice's e5 to 2 Contacts makes 2 Tasks; one
+        is dead-lettered.
+    """
+    alice, bob = "Alice@Acme.com ", "bob@acme.com"
+    sixty = _contacts("a", 60)
+    three = _contacts("b", 3)
+    t1 = _task("e1", "sent", "b0", sixty[0], 50)
+    t2 = _task("e1", "sent", "b1", sixty[50], 10)
+    t3 = _task("e2", "open", f"w{sixty[1]}", sixty[1], 1)
+    t4 = _task("e3", "sent", "b0", three[0], 3, "006000000000001AAA")
+    t5 = _task("e3", "sent", "b0", three[0], 3, "006000000000002AAA")
+    hour9 = [t1, t2, t3, t4, t5]
+    relations9 = (
+        _relations(t1["task_key"], sixty[:50])
+        + _relations(t2["task_key"], sixty[50:])
+        + _relations(t3["task_key"], [sixty[1]])
+        + _relations(t4["task_key"], three)
+        + _relations(t5["task_key"], three)
+    )
+    ids = {t["task_key"]: f"00T{i:015d}" for i, t in enumerate(hour9)}
+    write_hour(
+        root,
+        9,
+        day=day,
+        org_id=org_id,
+        events=[
+            _event("e1", "sent", alice),
+            _event("e2", "open", alice),
+            _event("e3", "sent", bob),
+            _event("e4", "reply", bob),
+        ],
+        tasks=hour9,
+        relations=relations9,
+        rejected=[
+            {"event_id": "e1", "email": "x@competitor.com", "reason": "excluded", "detail": ""},
+            {"event_id": "e1", "email": "ceo@acme.com", "reason": "excluded", "detail": ""},
+            {"event_id": "e1", "email": "not-an-email", "reason": "invalid_email", "detail": ""},
+            {"event_id": "e3", "email": "b@x.com", "reason": "bcc_not_synced", "detail": ""},
+            {"event_id": "e4", "email": "who@x.com", "reason": "unmatched", "detail": ""},
+        ],
+        summary=_summary(
+            "shared",
+            "shared activities on",
+            True,
+            events=4,
+            tasks=5,
+            shared_tasks=4,
+            relations=67,
+            individual_mode_tasks=65,
+        ),
+        task_results=_ok(hour9, ids),
+    )
+    pair = _contacts("c", 2)
+    t6 = _task("e5", "sent", f"w{pair[0]}", pair[0], 1)
+    t7 = _task("e5", "sent", f"w{pair[1]}", pair[1], 1)
+    write_hour(
+        root,
+        10,
+        day=day,
+        org_id=org_id,
+        events=[_event("e5", "sent", alice)],
+        tasks=[t6, t7],
+        relations=_relations(t6["task_key"], [pair[0]]) + _relations(t7["task_key"], [pair[1]]),
+        rejected=[],
+        summary=_summary(
+            "individual",
+            "Salesforce org has Shared Activities off",
+            False,
+            events=1,
+            tasks=2,
+            shared_tasks=0,
+            relations=2,
+            individual_mode_tasks=2,
+        ),
+        task_results=[
+            *_ok([t6], {t6["task_key"]: "00T000000000000010"}),
+            {
+                "task_key": t7["task_key"],
+                "Id": None,
+                "created": False,
+                "success": False,
+                "error_code": "FIELD_INTEGRITY_EXCEPTION",
+                "error_message": "bad",
+                "attempts": 1,
+            },
+        ],
+        dead_letter=[
+            {
+                "object": "Task",
+                "task_key": t7["task_key"],
+                "RelationId": None,
+                "error_code": "FIELD_INTEGRITY_EXCEPTION",
+                "error_message": "bad",
+                "attempts": 1,
+            }
+        ],
+    )
+    return {"tasks": [*hour9, t6, t7], "relations9": relations9, "ids": ids}
+
+
+@pytest.fixture
+def lake_root(tmp_path: Path) -> Path:
+    sample_day(tmp_path)
+    return tmp_path
+
+
+def _row(frame: pd.DataFrame, sender: str) -> dict[str, Any]:
+    return frame.set_index("sender").loc[sender].to_dict()
+
+
+# --------------------------------------------------------------------------- counts
+
+
+def test_sender_counts_are_exact_on_a_known_day(lake_root: Path) -> None:
+    senders = audit.sender_counts(audit.read_day(lake_root, ORG, DAY))
+    assert list(senders.columns) == audit.SENDER_COLUMNS
+    assert list(senders["sender"]) == ["alice@acme.com", "bob@acme.com"]
+    alice = _row(senders, "alice@acme.com")
+    assert {k: alice[k] for k in ("events", "events_sent", "events_open", "events_reply")} == {
+        "events": 3,
+        "events_sent": 2,
+        "events_open": 1,
+        "events_reply": 0,
+    }
+    assert (alice["tasks"], alice["tasks_loaded"], alice["relations"]) == (5, 4, 63)
+    assert alice["individual_mode_tasks"] == 50 + 10 + 1 + 1 + 1
+    assert alice["change_pct"] == pytest.approx((5 - 63) / 63 * 100)
+    assert (alice["rejected"], alice["rejected_excluded"], alice["rejected_invalid_email"]) == (
+        3,
+        2,
+        1,
+    )
+    assert alice["dead_lettered"] == 1
+    bob = _row(senders, "bob@acme.com")
+    assert (bob["events"], bob["events_sent"], bob["events_reply"]) == (2, 1, 1)
+    assert (bob["tasks"], bob["tasks_loaded"], bob["relations"]) == (2, 2, 6)
+    assert bob["individual_mode_tasks"] == 6
+    assert bob["change_pct"] == pytest.approx(-200 / 3)
+    assert (bob["rejected_bcc_not_synced"], bob["rejected_unmatched"]) == (1, 1)
+    assert bob["dead_lettered"] == 0
+
+
+def test_hours_give_the_mode_in_force_and_flag_the_fallback_hour(lake_root: Path) -> None:
+    hours = audit.hour_counts(audit.read_day(lake_root, ORG, DAY), NOW, AuditOptions())
+    assert list(hours["hour"]) == [9, 10]
+    assert list(hours["mode"]) == ["shared", "individual"]
+    assert list(hours["fallback"]) == [False, True]
+    assert list(hours["mode_reason"])[1] == "Salesforce org has Shared Activities off"
+    assert list(hours["tasks"]) == [5, 2]
+    assert list(hours["individual_mode_tasks"]) == [65, 2]
+    assert hours["change_pct"].iloc[0] == pytest.approx((5 - 65) / 65 * 100)
+    assert hours["change_pct"].iloc[1] == 0.0
+    assert list(hours["load_state"]) == ["loaded", "loaded"]
+    assert list(hours["tasks_loaded"]) == [5, 1]
+    assert list(hours["dead_lettered"]) == [0, 1]
+
+
+def test_individual_mode_by_the_tenants_own_setting_is_not_a_fallback(tmp_path: Path) -> None:
+    """Without a recorded ``fallback`` flag (older plans) it is judged from the two flags."""
+    for hour, setting_on in ((1, False), (2, True)):
+        summary = _summary("individual", "off", False, events=0, tasks=0, relations=0)
+        del summary["fallback"]
+        summary["setting_shared_activities"] = setting_on
+        write_hour(tmp_path, hour, events=[], tasks=[], relations=[], rejected=[], summary=summary)
+    hours = audit.hour_counts(audit.read_day(tmp_path, ORG, DAY), NOW, AuditOptions())
+    assert hours.set_index("hour")["fallback"].to_dict() == {1: False, 2: True}
+
+
+def test_headline_uses_the_planners_exact_individual_mode_figure(lake_root: Path) -> None:
+    result = audit.run_audit(lake_root, ORG, DAY, now=NOW)
+    h = result.document["headline"]
+    assert h["events"] == 5
+    assert h["events_received"] == 5
+    assert h["tasks"] == 7
+    assert h["tasks_loaded"] == 6
+    assert h["individual_mode_tasks"] == 67
+    assert h["change_pct"] == round((7 - 67) / 67 * 100, 1) == -89.6
+    assert h["relations"] == 69
+    assert h["rejected_recipients"] == 5
+    assert h["rejected_by_reason"] == {
+        "invalid_email": 1,
+        "excluded": 2,
+        "bcc_not_synced": 1,
+        "unmatched": 1,
+    }
+    assert h["dead_lettered"] == 1
+    assert h["fallback_hours"] == [10]
+    assert h["reconciliation"] == "skipped"
+    # 61 + 6 + 2 per sender, against the planner's 65 + 2: the estimate is labelled.
+    assert result.senders["individual_mode_tasks"].sum() == 69
+    assert result.senders["individual_mode_estimated"].all()
+
+
+def test_percent_change_is_negative_for_fewer_records_and_undefined_without_a_baseline() -> None:
+    assert percent_change(2, 60) == pytest.approx(-96.6666, rel=1e-4)
+    assert percent_change(3, 3) == 0.0
+    assert percent_change([5, 1], [0, 2]) == pytest.approx([float("nan"), -50.0], nan_ok=True)
+
+
+def test_a_sender_missing_from_the_events_is_counted_as_unknown(tmp_path: Path) -> None:
+    t = _task("e9", "open", "w1", "003x", 1)
+    write_hour(
+        tmp_path,
+        3,
+        events=[{"event_id": "e9", "org_id": ORG, "type": "open", "sender": None}],
+        tasks=[t],
+        relations=_relations(t["task_key"], ["003x"]),
+        rejected=[{"event_id": None, "email": None, "reason": "malformed", "detail": "line 2"}],
+        summary=_summary("shared", "on", True, events=1, tasks=1, relations=1),
+    )
+    senders = audit.sender_counts(audit.read_day(tmp_path, ORG, DAY))
+    unknown = _row(senders, audit.UNKNOWN_SENDER)
+    assert (unknown["events"], unknown["tasks"], unknown["rejected_malformed"]) == (1, 1, 1)
+
+
+def test_an_empty_day_audits_to_zeros_without_failing(tmp_path: Path) -> None:
+    result = audit.run_audit(tmp_path, ORG, DAY, now=NOW)
+    h = result.document["headline"]
+    assert (h["events"], h["tasks"], h["individual_mode_tasks"], h["change_pct"]) == (0, 0, 0, None)
+    assert result.senders.empty
+    assert result.alerts == []
+
+
+def test_a_recent_hour_without_load_results_is_in_progress_and_an_old_one_is_not_loaded(
+    tmp_path: Path,
+) -> None:
+    t = _task("e1", "open", "w1", "003x", 1)
+    write_hour(
+        tmp_path,
+        5,
+        events=[_event("e1", "open", "a@acme.com")],
+        tasks=[t],
+        relations=_relations(t["task_key"], ["003x"]),
+        rejected=[],
+        summary=_summary("shared", "on", True, events=1, tasks=1, relations=1),
+    )
+    inputs = audit.read_day(tmp_path, ORG, DAY)
+    written = inputs.summaries["plan_written_at"].iloc[0]
+    soon = audit.hour_counts(inputs, written + timedelta(minutes=5), AuditOptions())
+    later = audit.hour_counts(inputs, written + timedelta(hours=3), AuditOptions())
+    assert soon["load_state"].tolist() == ["in_progress"]
+    assert later["load_state"].tolist() == ["not_loaded"]
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def test_a_fallback_hour_raises_one_alert_naming_the_hour(lake_root: Path) -> None:
+    alerts = audit.run_audit(lake_root, ORG, DAY, now=NOW).alerts
+    assert [a["kind"] for a in alerts] == ["fallback"]
+    assert alerts[0]["details"]["hour"] == 10
+    assert "10:00 UTC fell back to individual mode" in alerts[0]["message"]
+    assert alerts[0]["id"] == f"{ORG}/{DAY}/fallback/hour=10"
+
+
+MIX = {"sent": {"events": 100, "tasks": 40}, "open": {"events": 50, "tasks": 50}}
+
+
+def test_a_drop_in_tasks_explained_by_fewer_events_does_not_alert() -> None:
+    today = {"sent": {"events": 50, "tasks": 20}, "open": {"events": 10, "tasks": 10}}
+    assert day_over_day_alert(ORG, DAY, today, MIX, AuditOptions()) is None
+
+
+def test_a_drop_in_tasks_per_event_beyond_the_threshold_alerts() -> None:
+    # Same events, but far fewer matched recipients: 20 Tasks where 40 were expected.
+    today = {"sent": {"events": 100, "tasks": 20}, "open": {"events": 50, "tasks": 30}}
+    alert = day_over_day_alert(ORG, DAY, today, MIX, AuditOptions())
+    assert alert is not None and alert["kind"] == "day_over_day"
+    assert alert["details"]["change_pct"] == -44.4
+    assert alert["details"]["expected_tasks"] == 90.0
+    assert alert["details"]["unexplained_pct"] == -44.4
+    assert alert["details"]["tasks_per_event_yesterday"] == {"open": 1.0, "sent": 0.4}
+
+
+def test_a_switch_to_individual_mode_shows_as_an_unexplained_rise() -> None:
+    today = {"sent": {"events": 100, "tasks": 250}, "open": {"events": 50, "tasks": 50}}
+    alert = day_over_day_alert(ORG, DAY, today, MIX, AuditOptions())
+    assert alert is not None and alert["details"]["change_pct"] == pytest.approx(233.3)
+
+
+def test_the_change_threshold_is_configurable() -> None:
+    today = {"sent": {"events": 100, "tasks": 20}, "open": {"events": 50, "tasks": 30}}
+    assert day_over_day_alert(ORG, DAY, today, MIX, AuditOptions(change_threshold_pct=50)) is None
+
+
+def test_a_partial_day_with_the_usual_tasks_per_event_does_not_alert() -> None:
+    today = {"sent": {"events": 10, "tasks": 4}, "open": {"events": 5, "tasks": 5}}
+    assert (
+        day_over_day_alert(ORG, DAY, today, MIX, AuditOptions(min_tasks_for_change_alert=1)) is None
+    )
+
+
+def test_tiny_days_and_days_without_a_baseline_never_alert() -> None:
+    small = {"sent": {"events": 10, "tasks": 4}}
+    assert (
+        day_over_day_alert(ORG, DAY, {"sent": {"events": 10, "tasks": 1}}, small, AuditOptions())
+        is None
+    )
+    assert day_over_day_alert(ORG, DAY, MIX, None, AuditOptions()) is None
+
+
+def test_the_day_over_day_alert_reads_the_previous_days_audit(lake_root: Path) -> None:
+    yesterday = "2026-11-19"
+    # Yesterday 20 sent events made 100 Tasks; today's 3 would make 15, not 6.
+    many = [_task(f"y{i}", "sent", "b0", "003y", 1) for i in range(100)]
+    write_hour(
+        lake_root,
+        9,
+        day=yesterday,
+        events=[_event(f"y{i // 3}", "sent", "a@acme.com") for i in range(0, 60, 3)]
+        + [_event("yo", "open", "a@acme.com")],
+        tasks=many,
+        relations=[],
+        rejected=[],
+        summary=_summary("shared", "on", True, events=21, tasks=100, relations=100),
+        task_results=[],
+    )
+    audit.run_audit(lake_root, ORG, yesterday, now=NOW)
+    options = AuditOptions(min_tasks_for_change_alert=5)
+    result = audit.run_audit(lake_root, ORG, DAY, now=NOW, options=options)
+    kinds = [a["kind"] for a in result.alerts]
+    assert kinds == ["fallback", "day_over_day"]
+    assert result.alerts[1]["details"]["expected_tasks"] == 15.0
+    assert result.document["compared_with"] == yesterday
+
+
+def test_alerts_already_sent_are_not_sent_again(lake_root: Path) -> None:
+    alerts = audit.run_audit(lake_root, ORG, DAY, now=NOW).alerts
+    assert audit.unnotified(alerts, audit.notified_ids(lake_root, ORG, DAY)) == alerts
+    audit.mark_notified(lake_root, ORG, DAY, alerts)
+    again = audit.run_audit(lake_root, ORG, DAY, now=NOW).alerts
+    assert audit.unnotified(again, audit.notified_ids(lake_root, ORG, DAY)) == []
+
+
+def test_notify_logs_each_alert_and_calls_the_configured_callback(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    received: list[tuple[list[dict], dict]] = []
+    module = types.ModuleType("my_alerts")
+    module.send = lambda alerts, context: received.append((alerts, context))
+    monkeypatch.setitem(sys.modules, "my_alerts", module)
+    monkeypatch.setenv(audit.ALERT_CALLBACK_ENV, "my_alerts:send")
+    alerts = [
+        audit.fallback_alerts(
+            ORG, DAY, pd.DataFrame({"hour": [4], "fallback": [True], "mode_reason": ["x"]})
+        )[0]
+    ]
+    with caplog.at_level(logging.WARNING, logger="activity_sync.audit"):
+        assert audit.notify(alerts, {"run_id": "r1"}) == 1
+    assert received == [(alerts, {"run_id": "r1"})]
+    assert "fell back to individual mode" in caplog.records[0].getMessage()
+    assert caplog.records[0].levelno == logging.WARNING
+
+
+def test_notify_without_alerts_calls_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(audit.ALERT_CALLBACK_ENV, "no_such_module:send")
+    assert audit.notify([], {}) == 0
+
+
+def test_a_malformed_callback_path_is_an_error_that_names_the_variable() -> None:
+    with pytest.raises(ValueError, match=audit.ALERT_CALLBACK_ENV):
+        audit.load_callback("just_a_module")
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def test_outputs_are_written_to_the_audit_folder_and_match_the_counts(lake_root: Path) -> None:
+    result = audit.run_audit(lake_root, ORG, DAY, now=NOW)
+    out = lake.audit_folder(lake_root, ORG, DAY)
+    assert sorted(p.name for p in out.iterdir()) == ["audit.json", "counts.parquet", "report.html"]
+    counts = pd.read_parquet(out / "counts.parquet")
+    pd.testing.assert_frame_equal(counts, result.senders)
+    document = json.loads((out / "audit.json").read_text())
+    assert document["headline"]["tasks"] == 7
+    assert document["by_type"] == {
+        "sent": {"events": 3, "tasks": 6},
+        "reply": {"events": 1, "tasks": 0},
+        "open": {"events": 1, "tasks": 1},
+    }
+    assert [h["mode"] for h in document["hours"]] == ["shared", "individual"]
+    assert (out / "report.html").read_text().startswith("<!doctype html>")
+
+
+def test_rerunning_an_audit_gives_the_same_outputs(lake_root: Path) -> None:
+    first = audit.run_audit(lake_root, ORG, DAY, now=NOW)
+    second = audit.run_audit(lake_root, ORG, DAY, now=NOW)
+    assert first.document == second.document
+    assert first.html == second.html
