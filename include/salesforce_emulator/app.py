@@ -1,0 +1,186 @@
+"""The emulated org as an application: state, request policy (auth, limits, faults), routing.
+
+Independent of the HTTP server so that the policy reads top to bottom in ``handle``:
+OAuth is open, everything else needs a Bearer token; admin calls are neither counted nor
+faulted; API calls are refused once the daily allowance is spent, may be answered by an
+injected fault, and otherwise count and carry ``Sforce-Limit-Info``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from salesforce_emulator import admin, bulk, rest, rules
+from salesforce_emulator import seed as seeding
+from salesforce_emulator.auth import Auth, bearer_token
+from salesforce_emulator.dml import WriteContext
+from salesforce_emulator.faults import FaultConfig, Faults
+from salesforce_emulator.objects import OrgShape
+from salesforce_emulator.org_settings import OrgSettings
+from salesforce_emulator.protocol import ApiError, Request, Response, Route, Router
+from salesforce_emulator.query import QueryService
+from salesforce_emulator.store import Store, timestamp
+from salesforce_emulator.usage import Usage
+
+log = logging.getLogger("salesforce_emulator")
+
+SEED_SNAPSHOT = "seed.sqlite"
+
+
+class Emulator:
+    """One org: its database, credentials, settings, counters, faults, queries and jobs."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        seed: str | None = None,
+        shared_activities: bool | None = None,
+        faults: FaultConfig | None = None,
+        api_limit: int | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.host = host
+        self.port = 0
+        self.store = Store(self.data_dir)
+        self.auth = Auth(self.store)
+        saved = OrgSettings(**(self.store.get_meta("settings") or {}))
+        overrides = {}
+        if shared_activities is not None:
+            overrides["shared_activities"] = shared_activities
+        if api_limit is not None:
+            overrides["api_limit"] = api_limit
+        self.settings = replace(saved, **overrides)
+        self.store.set_meta("settings", asdict(self.settings))
+        self.start_settings = self.settings
+        self.usage = Usage(self.store, self.settings.api_limit)
+        self.start_faults = faults or FaultConfig()
+        self.faults = Faults(self.start_faults)
+        self.queries = QueryService(self.store)
+        self._settings_lock = threading.Lock()
+        snapshot = self.data_dir / SEED_SNAPSHOT
+        if not snapshot.exists():
+            if seed:
+                seeding.seed_org(self, seed)
+            self.store.snapshot(snapshot)
+        self.router = Router()
+        rest.register(self)
+        self.bulk = bulk.BulkService(self)
+        admin.register(self)
+
+    # ------------------------------------------------------------------ state helpers
+
+    @property
+    def instance_url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def shape(self) -> OrgShape:
+        return self.settings.shape
+
+    def context(self) -> WriteContext:
+        return WriteContext(self.store, self.shape, self.auth.credentials.user_id, timestamp())
+
+    def update_settings(self, values: dict[str, Any]) -> OrgSettings:
+        with self._settings_lock:
+            before = self.settings
+            self.settings = replace(before, **values)
+            self.usage.api_limit = self.settings.api_limit
+            self.store.set_meta("settings", asdict(self.settings))
+            if self.settings.shared_activities and not before.shared_activities:
+                with self.store.transaction() as db:
+                    rules.resync(self.context(), db)
+        return self.settings
+
+    def reset(self) -> None:
+        """Back to the seed: data, settings and faults as at start, counters zero, no jobs."""
+        with self.bulk.paused():
+            tokens = self.auth.tokens()
+            self.store.restore(self.data_dir / SEED_SNAPSHOT)
+            self.auth.restore_tokens(tokens)
+            self.bulk.forget_all()
+            shutil.rmtree(self.data_dir / "jobs", ignore_errors=True)
+            self.settings = self.start_settings
+            self.store.set_meta("settings", asdict(self.settings))
+            self.usage.api_limit = self.settings.api_limit
+            self.usage.zero()
+            self.faults.configure(self.start_faults)
+            self.queries = QueryService(self.store)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "api": self.usage.snapshot(),
+            "jobs": self.bulk.counts(),
+            "rows": self.store.row_counts(),
+            "faults": {**self.faults.config.to_dict(), "injected": dict(self.faults.injected)},
+            "settings": asdict(self.settings),
+        }
+
+    def connection_info(self) -> dict[str, Any]:
+        c = self.auth.credentials
+        return {
+            "instance_url": self.instance_url,
+            "access_token": c.access_token,
+            "ca_file": str(self.data_dir / "ca.pem"),
+            "data_dir": str(self.data_dir),
+            "port": self.port,
+            "org_id": c.org_id,
+            "user_id": c.user_id,
+            "client_id": c.client_id,
+            "client_secret": c.client_secret,
+            "username": c.username,
+            "password": c.password,
+            "api_version": "59.0",
+        }
+
+    def close(self) -> None:
+        self.bulk.stop()
+        self.usage.save()
+        self.store.close()
+
+    # ---------------------------------------------------------------------- requests
+
+    def handle(self, request: Request) -> Response:
+        try:
+            route, params = self.router.match(request.method, request.segments)
+            if route.kind == "oauth":
+                return route.handler(request, **params)
+            if not self.auth.valid(bearer_token(request.headers.get("Authorization"))):
+                raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
+            if route.kind == "admin":
+                return route.handler(request, **params)
+            return self._api_call(route, request, params)
+        except ApiError as err:
+            return err.response()
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return ApiError(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred.").response()
+
+    def _api_call(self, route: Route, request: Request, params: dict[str, str]) -> Response:
+        if self.usage.exhausted():
+            self.usage.refuse("limit_exhausted")
+            raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        fault = self.faults.for_call()
+        if fault == "503":
+            self.usage.refuse("fault_503")
+            raise ApiError(503, "SERVER_UNAVAILABLE", "Service temporarily unavailable")
+        if fault == "limit":
+            self.usage.refuse("fault_request_limit")
+            raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        if fault == "expired":
+            self.usage.refuse("fault_expired_session")
+            raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        self.usage.count(f"{route.method} {route.template}")
+        try:
+            response = route.handler(request, **params)
+        except ApiError as err:
+            response = err.response()
+        response.headers["Sforce-Limit-Info"] = self.usage.header()
+        return response

@@ -1,0 +1,164 @@
+"""Who may call: the org's integration user, its standing access token, and OAuth2 logins.
+
+The standing token (written to ``connection.json``) lets tests and scripts connect
+directly. The OAuth2 token endpoint serves the client-credentials and password grants so
+that an Airflow connection holding only a login or a consumer key/secret can authenticate,
+exactly as ``simple_salesforce`` does against a real org. Tokens live in SQLite and so
+survive restarts; a reset keeps them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from salesforce_emulator.store import Store, timestamp
+
+INTEGRATION_USERNAME = "integration@activity-sync.emulator"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    org_id: str
+    user_id: str
+    access_token: str
+    client_id: str
+    client_secret: str
+    username: str
+    password: str
+
+
+class Auth:
+    """Issues and checks access tokens; creates the integration user on first start."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self.credentials = self._ensure_credentials()
+        self._tokens = {row[0] for row in store.read("SELECT token FROM _tokens")}
+
+    def _ensure_credentials(self) -> Credentials:
+        saved = self.store.get_meta("credentials")
+        if saved:
+            return Credentials(**saved)
+        now = timestamp()
+        with self.store.transaction() as db:
+            org_id = self.store.next_ids(db, "00D", 1)[0]
+            user_id = self.store.next_ids(db, "005", 1)[0]
+            db.execute(
+                "INSERT INTO User (Id, IsDeleted, CreatedDate, CreatedById, LastModifiedDate, "
+                "LastModifiedById, SystemModstamp, Username, FirstName, LastName, Email, Alias, "
+                "Title, IsActive) VALUES (?, 0, ?, ?, ?, ?, ?, ?, 'Integration', 'User', ?, "
+                "'integ', 'API Integration', 1)",
+                (
+                    user_id,
+                    now,
+                    user_id,
+                    now,
+                    user_id,
+                    now,
+                    INTEGRATION_USERNAME,
+                    INTEGRATION_USERNAME,
+                ),
+            )
+            token = f"{org_id[:15]}!{secrets.token_urlsafe(48)}"
+            db.execute(
+                "INSERT INTO _tokens (token, issued, kind) VALUES (?, ?, 'standing')", (token, now)
+            )
+        creds = Credentials(
+            org_id=org_id,
+            user_id=user_id,
+            access_token=token,
+            client_id="3MVG9emulator" + secrets.token_hex(16),
+            client_secret=secrets.token_hex(32),
+            username=INTEGRATION_USERNAME,
+            password=secrets.token_urlsafe(18),
+        )
+        self.store.set_meta("credentials", creds.__dict__)
+        return creds
+
+    def valid(self, token: str | None) -> bool:
+        return token is not None and token in self._tokens
+
+    def tokens(self) -> list[tuple[str, str, str]]:
+        return self.store.read("SELECT token, issued, kind FROM _tokens")
+
+    def restore_tokens(self, rows: list[tuple[str, str, str]]) -> None:
+        """Put back tokens after the database was replaced (reset)."""
+        with self.store.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO _tokens (token, issued, kind) VALUES (?, ?, ?)", rows
+            )
+        self._tokens = {row[0] for row in self.store.read("SELECT token FROM _tokens")}
+
+    def _issue(self, kind: str) -> str:
+        token = f"{self.credentials.org_id[:15]}!{secrets.token_urlsafe(48)}"
+        with self._lock, self.store.transaction() as db:
+            db.execute(
+                "INSERT INTO _tokens (token, issued, kind) VALUES (?, ?, ?)",
+                (token, timestamp(), kind),
+            )
+            self._tokens.add(token)
+        return token
+
+    def token_endpoint(
+        self, body: bytes, authorization: str | None, instance_url: str
+    ) -> tuple[int, dict[str, Any]]:
+        """``POST /services/oauth2/token``: (status, JSON body) in Salesforce's OAuth shape."""
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8")).items()}
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        if authorization and authorization.lower().startswith("basic "):
+            try:
+                decoded = base64.b64decode(authorization[6:]).decode("utf-8")
+                client_id, _, client_secret = decoded.partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return 400, _oauth_error("invalid_client", "invalid client credentials")
+        creds = self.credentials
+        grant = form.get("grant_type")
+        if grant not in ("client_credentials", "password"):
+            return 400, _oauth_error("unsupported_grant_type", "grant type not supported")
+        if not (
+            hmac.compare_digest(client_id or "", creds.client_id)
+            and hmac.compare_digest(client_secret or "", creds.client_secret)
+        ):
+            return 400, _oauth_error("invalid_client", "invalid client credentials")
+        if grant == "password" and not (
+            form.get("username") == creds.username
+            and hmac.compare_digest(form.get("password") or "", creds.password)
+        ):
+            return 400, _oauth_error("invalid_grant", "authentication failure")
+        token = self._issue(grant)
+        issued = str(int(time.time() * 1000))
+        signature = base64.b64encode(
+            hmac.new(
+                creds.client_secret.encode(), (instance_url + issued).encode(), hashlib.sha256
+            ).digest()
+        ).decode()
+        return 200, {
+            "access_token": token,
+            "instance_url": instance_url,
+            "id": f"{instance_url}/id/{creds.org_id}/{creds.user_id}",
+            "token_type": "Bearer",
+            "issued_at": issued,
+            "signature": signature,
+            "scope": "api",
+        }
+
+
+def _oauth_error(error: str, description: str) -> dict[str, str]:
+    return {"error": error, "error_description": description}
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` (or legacy ``OAuth …``) header."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() in ("bearer", "oauth") else None

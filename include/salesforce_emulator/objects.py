@@ -1,0 +1,722 @@
+"""The org's data model: which objects exist, their fields, and what describe says about them.
+
+One definition drives everything else: the SQLite tables (one per object, one column per
+field), value checks on writes, SOQL column types and the describe JSON. Fields marked
+``shared_only`` exist only while Shared Activities is on, the way Salesforce adds
+``TaskWhoIds``/``WhoCount`` and the TaskRelation object when the setting is enabled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TASK_EXTERNAL_ID = "Activity_Sync_Key__c"
+
+# Activity object -> (its relation object, the relation's parent field, the junction field).
+ACTIVITIES = {
+    "Task": ("TaskRelation", "TaskId", "TaskWhoIds"),
+    "Event": ("EventRelation", "EventId", "EventWhoIds"),
+}
+RELATION_OBJECTS = {rel: (activity, parent) for activity, (rel, parent, _) in ACTIVITIES.items()}
+# A Task relates to one Lead or up to this many Contacts (TaskRelation docs).
+MAX_CONTACTS_PER_ACTIVITY = 50
+WHO_OBJECTS = ("Contact", "Lead")
+WHAT_OBJECTS = ("Account", "Opportunity")
+
+# Describe's "soapType" per field type, so that clients mapping types find the usual values.
+_SOAP_TYPES = {
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "string": "xsd:string",
+    "email": "xsd:string",
+    "textarea": "xsd:string",
+    "picklist": "xsd:string",
+    "boolean": "xsd:boolean",
+    "int": "xsd:int",
+    "double": "xsd:double",
+    "date": "xsd:date",
+    "datetime": "xsd:dateTime",
+    "junctionidlist": "tns:JunctionIdListNames",
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    label: str
+    length: int = 0
+    createable: bool = True
+    updateable: bool = True
+    nillable: bool = True
+    default: Any = None
+    reference_to: tuple[str, ...] = ()
+    relationship_name: str | None = None
+    external_id: bool = False
+    picklist: tuple[str, ...] = ()
+    # SQL expression of a derived field (stored as a generated column).
+    formula: str | None = None
+    shared_only: bool = False
+    # Fields that have no column (TaskWhoIds is a view of the relation rows).
+    stored: bool = True
+    describe_type: str | None = None
+    custom: bool = False
+
+    @property
+    def required(self) -> bool:
+        """Must be given on create: Salesforce's REQUIRED_FIELD_MISSING."""
+        return self.createable and not self.nillable and self.default is None
+
+    def describe(self) -> dict[str, Any]:
+        kind = self.describe_type or self.type
+        return {
+            "name": self.name,
+            "label": self.label,
+            "type": kind,
+            "soapType": _SOAP_TYPES.get(self.type, "xsd:string"),
+            "length": self.length,
+            "byteLength": self.length * 3,
+            "precision": 18 if self.type == "double" else 0,
+            "scale": 2 if self.type == "double" else 0,
+            "digits": 9 if self.type == "int" else 0,
+            "createable": self.createable,
+            "updateable": self.updateable,
+            "nillable": self.nillable,
+            "defaultedOnCreate": self.default is not None or self.name == "Id",
+            "calculated": self.formula is not None,
+            "custom": self.custom,
+            "externalId": self.external_id,
+            "idLookup": self.external_id or self.name == "Id",
+            "unique": False,
+            "caseSensitive": False,
+            "filterable": self.type not in ("textarea", "junctionidlist"),
+            "sortable": self.type not in ("textarea", "junctionidlist"),
+            "groupable": self.type not in ("textarea", "double", "datetime", "junctionidlist"),
+            "referenceTo": list(self.reference_to),
+            "relationshipName": self.relationship_name,
+            "polymorphicForeignKey": len(self.reference_to) > 1,
+            "picklistValues": [
+                {"active": True, "defaultValue": v == self.default, "label": v, "value": v}
+                for v in self.picklist
+            ],
+            "defaultValue": self.default if isinstance(self.default, str | bool) else None,
+            "autoNumber": False,
+            "restrictedPicklist": False,
+        }
+
+
+@dataclass(frozen=True)
+class SObject:
+    name: str
+    key_prefix: str
+    label: str
+    label_plural: str
+    fields: tuple[Field, ...]
+    shared_only: bool = False
+    updateable: bool = True
+    upsertable: bool = True
+    # (child object, its field, relationship name, cascade delete, only with Shared Activities)
+    child_relationships: tuple[tuple[str, str, str, bool, bool], ...] = ()
+    field_map: dict[str, Field] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field_map", {f.name: f for f in self.fields})
+
+    @property
+    def stored_fields(self) -> list[Field]:
+        return [f for f in self.fields if f.stored]
+
+
+def _system_fields() -> tuple[Field, ...]:
+    """Id and audit fields that every object carries."""
+    user = ("User",)
+    return (
+        Field("Id", "id", "Record ID", 18, createable=False, updateable=False, nillable=False),
+        Field(
+            "IsDeleted", "boolean", "Deleted", createable=False, updateable=False, nillable=False
+        ),
+        Field("CreatedDate", "datetime", "Created Date", createable=False, updateable=False),
+        Field(
+            "CreatedById",
+            "reference",
+            "Created By ID",
+            18,
+            False,
+            False,
+            reference_to=user,
+            relationship_name="CreatedBy",
+        ),
+        Field(
+            "LastModifiedDate", "datetime", "Last Modified Date", createable=False, updateable=False
+        ),
+        Field(
+            "LastModifiedById",
+            "reference",
+            "Last Modified By ID",
+            18,
+            False,
+            False,
+            reference_to=user,
+            relationship_name="LastModifiedBy",
+        ),
+        Field("SystemModstamp", "datetime", "System Modstamp", createable=False, updateable=False),
+    )
+
+
+def _name_formula() -> str:
+    return "TRIM(COALESCE(\"FirstName\" || ' ', '') || COALESCE(\"LastName\", ''))"
+
+
+def _owner() -> Field:
+    return Field(
+        "OwnerId",
+        "reference",
+        "Owner ID",
+        18,
+        nillable=False,
+        default="$user",
+        reference_to=("User",),
+        relationship_name="Owner",
+    )
+
+
+def _read_only(name: str, kind: str, label: str, **kw: Any) -> Field:
+    return Field(name, kind, label, createable=False, updateable=False, **kw)
+
+
+USER = SObject(
+    "User",
+    "005",
+    "User",
+    "Users",
+    (
+        *_system_fields(),
+        Field("Username", "string", "Username", 80, nillable=False),
+        Field("FirstName", "string", "First Name", 40),
+        Field("LastName", "string", "Last Name", 80, nillable=False),
+        _read_only("Name", "string", "Full Name", length=121, formula=_name_formula()),
+        Field("Email", "email", "Email", 128, nillable=False),
+        Field("Alias", "string", "Alias", 8),
+        Field("Title", "string", "Title", 80),
+        Field("IsActive", "boolean", "Active", nillable=False, default=True),
+    ),
+)
+
+ACCOUNT = SObject(
+    "Account",
+    "001",
+    "Account",
+    "Accounts",
+    (
+        *_system_fields(),
+        Field("Name", "string", "Account Name", 255, nillable=False),
+        Field(
+            "Type",
+            "picklist",
+            "Account Type",
+            255,
+            picklist=("Prospect", "Customer - Direct", "Customer - Channel", "Partner", "Other"),
+        ),
+        Field(
+            "Industry",
+            "picklist",
+            "Industry",
+            255,
+            picklist=(
+                "Technology",
+                "Finance",
+                "Healthcare",
+                "Manufacturing",
+                "Retail",
+                "Education",
+                "Media",
+                "Energy",
+                "Other",
+            ),
+        ),
+        Field("Website", "string", "Website", 255, describe_type="url"),
+        Field("Phone", "string", "Account Phone", 40, describe_type="phone"),
+        Field("BillingCity", "string", "Billing City", 40),
+        Field("BillingCountry", "string", "Billing Country", 80),
+        Field("NumberOfEmployees", "int", "Employees"),
+        Field("AnnualRevenue", "double", "Annual Revenue", describe_type="currency"),
+        _owner(),
+    ),
+    child_relationships=(
+        ("Contact", "AccountId", "Contacts", False, False),
+        ("Opportunity", "AccountId", "Opportunities", False, False),
+    ),
+)
+
+CONTACT = SObject(
+    "Contact",
+    "003",
+    "Contact",
+    "Contacts",
+    (
+        *_system_fields(),
+        Field("FirstName", "string", "First Name", 40),
+        Field("LastName", "string", "Last Name", 80, nillable=False),
+        _read_only("Name", "string", "Full Name", length=121, formula=_name_formula()),
+        Field("Email", "email", "Email", 80),
+        Field("Title", "string", "Title", 128),
+        Field("Phone", "string", "Business Phone", 40, describe_type="phone"),
+        Field(
+            "AccountId",
+            "reference",
+            "Account ID",
+            18,
+            reference_to=("Account",),
+            relationship_name="Account",
+        ),
+        Field(
+            "LeadSource",
+            "picklist",
+            "Lead Source",
+            255,
+            picklist=("Web", "Phone Inquiry", "Partner Referral", "Trade Show", "Other"),
+        ),
+        _owner(),
+    ),
+)
+
+LEAD = SObject(
+    "Lead",
+    "00Q",
+    "Lead",
+    "Leads",
+    (
+        *_system_fields(),
+        Field("FirstName", "string", "First Name", 40),
+        Field("LastName", "string", "Last Name", 80, nillable=False),
+        _read_only("Name", "string", "Full Name", length=121, formula=_name_formula()),
+        Field("Company", "string", "Company", 255, nillable=False),
+        Field("Email", "email", "Email", 80),
+        Field("Title", "string", "Title", 128),
+        Field(
+            "Status",
+            "picklist",
+            "Status",
+            255,
+            nillable=False,
+            default="Open - Not Contacted",
+            picklist=(
+                "Open - Not Contacted",
+                "Working - Contacted",
+                "Closed - Converted",
+                "Closed - Not Converted",
+            ),
+        ),
+        Field(
+            "LeadSource",
+            "picklist",
+            "Lead Source",
+            255,
+            picklist=("Web", "Phone Inquiry", "Partner Referral", "Trade Show", "Other"),
+        ),
+        # Createable so that an import can load converted Leads, as Salesforce allows.
+        Field(
+            "IsConverted", "boolean", "Converted", updateable=False, nillable=False, default=False
+        ),
+        Field("ConvertedDate", "date", "Converted Date", updateable=False),
+        Field(
+            "ConvertedContactId",
+            "reference",
+            "Converted Contact ID",
+            18,
+            updateable=False,
+            reference_to=("Contact",),
+            relationship_name="ConvertedContact",
+        ),
+        Field(
+            "ConvertedAccountId",
+            "reference",
+            "Converted Account ID",
+            18,
+            updateable=False,
+            reference_to=("Account",),
+            relationship_name="ConvertedAccount",
+        ),
+        _owner(),
+    ),
+)
+
+_CLOSED_STAGES = "('Closed Won', 'Closed Lost')"
+OPPORTUNITY = SObject(
+    "Opportunity",
+    "006",
+    "Opportunity",
+    "Opportunities",
+    (
+        *_system_fields(),
+        Field("Name", "string", "Name", 120, nillable=False),
+        Field(
+            "AccountId",
+            "reference",
+            "Account ID",
+            18,
+            reference_to=("Account",),
+            relationship_name="Account",
+        ),
+        Field(
+            "StageName",
+            "picklist",
+            "Stage",
+            255,
+            nillable=False,
+            picklist=(
+                "Prospecting",
+                "Qualification",
+                "Needs Analysis",
+                "Proposal/Price Quote",
+                "Negotiation/Review",
+                "Closed Won",
+                "Closed Lost",
+            ),
+        ),
+        Field("CloseDate", "date", "Close Date", nillable=False),
+        Field("Amount", "double", "Amount", describe_type="currency"),
+        _read_only(
+            "IsClosed",
+            "boolean",
+            "Closed",
+            nillable=False,
+            formula=f'"StageName" IN {_CLOSED_STAGES}',
+        ),
+        _read_only(
+            "IsWon", "boolean", "Won", nillable=False, formula="\"StageName\" = 'Closed Won'"
+        ),
+        _owner(),
+    ),
+)
+
+OPPORTUNITY_CONTACT_ROLE = SObject(
+    "OpportunityContactRole",
+    "00K",
+    "Opportunity Contact Role",
+    "Opportunity Contact Role",
+    (
+        *_system_fields(),
+        Field(
+            "OpportunityId",
+            "reference",
+            "Opportunity ID",
+            18,
+            updateable=False,
+            nillable=False,
+            reference_to=("Opportunity",),
+            relationship_name="Opportunity",
+        ),
+        Field(
+            "ContactId",
+            "reference",
+            "Contact ID",
+            18,
+            nillable=False,
+            reference_to=("Contact",),
+            relationship_name="Contact",
+        ),
+        Field(
+            "Role",
+            "picklist",
+            "Role",
+            255,
+            picklist=(
+                "Decision Maker",
+                "Economic Buyer",
+                "Technical Buyer",
+                "Influencer",
+                "Evaluator",
+                "Other",
+            ),
+        ),
+        Field("IsPrimary", "boolean", "Primary", nillable=False, default=False),
+    ),
+)
+
+
+def _activity_fields(junction: str) -> tuple[Field, ...]:
+    """Fields shared by Task and Event, including the Shared Activities ones."""
+    return (
+        Field(
+            "WhoId", "reference", "Name ID", 18, reference_to=WHO_OBJECTS, relationship_name="Who"
+        ),
+        Field(
+            "WhatId",
+            "reference",
+            "Related To ID",
+            18,
+            reference_to=WHAT_OBJECTS,
+            relationship_name="What",
+        ),
+        Field("Subject", "string", "Subject", 255, describe_type="combobox"),
+        Field("Description", "textarea", "Description", 32000),
+        _owner(),
+        _read_only(
+            "AccountId",
+            "reference",
+            "Account ID",
+            length=18,
+            reference_to=("Account",),
+            relationship_name="Account",
+        ),
+        _read_only("WhoCount", "int", "Relation Count", shared_only=True),
+        _read_only("WhatCount", "int", "Related To Count", shared_only=True),
+        Field(
+            junction,
+            "junctionidlist",
+            "Contact or Lead IDs",
+            shared_only=True,
+            stored=False,
+            reference_to=WHO_OBJECTS,
+        ),
+    )
+
+
+TASK = SObject(
+    "Task",
+    "00T",
+    "Task",
+    "Tasks",
+    (
+        *_system_fields(),
+        *_activity_fields("TaskWhoIds"),
+        Field("ActivityDate", "date", "Due Date Only"),
+        Field(
+            "Status",
+            "picklist",
+            "Status",
+            255,
+            nillable=False,
+            default="Not Started",
+            picklist=(
+                "Not Started",
+                "In Progress",
+                "Completed",
+                "Waiting on someone else",
+                "Deferred",
+            ),
+        ),
+        Field(
+            "Priority",
+            "picklist",
+            "Priority",
+            255,
+            nillable=False,
+            default="Normal",
+            picklist=("High", "Normal", "Low"),
+        ),
+        Field("Type", "picklist", "Type", 255, picklist=("Call", "Email", "Meeting", "Other")),
+        Field(
+            "TaskSubtype",
+            "picklist",
+            "Task Subtype",
+            255,
+            updateable=False,
+            picklist=("Task", "Email", "ListEmail", "Cadence", "Call"),
+        ),
+        _read_only(
+            "IsClosed", "boolean", "Closed", nillable=False, formula="\"Status\" = 'Completed'"
+        ),
+        Field(TASK_EXTERNAL_ID, "string", "Activity Sync Key", 80, external_id=True, custom=True),
+    ),
+    child_relationships=(
+        ("TaskRelation", "TaskId", "TaskRelations", True, True),
+        ("TaskWhoRelation", "TaskId", "TaskWhoRelations", True, True),
+    ),
+)
+
+
+def _relation_fields(parent: str, activity: str) -> tuple[Field, ...]:
+    return (
+        Field(
+            parent,
+            "reference",
+            f"{activity} ID",
+            18,
+            updateable=False,
+            nillable=False,
+            reference_to=(activity,),
+            relationship_name=activity,
+        ),
+        Field(
+            "RelationId",
+            "reference",
+            "Relation ID",
+            18,
+            updateable=False,
+            nillable=False,
+            reference_to=WHO_OBJECTS + WHAT_OBJECTS,
+            relationship_name="Relation",
+        ),
+        Field("IsWhat", "boolean", "Is What", updateable=False, nillable=False, default=False),
+        _read_only(
+            "AccountId",
+            "reference",
+            "Account ID",
+            length=18,
+            reference_to=("Account",),
+            relationship_name="Account",
+        ),
+    )
+
+
+TASK_RELATION = SObject(
+    "TaskRelation",
+    "0RT",
+    "Task Relation",
+    "Task Relations",
+    (*_system_fields(), *_relation_fields("TaskId", "Task")),
+    shared_only=True,
+    updateable=False,
+    upsertable=False,
+)
+
+EVENT = SObject(
+    "Event",
+    "00U",
+    "Event",
+    "Events",
+    (
+        *_system_fields(),
+        *_activity_fields("EventWhoIds"),
+        Field("StartDateTime", "datetime", "Start Date Time", nillable=False),
+        Field("EndDateTime", "datetime", "End Date Time", nillable=False),
+        Field("Location", "string", "Location", 255),
+        Field("IsAllDayEvent", "boolean", "All-Day Event", nillable=False, default=False),
+        Field("Type", "picklist", "Type", 255, picklist=("Call", "Email", "Meeting", "Other")),
+    ),
+    child_relationships=(("EventRelation", "EventId", "EventRelations", True, True),),
+)
+
+EVENT_RELATION = SObject(
+    "EventRelation",
+    "0RE",
+    "Event Relation",
+    "Event Relations",
+    (*_system_fields(), *_relation_fields("EventId", "Event")),
+    shared_only=True,
+    updateable=False,
+    upsertable=False,
+)
+
+ALL_OBJECTS: dict[str, SObject] = {
+    o.name: o
+    for o in (
+        USER,
+        ACCOUNT,
+        CONTACT,
+        LEAD,
+        OPPORTUNITY,
+        OPPORTUNITY_CONTACT_ROLE,
+        TASK,
+        TASK_RELATION,
+        EVENT,
+        EVENT_RELATION,
+    )
+}
+PREFIX_TO_OBJECT = {o.key_prefix: o.name for o in ALL_OBJECTS.values()}
+
+
+@dataclass(frozen=True)
+class OrgShape:
+    """What the org currently looks like from the API: depends on two switchable settings."""
+
+    shared_activities: bool = True
+    task_external_id_field: bool = True
+
+    def objects(self) -> dict[str, SObject]:
+        return {n: o for n, o in ALL_OBJECTS.items() if self.shared_activities or not o.shared_only}
+
+    def fields(self, obj: str) -> dict[str, Field]:
+        """Visible fields of ``obj`` by canonical name."""
+        return {
+            f.name: f
+            for f in ALL_OBJECTS[obj].fields
+            if (self.shared_activities or not f.shared_only)
+            and (self.task_external_id_field or not (obj == "Task" and f.name == TASK_EXTERNAL_ID))
+        }
+
+    def column_types(self, obj: str) -> dict[str, str]:
+        """Field -> type of the stored, visible fields: what SOQL may select and filter on."""
+        return {n: f.type for n, f in self.fields(obj).items() if f.stored}
+
+    def resolve_field(self, obj: str, name: str) -> Field | None:
+        """Fields are case-insensitive in every Salesforce API."""
+        fields = self.fields(obj)
+        if name in fields:
+            return fields[name]
+        lowered = name.lower()
+        return next((f for n, f in fields.items() if n.lower() == lowered), None)
+
+    def resolve_object(self, name: str) -> str | None:
+        lowered = name.lower()
+        return next((n for n in self.objects() if n.lower() == lowered), None)
+
+
+def describe_sobject(obj: SObject, shape: OrgShape, version: str) -> dict[str, Any]:
+    """The ``/sobjects/<Object>/describe`` body."""
+    base = f"/services/data/v{version}/sobjects/{obj.name}"
+    children = [
+        {
+            "childSObject": child,
+            "field": fk,
+            "relationshipName": rel,
+            "cascadeDelete": cascade,
+            "deprecatedAndHidden": False,
+            "restrictedDelete": False,
+            "junctionIdListNames": [ACTIVITIES[obj.name][2]]
+            if child.endswith("WhoRelation")
+            else [],
+            "junctionReferenceTo": [],
+        }
+        for child, fk, rel, cascade, shared_only in obj.child_relationships
+        if shape.shared_activities or not shared_only
+    ]
+    return {
+        **global_entry(obj, version),
+        "fields": [f.describe() for f in shape.fields(obj.name).values()],
+        "childRelationships": children,
+        "recordTypeInfos": [],
+        "supportedScopes": [{"label": "All", "name": "everything"}],
+        "urls": {
+            **global_entry(obj, version)["urls"],
+            "uiDetailTemplate": None,
+            "defaultValues": f"{base}/defaultValues?recordTypeId&fields",
+        },
+    }
+
+
+def global_entry(obj: SObject, version: str) -> dict[str, Any]:
+    """One object's entry in the global describe (``/sobjects``)."""
+    base = f"/services/data/v{version}/sobjects/{obj.name}"
+    return {
+        "name": obj.name,
+        "label": obj.label,
+        "labelPlural": obj.label_plural,
+        "keyPrefix": obj.key_prefix,
+        "custom": False,
+        "createable": True,
+        "updateable": obj.updateable,
+        "deletable": True,
+        "queryable": True,
+        "retrieveable": True,
+        "searchable": not obj.shared_only,
+        "triggerable": not obj.shared_only,
+        "undeletable": not obj.shared_only,
+        "replicateable": True,
+        "layoutable": not obj.shared_only,
+        "mergeable": obj.name in ("Account", "Contact", "Lead"),
+        "activateable": False,
+        "customSetting": False,
+        "deprecatedAndHidden": False,
+        "feedEnabled": False,
+        "hasSubtypes": False,
+        "isSubtype": False,
+        "urls": {
+            "sobject": base,
+            "describe": f"{base}/describe",
+            "rowTemplate": f"{base}/{{ID}}",
+        },
+    }
