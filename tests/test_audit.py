@@ -546,3 +546,41 @@ def test_rerunning_an_audit_gives_the_same_outputs(lake_root: Path) -> None:
     second = audit.run_audit(lake_root, ORG, DAY, now=NOW)
     assert first.document == second.document
     assert first.html == second.html
+
+
+# --------------------------------------------------------------------------- run targets
+
+
+def test_a_day_param_audits_that_day_for_the_chosen_orgs() -> None:
+    assert audit.audit_targets(configured=["a", "b"], day="2026-10-01", orgs=["b"]) == [
+        {"org_id": "b", "day": "2026-10-01"}
+    ]
+
+
+def test_an_asset_triggered_run_audits_the_days_and_orgs_that_loaded() -> None:
+    extras = [
+        {"start": "2026-11-20T23:00:00+00:00", "orgs": ["a"]},
+        {"start": "2026-11-21T00:00:00+00:00", "orgs": ["a", "b"]},
+        {"start": "2026-11-21T01:00:00+00:00", "orgs": ["b"]},
+    ]
+    assert audit.audit_targets(configured=["a", "b", "c"], asset_extras=extras) == [
+        {"org_id": "a", "day": "2026-11-20"},
+        {"org_id": "a", "day": "2026-11-21"},
+        {"org_id": "b", "day": "2026-11-21"},
+    ]
+
+
+def test_the_daily_run_and_a_backfill_audit_the_day_before_their_logical_date() -> None:
+    logical = datetime(2026, 11, 21, 0, 30, tzinfo=UTC)
+    assert audit.audit_targets(configured=["a"], logical_date=logical) == [
+        {"org_id": "a", "day": "2026-11-20"}
+    ]
+
+
+def test_an_unknown_org_or_a_malformed_day_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(
+        audit.AuditTargetError, match=r"unknown org_id\(s\) in params.orgs: \['x'\]"
+    ):
+        audit.audit_targets(configured=["a"], orgs=["x"], day=DAY)
+    with pytest.raises(audit.AuditTargetError, match="YYYY-MM-DD"):
+        audit.audit_targets(configured=["a"], day="20/11/2026")

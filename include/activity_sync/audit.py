@@ -45,6 +45,7 @@ from activity_sync.reconcile import ReconcileOptions, describe_counts, reconcile
 from activity_sync.report import render_report
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.schema import EVENT_TYPES, REASONS
+from activity_sync.tenants import Org
 
 log = logging.getLogger(__name__)
 
@@ -726,6 +727,57 @@ def write_outputs(
         fh.write(html)
 
 
+class AuditTargetError(ValueError):
+    """The run's params name a day or org that cannot be audited."""
+
+
+def audit_targets(
+    *,
+    configured: Iterable[str],
+    day: str | None = None,
+    orgs: Iterable[str] = (),
+    asset_extras: Iterable[Mapping[str, Any]] = (),
+    logical_date: datetime | None = None,
+    run_after: datetime | None = None,
+) -> list[dict[str, str]]:
+    """Which (org, day) pairs a run audits, first rule that applies:
+
+    1. the ``day`` param (a manual run for any past day), for the ``orgs`` param or all orgs;
+    2. the triggering asset events (a load just finished): each event's ``start`` gives the
+       partition day and its ``orgs`` the orgs that loaded;
+    3. the day before the logical date (the 00:30 UTC run, a backfill) or, for a manual
+       run without one, the day before it was triggered, for all orgs.
+    """
+    configured = sorted(set(configured))
+    wanted = sorted(set(orgs))
+    unknown = sorted(set(wanted) - set(configured))
+    if unknown:
+        raise AuditTargetError(f"unknown org_id(s) in params.orgs: {unknown}")
+    pool = wanted or configured
+    if day:
+        try:
+            date.fromisoformat(day)
+        except ValueError as exc:
+            raise AuditTargetError(f"params.day must be YYYY-MM-DD, got {day!r}") from exc
+        return [{"org_id": o, "day": day} for o in pool]
+    extras = [e for e in asset_extras if e and e.get("start")]
+    if extras:
+        pairs = {
+            (o, datetime.fromisoformat(e["start"]).strftime("%Y-%m-%d"))
+            for e in extras
+            for o in (e.get("orgs") or configured)
+            if o in pool
+        }
+        return [{"org_id": o, "day": d} for o, d in sorted(pairs)]
+    moment = logical_date or run_after
+    if moment is None:
+        raise AuditTargetError("the run has no day: set params.day (YYYY-MM-DD)")
+    stamp = pd.Timestamp(moment)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    previous = (stamp - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    return [{"org_id": o, "day": previous} for o in pool]
+
+
 NOTIFIED_FILE = "notified.json"
 
 
@@ -743,3 +795,54 @@ def mark_notified(root: Any, org_id: str, day: str, alerts: list[dict]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with (out / NOTIFIED_FILE).open("w") as fh:
         fh.write(json.dumps({"ids": ids}, indent=2))
+
+
+def step_audit(
+    orgs: Mapping[str, Org],
+    target: Mapping[str, str],
+    root: Any,
+    params: Mapping[str, Any],
+    connector: Callable[[str], Callable[[], Any]],
+) -> dict[str, Any]:
+    """The audit DAG's per-(org, day) task: returns what the alerting task needs."""
+    org = orgs.get(target["org_id"])
+    if org is None:
+        raise AuditTargetError(
+            f"org {target['org_id']!r} is not in the orgs config; add it or drop it from params.orgs"
+        )
+    client = (
+        SalesforceClient(connector(org.salesforce_conn_id))
+        if params.get("reconcile", True)
+        else None
+    )
+    result = run_audit(
+        root,
+        org.org_id,
+        target["day"],
+        client=client,
+        options=AuditOptions(
+            change_threshold_pct=float(
+                params.get("change_threshold_pct", DEFAULT_CHANGE_THRESHOLD_PCT)
+            )
+        ),
+        reconcile_options=ReconcileOptions(external_id_field=org.external_id_field),
+    )
+    return {
+        "org_id": org.org_id,
+        "day": target["day"],
+        "headline": result.document["headline"],
+        "alerts": result.alerts,
+    }
+
+
+def send_alerts(
+    results: Iterable[Mapping[str, Any]], root: Any, context: Mapping[str, Any] | None = None
+) -> int:
+    """Notify the alerts of these audits not sent before, then remember them as sent."""
+    fresh = [
+        (r, unnotified(r["alerts"], notified_ids(root, r["org_id"], r["day"]))) for r in results
+    ]
+    sent = notify([a for _, alerts in fresh for a in alerts], context)
+    for r, alerts in fresh:
+        mark_notified(root, r["org_id"], r["day"], alerts)
+    return sent

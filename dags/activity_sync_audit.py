@@ -1,0 +1,140 @@
+"""
+### Daily activity audit (R13)
+
+What Shared Activities saved and whether Salesforce holds what was planned, per org and
+day: events by type, Tasks made, the Tasks individual mode would have made and the change
+in percent, TaskRelations, rejected recipients by reason, dead-lettered rows, the mode in
+force each hour, and a reconciliation with Salesforce (missing, extra and duplicated
+Tasks and TaskRelations, listed by key). Writes `counts.parquet`, `audit.json` and
+`report.html` under `<lake>/audit/org_id=…/date=…/`; the **Activity audit** page (Browse
+menu) lists the reports.
+
+**When it runs.** After every hourly load (the `activity_sync_loaded` Asset: the days and
+orgs come from the asset events), and daily at 00:30 UTC for the previous day, which is
+also what a backfill runs. For any past day, trigger it with the `day` param
+(YYYY-MM-DD) and optionally `orgs`.
+
+**Alerts.** A reconciliation difference, an hour that fell back to individual mode, and a
+day-over-day change in Tasks beyond `change_threshold_pct` that the event mix does not
+explain. Each is logged as a warning by the `raise_alerts` task and passed to the callable
+named in the environment variable `ACTIVITY_SYNC_ALERT_CALLBACK`
+(`package.module:function`, called as `function(alerts, context)`), once per alert (the
+audit re-runs after every load; an alert already sent is not sent again). With
+`fail_on_alert`, `raise_alerts` fails when it sent alerts, so Airflow's own failure
+notifications (on_failure_callback, email on failure) fire too.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    Param,
+    dag,
+    get_current_context,
+    task,
+)
+from airflow.sdk.exceptions import AirflowFailException
+
+LOADED = Asset(name="activity_sync_loaded")
+POOL = "salesforce_api"
+
+
+@dag(
+    dag_id="activity_sync_audit",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("30 0 * * *", timezone="UTC"), assets=[LOADED]
+    ),
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    # Audits of a day overwrite the same files; one run at a time keeps them whole.
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["activity-sync", "salesforce", "audit"],
+    default_args={
+        "owner": "revops-data",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+    },
+    params={
+        "day": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Audit this day (YYYY-MM-DD); empty: the day(s) of the trigger",
+        ),
+        "orgs": Param([], type="array", description="Only these org_ids (empty: all)"),
+        "reconcile": Param(True, type="boolean", description="Query Salesforce back"),
+        "change_threshold_pct": Param(
+            30.0,
+            type="number",
+            minimum=0,
+            description="Day-over-day change in Tasks that raises an alert",
+        ),
+        "fail_on_alert": Param(
+            False, type="boolean", description="Fail raise_alerts when it sends alerts"
+        ),
+    },
+)
+def activity_sync_audit():
+    @task
+    def targets(params=None, triggering_asset_events=None, logical_date=None) -> list[dict]:
+        """The (org, day) pairs this run audits."""
+        from activity_sync.audit import audit_targets
+        from activity_sync.tenants import load_orgs
+
+        params = params or {}
+        extras = [e.extra for events in (triggering_asset_events or {}).values() for e in events]
+        return audit_targets(
+            configured=[o.org_id for o in load_orgs()],
+            day=params.get("day"),
+            orgs=params.get("orgs") or [],
+            asset_extras=extras,
+            logical_date=logical_date,
+            run_after=get_current_context()["dag_run"].run_after,
+        )
+
+    @task(
+        pool=POOL,
+        map_index_template="{{ task.op_kwargs['target']['org_id'] }} {{ task.op_kwargs['target']['day'] }}",
+    )
+    def audit(target: dict, params=None) -> dict:
+        """Count, reconcile, write the outputs of one org's day."""
+        from activity_sync.airflow_adapter import lake_root, salesforce_connector
+        from activity_sync.audit import step_audit
+        from activity_sync.tenants import load_orgs
+
+        return step_audit(
+            {o.org_id: o for o in load_orgs()},
+            target,
+            lake_root(),
+            params or {},
+            salesforce_connector,
+        )
+
+    @task(trigger_rule="all_done", retries=0)
+    def raise_alerts(results, params=None) -> int:
+        """Log and send the alerts not sent before; optionally fail so Airflow notifies."""
+        from activity_sync.airflow_adapter import lake_root
+        from activity_sync.audit import send_alerts
+
+        sent = send_alerts([r for r in results if r], lake_root(), get_current_context())
+        if sent and (params or {}).get("fail_on_alert"):
+            raise AirflowFailException(f"{sent} audit alert(s); see the log of this task")
+        return sent
+
+    @task(trigger_rule="one_failed", retries=0)
+    def fail_if_any_audit_failed() -> None:
+        """Keeps the run red when an org's audit failed, though the others were alerted."""
+        raise AirflowFailException("at least one audit failed; see the audit task logs")
+
+    audited = audit.expand(target=targets())
+    raise_alerts(audited)
+    audited >> fail_if_any_audit_failed()
+
+
+activity_sync_audit()

@@ -1,0 +1,104 @@
+"""dags/activity_sync_audit.py in real Airflow: it parses, is schedulable both ways, and runs.
+
+The runs use ``dag.test()`` (in-process, a migrated SQLite DB) on a hand-written lake,
+with reconciliation off, so no Salesforce is needed here; test_reconcile.py covers that.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+from test_audit import DAY, ORG, sample_day
+
+from activity_sync import audit, lake
+
+ROOT = Path(__file__).resolve().parents[1]
+RECEIVED: list[dict] = []
+
+
+def collect(alerts: list[dict], context: dict) -> None:
+    """The user callback the test points ACTIVITY_SYNC_ALERT_CALLBACK at."""
+    RECEIVED.extend({**a, "run_id": context["dag_run"].run_id} for a in alerts)
+
+
+@pytest.fixture(scope="module")
+def dag():
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "activity_sync_audit.py"))
+    assert bag.import_errors == {}
+    return bag.dags["activity_sync_audit"]
+
+
+def test_the_audit_dag_runs_after_every_load_and_daily_for_backfills(dag) -> None:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    schedule = dag.timetable
+    assert isinstance(schedule, AssetOrTimeSchedule)
+    assert isinstance(schedule.timetable, CronTriggerTimetable)
+    assert [a.name for a in schedule.asset_condition.objects] == ["activity_sync_loaded"]
+    # Backfill needs a periodic timetable; the scheduler sees the serialized one.
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    assert serialized.timetable.periodic
+
+
+def test_the_audit_dag_offers_a_day_and_orgs_for_manual_runs(dag) -> None:
+    assert {"day", "orgs", "reconcile", "change_threshold_pct", "fail_on_alert"} <= set(
+        dag.params.keys()
+    )
+    assert dag.params["fail_on_alert"] is False
+    assert dag.params["change_threshold_pct"] == 30.0
+
+
+def test_only_the_audit_task_calls_salesforce_and_it_is_in_the_api_pool(dag) -> None:
+    assert {t.task_id for t in dag.tasks if t.pool == "salesforce_api"} == {"audit"}
+    assert dag.get_task("raise_alerts").trigger_rule == "all_done"
+    assert dag.get_task("fail_if_any_audit_failed").trigger_rule == "one_failed"
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    from airflow.utils import db
+
+    db.initdb()
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db) -> Path:
+    lake_root = tmp_path / "lake"
+    sample_day(lake_root)
+    orgs = tmp_path / "orgs.yaml"
+    orgs.write_text(
+        f"version: 1\norgs:\n  - org_id: {ORG}\n    salesforce_conn_id: salesforce_{ORG}\n"
+    )
+    monkeypatch.setenv("ACTIVITY_SYNC_LAKE", str(lake_root))
+    monkeypatch.setenv("ACTIVITY_SYNC_ORGS", str(orgs))
+    monkeypatch.setenv(audit.ALERT_CALLBACK_ENV, f"{__name__}:collect")
+    RECEIVED.clear()
+    return lake_root
+
+
+def _states(run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def test_a_manual_run_for_a_past_day_writes_the_report_and_sends_its_alert_once(
+    dag, deployment: Path
+) -> None:
+    for task in dag.tasks:
+        task.retries = 0
+    conf = {"day": DAY, "reconcile": False, "fail_on_alert": True}
+    first = dag.test(logical_date=datetime(2026, 11, 25, 1, tzinfo=UTC), run_conf=conf)
+    out = lake.audit_folder(deployment, ORG, DAY)
+    assert {p.name for p in out.iterdir()} >= {"audit.json", "counts.parquet", "report.html"}
+    assert [a["kind"] for a in RECEIVED] == ["fallback"]
+    assert RECEIVED[0]["run_id"] == first.run_id
+    states = _states(first)
+    assert states["audit"] == "success"
+    assert states["raise_alerts"] == "failed"  # fail_on_alert: Airflow's failure hooks fire
+
+    second = dag.test(logical_date=datetime(2026, 11, 25, 2, tzinfo=UTC), run_conf=conf)
+    assert len(RECEIVED) == 1  # already sent: not again
+    assert _states(second)["raise_alerts"] == "success"
