@@ -19,7 +19,7 @@ from salesforce_emulator import rules
 from salesforce_emulator.ids import to_18
 from salesforce_emulator.objects import ALL_OBJECTS, PREFIX_TO_OBJECT, Field, OrgShape
 from salesforce_emulator.records import Incoming, RowErrors, coerce
-from salesforce_emulator.store import Store, quote_ident
+from salesforce_emulator.store import Store, quote_ident, sql_rows
 
 SYSTEM_FIELDS = (
     "Id",
@@ -210,7 +210,7 @@ def insert(
     db.executemany(
         f"INSERT INTO {quote_ident(obj)} ({_field_list([quote_ident(c) for c in columns])}) "
         f"VALUES ({', '.join('?' * len(columns))})",
-        rows.itertuples(index=False, name=None),
+        sql_rows(rows),
     )
     outcome.ids[ok] = rows["Id"]
     outcome.created[ok] = True
@@ -286,7 +286,7 @@ def update(
     params["_id"] = ids[ok]
     db.executemany(
         f"UPDATE {quote_ident(obj)} SET {', '.join(assignments)} WHERE Id = ?",
-        params.astype(object).itertuples(index=False, name=None),
+        sql_rows(params),
     )
     outcome.ids[ok] = ids[ok]
     rules.after_update(ctx, db, obj, ids[ok], typed[ok], given[ok], current)
@@ -354,7 +354,11 @@ def upsert(
     existing = errors.ok & (count == 1)
     fresh = errors.ok & (count == 0)
     if existing.any():
+        # The key matched, so rewriting it would only churn its index.
         sub = inc.subset(existing)
+        sub = Incoming(
+            sub.values.drop(columns=external_field), sub.given.drop(columns=external_field)
+        )
         sub.set("Id", lowered[existing].map(single))
         outcome.merge(_on_rows(update, ctx, db, obj, sub, errors))
     if fresh.any():

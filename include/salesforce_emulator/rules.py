@@ -42,13 +42,15 @@ from salesforce_emulator.objects import (
     RELATION_OBJECTS,
 )
 from salesforce_emulator.records import RowErrors
-from salesforce_emulator.store import quote_ident
+from salesforce_emulator.store import quote_ident, sql_rows
 
 if TYPE_CHECKING:
     from salesforce_emulator.dml import WriteContext
 
 LEAD_PREFIX = "00Q"
 CONTACT_PREFIX = "003"
+ACCOUNT_PREFIX = "001"
+OPPORTUNITY_PREFIX = "006"
 WHO_PREFIXES = (CONTACT_PREFIX, LEAD_PREFIX)
 
 LEAD_WITH_WHAT = "A task or event whose Name is a Lead cannot be related to another record"
@@ -66,21 +68,59 @@ def _json(values: Any) -> str:
     return json.dumps(pd.Series(values, dtype=object).dropna().tolist())
 
 
+def _unique(values: pd.Series) -> pd.Series:
+    return pd.Series(pd.unique(values.dropna()), dtype=object)
+
+
 def tracked_columns(obj: str) -> list[str]:
-    """Current values ``before_update`` needs."""
+    """Current values ``before_update``/``after_update`` need."""
     return ["WhoId", "WhatId"] if obj in ACTIVITIES else []
 
 
+def _column(db: sqlite3.Connection, table: str, ids: pd.Series, column: str) -> pd.Series:
+    """``column`` of the given records of ``table``, indexed by Id."""
+    rows = db.execute(
+        f"SELECT Id, {quote_ident(column)} FROM {quote_ident(table)} "
+        "WHERE Id IN (SELECT value FROM json_each(?))",
+        (_json(pd.unique(ids.dropna())),),
+    ).fetchall()
+    return pd.DataFrame(rows, columns=["Id", column]).set_index("Id")[column]
+
+
+def account_of(db: sqlite3.Connection, who: pd.Series, what: pd.Series) -> pd.Series:
+    """The AccountId an activity (or relation) takes: its What's Account, else its Contact's."""
+    out = pd.Series(None, index=who.index, dtype=object)
+    what_prefix, who_prefix = _prefix(what), _prefix(who)
+    is_account = what_prefix == ACCOUNT_PREFIX
+    is_opportunity = what_prefix == OPPORTUNITY_PREFIX
+    out[is_account] = what[is_account]
+    if is_opportunity.any():
+        opportunities = what[is_opportunity]
+        out[is_opportunity] = opportunities.map(
+            _column(db, "Opportunity", opportunities, "AccountId")
+        )
+    by_contact = ~is_account & ~is_opportunity & (who_prefix == CONTACT_PREFIX)
+    if by_contact.any():
+        contacts = who[by_contact]
+        out[by_contact] = contacts.map(_column(db, "Contact", contacts, "AccountId"))
+    return out.astype(object).where(out.notna(), None)
+
+
 # ---------------------------------------------------------------------------- activities
+
+
+def _stored(name: str, ids: pd.Series, current: pd.DataFrame) -> pd.Series:
+    old = ids.map(current[name]) if len(current) else pd.Series(None, index=ids.index)
+    return old.astype(object).where(old.notna(), None)
 
 
 def _effective(
     name: str, ids: pd.Series, typed: pd.DataFrame, given: pd.DataFrame, current: pd.DataFrame
 ) -> pd.Series:
     """The value after the update: the new one where given, else the stored one."""
-    old = ids.map(current[name]) if len(current) else pd.Series(None, index=ids.index)
+    old = _stored(name, ids, current)
     if name not in typed:
-        return old.astype(object)
+        return old
     return typed[name].where(given[name], old).astype(object)
 
 
@@ -93,6 +133,7 @@ def _check_lead_rules(
     what: pd.Series,
     errors: RowErrors,
 ) -> None:
+    """A Lead WhoId: no WhatId, and (on update) no other people already related."""
     is_lead = _prefix(who) == LEAD_PREFIX
     errors.add(is_lead & what.notna(), "FIELD_INTEGRITY_EXCEPTION", LEAD_WITH_WHAT, "WhatId")
     if ids is None or not ctx.shape.shared_activities:
@@ -116,20 +157,22 @@ def _check_lead_rules(
 
 
 def _refresh(ctx: WriteContext, db: sqlite3.Connection, obj: str, ids: pd.Series) -> None:
-    """Recompute the derived fields of activities: AccountId and, when shared, the counts."""
+    """Recompute AccountId and, when shared, the counts of activities whose relations moved."""
+    ids = _unique(ids)
     if ids.empty:
         return
     table = quote_ident(obj)
     payload = (_json(ids),)
-    db.execute(
-        f"UPDATE {table} SET AccountId = CASE "
-        "WHEN substr(WhatId, 1, 3) = '001' THEN WhatId "
-        f"WHEN substr(WhatId, 1, 3) = '006' THEN "
-        f"(SELECT o.AccountId FROM Opportunity o WHERE o.Id = {table}.WhatId) "
-        f"WHEN substr(WhoId, 1, 3) = '003' THEN "
-        f"(SELECT c.AccountId FROM Contact c WHERE c.Id = {table}.WhoId) END "
-        "WHERE Id IN (SELECT value FROM json_each(?))",
-        payload,
+    current = pd.DataFrame(
+        db.execute(
+            f"SELECT Id, WhoId, WhatId FROM {table} WHERE Id IN (SELECT value FROM json_each(?))",
+            payload,
+        ).fetchall(),
+        columns=["Id", "WhoId", "WhatId"],
+    )
+    current["AccountId"] = account_of(db, current["WhoId"], current["WhatId"])
+    db.executemany(
+        f"UPDATE {table} SET AccountId = ? WHERE Id = ?", sql_rows(current[["AccountId", "Id"]])
     )
     if ctx.shape.shared_activities:
         relation, parent, _ = ACTIVITIES[obj]
@@ -144,52 +187,33 @@ def _refresh(ctx: WriteContext, db: sqlite3.Connection, obj: str, ids: pd.Series
         )
 
 
-def _add_relations(ctx: WriteContext, db: sqlite3.Connection, obj: str, pairs: pd.DataFrame):
+def _add_relations(
+    ctx: WriteContext, db: sqlite3.Connection, obj: str, pairs: pd.DataFrame
+) -> None:
     """Insert relation rows for (parent, RelationId, IsWhat) pairs of activity ``obj``."""
     if pairs.empty:
         return
     relation, parent, _ = ACTIVITIES[obj]
-    rows = pairs.copy()
+    rows = pairs.rename(columns={"parent": parent}).reset_index(drop=True)
     rows["Id"] = ctx.store.next_ids(db, ALL_OBJECTS[relation].key_prefix, len(rows))
     rows["IsDeleted"] = 0
     rows["CreatedDate"] = rows["LastModifiedDate"] = rows["SystemModstamp"] = ctx.now
     rows["CreatedById"] = rows["LastModifiedById"] = ctx.user_id
-    rows = rows[
-        [
-            "Id",
-            "parent",
-            "RelationId",
-            "IsWhat",
-            "IsDeleted",
-            "CreatedDate",
-            "LastModifiedDate",
-            "SystemModstamp",
-            "CreatedById",
-            "LastModifiedById",
-        ]
-    ]
+    is_who = _prefix(rows["RelationId"]).isin(WHO_PREFIXES)
+    rows["AccountId"] = account_of(
+        db, rows["RelationId"].where(is_who), rows["RelationId"].where(~is_who)
+    )
+    columns = list(rows.columns)
     db.executemany(
-        f"INSERT INTO {quote_ident(relation)} (Id, {parent}, RelationId, IsWhat, IsDeleted, "
-        "CreatedDate, LastModifiedDate, SystemModstamp, CreatedById, LastModifiedById) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows.astype(object).itertuples(index=False, name=None),
-    )
-    _relation_accounts(db, relation, rows["Id"])
-
-
-def _relation_accounts(db: sqlite3.Connection, relation: str, ids: pd.Series) -> None:
-    table = quote_ident(relation)
-    db.execute(
-        f"UPDATE {table} SET AccountId = CASE substr(RelationId, 1, 3) "
-        f"WHEN '003' THEN (SELECT c.AccountId FROM Contact c WHERE c.Id = {table}.RelationId) "
-        "WHEN '001' THEN RelationId "
-        f"WHEN '006' THEN (SELECT o.AccountId FROM Opportunity o WHERE o.Id = {table}.RelationId) "
-        "END WHERE Id IN (SELECT value FROM json_each(?))",
-        (_json(ids),),
+        f"INSERT INTO {quote_ident(relation)} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})",
+        sql_rows(rows),
     )
 
 
-def _remove_relations(ctx: WriteContext, db: sqlite3.Connection, obj: str, pairs: pd.DataFrame):
+def _remove_relations(
+    ctx: WriteContext, db: sqlite3.Connection, obj: str, pairs: pd.DataFrame
+) -> None:
     """Soft-delete the live relation rows of the given (parent, RelationId) pairs."""
     if pairs.empty:
         return
@@ -246,8 +270,8 @@ def _check_relation_insert(
     ctx: WriteContext, db: sqlite3.Connection, obj: str, typed: pd.DataFrame, errors: RowErrors
 ) -> None:
     activity, parent = RELATION_OBJECTS[obj]
-    rel = typed["RelationId"] if "RelationId" in typed else pd.Series(None, index=typed.index)
-    task = typed[parent] if parent in typed else pd.Series(None, index=typed.index)
+    none = pd.Series(None, index=typed.index, dtype=object)
+    rel, task = typed.get("RelationId", none), typed.get(parent, none)
     is_who = _prefix(rel).isin(WHO_PREFIXES)
     is_what_flag = typed["IsWhat"].fillna(0).astype(int) == 1
     errors.add(
@@ -256,10 +280,10 @@ def _check_relation_insert(
         IS_WHAT_MISMATCH,
         "IsWhat",
     )
-    ok = errors.ok
-    if not ok.any():
+    typed["AccountId"] = account_of(db, rel.where(is_who), rel.where(~is_who))
+    if not errors.ok.any():
         return
-    parents = task[ok]
+    parents = task[errors.ok]
     tasks = pd.DataFrame(
         db.execute(
             f"SELECT Id, WhoId, WhatId FROM {quote_ident(activity)} "
@@ -271,7 +295,7 @@ def _check_relation_insert(
     existing = _live_pairs(db, activity, parents)
     key = task.astype(str) + "|" + rel.astype(str)
     existing_ids = pd.Series(
-        existing["Id"].values, index=existing["parent"] + "|" + existing["RelationId"]
+        existing["Id"].to_numpy(), index=existing["parent"] + "|" + existing["RelationId"]
     )
     found = key.map(existing_ids)
     errors.add(
@@ -290,8 +314,9 @@ def _check_relation_insert(
     task_what = task.map(tasks["WhatId"]).astype(object)
     task_is_lead = _prefix(task_who) == LEAD_PREFIX
     row_is_lead = _prefix(rel) == LEAD_PREFIX
-    existing_who = task.map(existing[existing["IsWhat"] == 0].groupby("parent").size()).fillna(0)
-    existing_what = task.map(existing[existing["IsWhat"] == 1].groupby("parent").size()).fillna(0)
+    who_side = existing["IsWhat"] == 0
+    existing_who = task.map(existing[who_side].groupby("parent").size()).fillna(0)
+    existing_what = task.map(existing[~who_side].groupby("parent").size()).fillna(0)
 
     # The What side: one record, never on a Lead's task.
     what_rows = ~is_who
@@ -318,27 +343,26 @@ def _check_relation_insert(
         LEAD_WITH_WHAT,
         "RelationId",
     )
-    live_who = is_who & errors.ok
-    order = live_who.astype(int).groupby(task).cumsum() - live_who.astype(int)
-    leads_before = (live_who & row_is_lead).astype(int).groupby(task).cumsum() - (
-        live_who & row_is_lead
-    ).astype(int)
+    live_who = (is_who & errors.ok).astype(int)
+    before = live_who.groupby(task).cumsum() - live_who
+    live_leads = (is_who & errors.ok & row_is_lead).astype(int)
+    leads_before = live_leads.groupby(task).cumsum() - live_leads
     errors.add(
-        live_who & row_is_lead & ((existing_who + order) > 0),
+        is_who & row_is_lead & ((existing_who + before) > 0),
         "FIELD_INTEGRITY_EXCEPTION",
         LEAD_WITH_OTHERS,
         "RelationId",
     )
     errors.add(
-        live_who & ~row_is_lead & (leads_before > 0),
+        is_who & ~row_is_lead & (leads_before > 0),
         "FIELD_INTEGRITY_EXCEPTION",
         LEAD_WITH_OTHERS,
         "RelationId",
     )
-    live_who = is_who & errors.ok
-    order = live_who.astype(int).groupby(task).cumsum() - live_who.astype(int)
+    live_who = (is_who & errors.ok).astype(int)
+    before = live_who.groupby(task).cumsum() - live_who
     errors.add(
-        live_who & ((existing_who + order) >= MAX_CONTACTS_PER_ACTIVITY),
+        is_who & ((existing_who + before) >= MAX_CONTACTS_PER_ACTIVITY),
         "FIELD_INTEGRITY_EXCEPTION",
         TOO_MANY,
         "RelationId",
@@ -348,10 +372,11 @@ def _check_relation_insert(
 def _after_relation_insert(
     ctx: WriteContext, db: sqlite3.Connection, obj: str, rows: pd.DataFrame
 ) -> None:
+    """A first person becomes the primary; a What relation becomes the WhatId."""
     activity, parent = RELATION_OBJECTS[obj]
-    _relation_accounts(db, obj, rows["Id"])
     table, rel = quote_ident(activity), quote_ident(obj)
     live = f"r.{parent} = {table}.Id AND r.IsDeleted = 0"
+    parents = _unique(rows[parent])
     db.execute(
         f"UPDATE {table} SET "
         f"WhoId = COALESCE(WhoId, (SELECT r.RelationId FROM {rel} r WHERE {live} "
@@ -359,9 +384,8 @@ def _after_relation_insert(
         f"WhatId = COALESCE(WhatId, (SELECT r.RelationId FROM {rel} r WHERE {live} "
         "AND r.IsWhat = 1 ORDER BY r.rowid LIMIT 1)) "
         "WHERE Id IN (SELECT value FROM json_each(?))",
-        (_json(pd.unique(rows[parent])),),
+        (_json(parents),),
     )
-    parents = pd.Series(pd.unique(rows[parent]))
     _stamp(ctx, db, activity, parents)
     _refresh(ctx, db, activity, parents)
 
@@ -372,34 +396,30 @@ def _after_relation_insert(
 def before_insert(
     ctx: WriteContext, db: sqlite3.Connection, obj: str, typed: pd.DataFrame, errors: RowErrors
 ) -> None:
+    """Check the rules and fill the derived columns, which are then inserted with the row."""
     if obj in ACTIVITIES:
         none = pd.Series(None, index=typed.index, dtype=object)
-        who = typed.get("WhoId", none)
-        what = typed.get("WhatId", none)
+        who, what = typed.get("WhoId", none), typed.get("WhatId", none)
         _check_lead_rules(ctx, db, obj, None, who, what, errors)
+        typed["AccountId"] = account_of(db, who.where(errors.ok), what.where(errors.ok))
+        if ctx.shape.shared_activities:
+            typed["WhoCount"] = who.notna().astype(int)
+            typed["WhatCount"] = what.notna().astype(int)
     elif obj in RELATION_OBJECTS:
         _check_relation_insert(ctx, db, obj, typed, errors)
 
 
 def after_insert(ctx: WriteContext, db: sqlite3.Connection, obj: str, rows: pd.DataFrame) -> None:
-    if obj in ACTIVITIES:
-        if ctx.shape.shared_activities:
-            pairs = []
-            for column, is_what in (("WhoId", 0), ("WhatId", 1)):
-                if column in rows:
-                    linked = rows[rows[column].notna()]
-                    pairs.append(
-                        pd.DataFrame(
-                            {
-                                "parent": linked["Id"],
-                                "RelationId": linked[column],
-                                "IsWhat": is_what,
-                            }
-                        )
-                    )
-            if pairs:
-                _add_relations(ctx, db, obj, pd.concat(pairs, ignore_index=True))
-        _refresh(ctx, db, obj, rows["Id"])
+    if obj in ACTIVITIES and ctx.shape.shared_activities:
+        pairs = [
+            pd.DataFrame(
+                {"parent": rows["Id"], "RelationId": rows[column], "IsWhat": is_what}
+            ).dropna(subset=["RelationId"])
+            for column, is_what in (("WhoId", 0), ("WhatId", 1))
+            if column in rows
+        ]
+        if pairs:
+            _add_relations(ctx, db, obj, pd.concat(pairs, ignore_index=True))
     elif obj in RELATION_OBJECTS:
         _after_relation_insert(ctx, db, obj, rows)
 
@@ -430,37 +450,37 @@ def after_update(
     given: pd.DataFrame,
     current: pd.DataFrame,
 ) -> None:
+    """Replace the relations of a changed WhoId/WhatId; rederive only what moved."""
     if obj not in ACTIVITIES:
         return
+    removed, added, moved = [], [], []
+    for column, is_what in (("WhoId", 0), ("WhatId", 1)):
+        if column not in typed:
+            continue
+        old = _stored(column, ids, current)
+        new = typed[column].where(given[column], old).astype(object)
+        changed = old.fillna("") != new.fillna("")
+        moved.append(ids[changed])
+        removed.append(pd.DataFrame({"parent": ids, "RelationId": old})[changed & old.notna()])
+        added.append(
+            pd.DataFrame({"parent": ids, "RelationId": new, "IsWhat": is_what})[
+                changed & new.notna()
+            ]
+        )
+    touched = pd.concat(moved) if moved else pd.Series(dtype=object)
+    if touched.empty:
+        return
     if ctx.shape.shared_activities:
-        removed, added = [], []
-        for column, is_what in (("WhoId", 0), ("WhatId", 1)):
-            if column not in typed:
-                continue
-            old = ids.map(current[column]).astype(object)
-            new = typed[column].where(given[column], old).astype(object)
-            changed = old.fillna("") != new.fillna("")
-            removed.append(pd.DataFrame({"parent": ids, "RelationId": old})[changed & old.notna()])
-            added.append(
-                pd.DataFrame({"parent": ids, "RelationId": new, "IsWhat": is_what})[
-                    changed & new.notna()
-                ]
+        _remove_relations(ctx, db, obj, pd.concat(removed, ignore_index=True))
+        wanted = pd.concat(added, ignore_index=True)
+        if not wanted.empty:
+            live = _live_pairs(db, obj, wanted["parent"])
+            present = (wanted["parent"] + "|" + wanted["RelationId"]).isin(
+                live["parent"] + "|" + live["RelationId"]
             )
-        gone = pd.concat(removed, ignore_index=True) if removed else pd.DataFrame()
-        wanted = pd.concat(added, ignore_index=True) if added else pd.DataFrame()
-        if not gone.empty or not wanted.empty:
-            _remove_relations(ctx, db, obj, gone)
-            if not wanted.empty:
-                live = _live_pairs(db, obj, wanted["parent"])
-                present = (wanted["parent"] + "|" + wanted["RelationId"]).isin(
-                    live["parent"] + "|" + live["RelationId"]
-                )
-                _add_relations(ctx, db, obj, wanted[~present])
-            touched = pd.concat(
-                [gone.get("parent", pd.Series()), wanted.get("parent", pd.Series())]
-            )
-            _promote(db, obj, touched)
-    _refresh(ctx, db, obj, ids)
+            _add_relations(ctx, db, obj, wanted[~present])
+        _promote(db, obj, touched)
+    _refresh(ctx, db, obj, touched)
 
 
 def before_delete(
@@ -469,18 +489,8 @@ def before_delete(
     """The parents of relations about to go, so that ``after_delete`` can repair them."""
     if obj not in RELATION_OBJECTS:
         return None
-    activity, parent = RELATION_OBJECTS[obj]
-    return pd.Series(
-        [
-            r[0]
-            for r in db.execute(
-                f"SELECT DISTINCT {parent} FROM {quote_ident(obj)} "
-                "WHERE Id IN (SELECT value FROM json_each(?))",
-                (_json(ids),),
-            )
-        ],
-        dtype=object,
-    )
+    _, parent = RELATION_OBJECTS[obj]
+    return _column(db, obj, ids, parent)
 
 
 def after_delete(
@@ -505,6 +515,7 @@ def after_delete(
             )
     elif obj in RELATION_OBJECTS and parents is not None:
         activity, _ = RELATION_OBJECTS[obj]
+        parents = _unique(parents)
         _promote(db, activity, parents)
         _stamp(ctx, db, activity, parents)
         _refresh(ctx, db, activity, parents)
