@@ -202,10 +202,12 @@ def compare(
     known_keys: set[str],
 ) -> pd.DataFrame:
     """Every difference between the plans and Salesforce, as DIFFERENCE_COLUMNS rows."""
-    planned = pd.Index(planned_tasks["task_key"].dropna().unique())
+    planned = pd.Index(planned_tasks["task_key"].dropna().unique(), dtype=object)
     known_keys = set(known_keys) | set(planned)
     results = _latest(task_results, ["task_key"]).set_index("task_key")
-    sf = salesforce.tasks.copy()
+    # Ids and keys compare as text; an empty frame would otherwise be float-typed.
+    sf = salesforce.tasks.astype({c: object for c in ("Id", "task_key", "WhoId")})
+    sf_relations = salesforce.relations.astype(object)
 
     # Which copy of a key is "the" Task: the one the load reported, else the lowest Id.
     sf["loaded_id"] = sf["task_key"].map(results["Id"]) if len(results) else None
@@ -244,8 +246,8 @@ def compare(
     wanted = planned_relations[planned_relations["task_key"].isin(ids.index)][
         ["task_key", "RelationId"]
     ].drop_duplicates()
-    wanted = wanted.assign(TaskId=wanted["task_key"].map(ids))
-    rows = salesforce.relations[salesforce.relations["TaskId"].isin(ids)]
+    wanted = wanted.assign(TaskId=wanted["task_key"].map(ids).astype(object))
+    rows = sf_relations[sf_relations["TaskId"].isin(ids)]
     who = kept.loc[ids.index, ["Id", "WhoId"]].dropna()
     present = pd.concat(
         [
