@@ -155,7 +155,7 @@ def test_a_task_deleted_in_salesforce_shows_as_missing_with_its_cause(loaded) ->
     assert difference["Id"] == loaded.task_id(shared_key)
     assert difference["cause"] == "deleted or changed in Salesforce after the load"
     assert result["counts"]["missing_tasks"] == 1
-    assert result["summary"] == "1 missing Tasks"
+    assert result["summary"] == "1 missing Task"
 
 
 def test_a_second_task_with_the_same_key_shows_as_duplicated(loaded) -> None:
@@ -259,7 +259,7 @@ def test_the_audit_reports_the_reconciliation_and_raises_an_alert(loaded, tmp_pa
     broken = audit.run_audit(tmp_path, ORG, DAY, client=loaded.client, now=now)
     assert broken.document["headline"]["reconciliation"] == "differences"
     assert [a["kind"] for a in broken.alerts] == ["reconciliation"]
-    assert "1 missing Tasks" in broken.alerts[0]["message"]
+    assert "1 missing Task." in broken.alerts[0]["message"]
     assert 'id="metric-reconciliation" class="bad">Differences' in broken.html
 
 

@@ -74,18 +74,15 @@ class SalesforceDay:
 
 
 def _chunks(values: list[str], budget: int) -> Iterator[list[str]]:
-    """Consecutive slices whose quoted, comma-joined length stays within ``budget``."""
-    chunk: list[str] = []
-    used = 0
-    for value in values:
-        cost = len(value) + 3
-        if chunk and used + cost > budget:
-            yield chunk
-            chunk, used = [], 0
-        chunk.append(value)
-        used += cost
-    if chunk:
-        yield chunk
+    """Equal slices whose quoted, comma-joined length stays within ``budget``.
+
+    Ids and keys have (nearly) one length, so the longest value sets the slice size.
+    """
+    if not values:
+        return
+    size = max(1, budget // (max(map(len, values)) + 3))
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def _blank_to_null(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -312,7 +309,12 @@ def count_differences(differences: pd.DataFrame) -> dict[str, int]:
 
 
 def describe_counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n:,} {COUNT_LABELS[name]}" for name, n in counts.items() if n)
+    """``{"missing_tasks": 1, "extra_relations": 2}`` -> "1 missing Task, 2 extra TaskRelations"."""
+    return ", ".join(
+        f"{n:,} {COUNT_LABELS[name] if n != 1 else COUNT_LABELS[name].removesuffix('s')}"
+        for name, n in counts.items()
+        if n
+    )
 
 
 def reconcile(
