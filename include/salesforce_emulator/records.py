@@ -42,7 +42,11 @@ class RowErrors:
 
     def add(self, mask: pd.Series, code: str, message: str | pd.Series, fields: str = "") -> None:
         """Record an error on the rows of ``mask`` that have none yet."""
-        hit = mask.reindex(self.code.index, fill_value=False).astype(bool) & self.ok
+        if not mask.any():
+            return
+        if not mask.index.equals(self.code.index):
+            mask = mask.reindex(self.code.index, fill_value=False)
+        hit = mask.astype(bool) & self.ok
         if not hit.any():
             return
         self.code[hit] = code

@@ -297,11 +297,12 @@ def _check_relation_insert(
     existing_ids = pd.Series(
         existing["Id"].to_numpy(), index=existing["parent"] + "|" + existing["RelationId"]
     )
-    found = key.map(existing_ids)
+    found = key.map(existing_ids).astype(object)
     errors.add(
         found.notna(),
         "DUPLICATE_VALUE",
-        "duplicate value found: RelationId duplicates value on record with id: " + found,
+        "duplicate value found: RelationId duplicates value on record with id: "
+        + found.astype(str),
         "RelationId",
     )
     errors.add(

@@ -180,5 +180,6 @@ class Store:
 
 def sql_rows(frame: pd.DataFrame) -> list[list[Any]]:
     """Rows as lists of plain Python values (None for missing) for ``executemany``."""
-    values = frame.astype(object)
-    return values.where(values.notna(), None).to_numpy().tolist()
+    values = frame.to_numpy(dtype=object)
+    values[pd.isna(values)] = None
+    return values.tolist()
