@@ -97,6 +97,8 @@ def test_a_manual_run_for_a_past_day_writes_the_report_and_sends_its_alert_once(
     assert RECEIVED[0]["run_id"] == first.run_id
     states = _states(first)
     assert states["audit"] == "success"
+    audit_ti = next(ti for ti in first.get_task_instances() if ti.task_id == "audit")
+    assert audit_ti.rendered_map_index == f"{ORG} {DAY}"
     assert states["raise_alerts"] == "failed"  # fail_on_alert: Airflow's failure hooks fire
 
     second = dag.test(logical_date=datetime(2026, 11, 25, 2, tzinfo=UTC), run_conf=conf)

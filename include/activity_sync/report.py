@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from activity_sync.schema import REASONS
 
@@ -42,8 +40,12 @@ def fmt_pct(value: Any) -> str:
 def hour_chart(hours: list[Mapping[str, Any]]) -> str:
     """Tasks per hour, coloured by the mode in force, beside what individual mode makes.
 
-    Returns a ``data:`` URI of a PNG.
+    Returns a ``data:`` URI of a PNG. matplotlib is imported here, not at module level,
+    so the UI plugin (which only formats numbers from this module) stays light.
     """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
     by_hour = {int(h["hour"]): h for h in hours}
     xs = list(range(24))
     tasks = [by_hour.get(x, {}).get("tasks", 0) for x in xs]
