@@ -104,7 +104,7 @@ def activity_sync_hourly():
 
     @task_group(group_id="org")
     def sync_org(org: dict, win: dict):
-        @task(map_index_template="{{ task.op_kwargs['org']['org_id'] }}")
+        @task
         def extract(org: dict, win: dict) -> dict:
             from datetime import datetime
 
@@ -168,7 +168,8 @@ def activity_sync_hourly():
     @task(outlets=[LOADED], trigger_rule="all_done")
     def publish(loaded, win: dict, outlet_events=None) -> dict:
         """One Asset event per run (not per org), carrying what loaded."""
-        results = [r for r in loaded if r]
+        # With a single org Airflow hands over the lone mapped result unwrapped.
+        results = [loaded] if isinstance(loaded, dict) else [r for r in loaded or [] if r]
         if not results:
             raise AirflowSkipException("no org loaded in this run")
         outlet_events[LOADED].extra = {

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from activity_sync.events import read_events
 from activity_sync.lake import landing_hour
@@ -72,8 +74,10 @@ def extract_interval(
         else pd.DataFrame(columns=REJECTED_COLUMNS)
     )
     out_dir.mkdir(parents=True, exist_ok=True)
+    # No pandas metadata: it would pin Arrow extension dtypes that pandas cannot read back.
+    table = pa.Table.from_pandas(events, preserve_index=False).replace_schema_metadata(None)
     with (out_dir / "events.parquet").open("wb") as fh:
-        events.to_parquet(fh, index=False)
+        pq.write_table(table, fh)
     with (out_dir / "rejected.parquet").open("wb") as fh:
         bad.astype(object).to_parquet(fh, index=False)
     stats = {"files": files, "events": len(events), "malformed": len(bad)}

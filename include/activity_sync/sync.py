@@ -18,6 +18,7 @@ import pandas as pd
 
 from activity_sync import lake
 from activity_sync.crm import read_crm
+from activity_sync.events import read_events
 from activity_sync.extract import extract_interval
 from activity_sync.load import LoadOptions, load_plan, write_load_result
 from activity_sync.mirror import refresh_crm
@@ -106,8 +107,7 @@ def step_detect(org: Org, client: SalesforceClient) -> dict[str, Any]:
 def step_plan(org: Org, root: Any, start: datetime, caps: dict[str, Any]) -> dict[str, Any]:
     capabilities = OrgCapabilities(**caps)
     events_dir = lake.partition(root, "events", org.org_id, start)
-    with (events_dir / "events.parquet").open("rb") as fh:
-        events = pd.read_parquet(fh)
+    events, _ = read_events(_local(events_dir / "events.parquet"))
     with (events_dir / "rejected.parquet").open("rb") as fh:
         malformed = pd.read_parquet(fh)
     crm = read_crm(_local(lake.crm_folder(root, org.org_id)))
