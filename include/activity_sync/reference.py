@@ -80,6 +80,18 @@ def _missing(value: Any) -> bool:
     return _is_null(value) or (isinstance(value, str) and value == "")
 
 
+def _is_text(value: Any) -> bool:
+    """A string that is text: a lone surrogate (a stray JSON "\\ud800" escape) cannot be
+    stored or sent, so a value holding one is treated as not a string at all."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _normalise(address: str) -> str:
     """R3: addresses are trimmed and compared without case."""
     return address.strip().lower()
@@ -96,17 +108,21 @@ def _text(value: Any) -> str | None:
     return None if _is_null(value) else value
 
 
-def _parse_occurred_at(value: Any) -> datetime | None:
-    """An ISO-8601 timestamp with an explicit offset (or Z); None when it is anything else."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else None
-    if not isinstance(value, str):
+def _activity_date(occurred_at: Any, timezone: str) -> str | None:
+    """The org's local date ("YYYY-MM-DD") of an ISO-8601 timestamp with an explicit offset
+    (or Z); None for anything else, including a time whose local date leaves the calendar
+    (years 1-9999), which no Salesforce date field could hold."""
+    if isinstance(occurred_at, str):
+        try:
+            occurred_at = datetime.fromisoformat(occurred_at)
+        except ValueError:
+            return None
+    if not isinstance(occurred_at, datetime) or occurred_at.tzinfo is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return occurred_at.astimezone(ZoneInfo(timezone)).date().isoformat()
+    except (OverflowError, ValueError):
         return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 def _recipient_list(value: Any) -> list[dict[str, Any]] | None:
@@ -117,7 +133,7 @@ def _recipient_list(value: Any) -> list[dict[str, Any]] | None:
     for recipient in recipients:
         if not isinstance(recipient, dict):
             return None
-        if not isinstance(recipient.get("email"), str):
+        if not _is_text(recipient.get("email")):
             return None
         if recipient.get("field") not in RECIPIENT_FIELDS:
             return None
@@ -277,7 +293,8 @@ def _event_rejection(event: dict[str, Any], settings: Settings) -> tuple[str, st
     for name in REQUIRED_FIELDS:
         if _missing(event.get(name)):
             return "missing_field", f"{name} is absent or empty"
-    event_type = event["type"]
+    # A type that is no string (an odd file) is simply no type this product knows.
+    event_type = event["type"] if isinstance(event["type"], str) else None
     if event_type in ACTOR_TYPES and _missing(event.get("actor")):
         return "missing_field", f"a {event_type} event needs an actor"
     if event_type in RECIPIENT_TYPES:
@@ -287,13 +304,20 @@ def _event_rejection(event: dict[str, Any], settings: Settings) -> tuple[str, st
         ):
             return "missing_field", f"a {event_type} event needs recipients"
     if event_type not in EVENT_TYPES:
-        return "unknown_type", f"type {event_type!r} is not synced"
+        return "unknown_type", f"type {event['type']!r} is not synced"
     if event["org_id"] != settings.org_id:
         return "wrong_org", f"org {event['org_id']!r} is not {settings.org_id!r}"
-    if _parse_occurred_at(event["occurred_at"]) is None:
+    if _activity_date(event["occurred_at"], settings.timezone) is None:
         return "invalid_field", "occurred_at is not an ISO-8601 timestamp with an offset"
     if event_type in RECIPIENT_TYPES and _recipient_list(event["recipients"]) is None:
         return "invalid_field", "recipients must be objects with a string email and to/cc/bcc"
+    text_fields = ["event_id", "sender", "subject", "body", "url", "filename"]
+    if event_type in ACTOR_TYPES:
+        text_fields.append("actor")
+    for name in text_fields:
+        value = event.get(name)
+        if not _is_null(value) and not _is_text(value):
+            return "invalid_field", f"{name} is not a string"
     return None
 
 
@@ -365,7 +389,6 @@ def _plan_event(
 ) -> None:
     event_type = event["type"]
     owner_id = directory.owner(event["sender"])
-    occurred = _parse_occurred_at(event["occurred_at"])
     common = {
         "org_id": event["org_id"],
         "event_id": event["event_id"],
@@ -378,7 +401,7 @@ def _plan_event(
             _text(event.get("url")),
             _text(event.get("filename")),
         ),
-        "ActivityDate": occurred.astimezone(ZoneInfo(settings.timezone)).date().isoformat(),
+        "ActivityDate": _activity_date(event["occurred_at"], settings.timezone),
         "Status": TASK_STATUS,
         "TaskSubtype": TASK_SUBTYPE[event_type],
     }
