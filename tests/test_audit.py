@@ -330,6 +330,7 @@ def test_headline_uses_the_planners_exact_individual_mode_figure(lake_root: Path
     h = result.document["headline"]
     assert h["events"] == 5
     assert h["events_received"] == 5
+    assert h["events_redelivered"] == 0
     assert h["tasks"] == 7
     assert h["tasks_loaded"] == 6
     assert h["individual_mode_tasks"] == 67
@@ -348,6 +349,24 @@ def test_headline_uses_the_planners_exact_individual_mode_figure(lake_root: Path
     # 61 + 6 + 2 per sender, against the planner's 65 + 2: the estimate is labelled.
     assert result.senders["individual_mode_tasks"].sum() == 69
     assert result.senders["individual_mode_estimated"].all()
+
+
+def test_an_event_delivered_again_in_a_later_hour_is_counted_as_redelivered(
+    tmp_path: Path,
+) -> None:
+    t = _task("e1", "open", "w1", "003x", 1)
+    for hour in (3, 7):
+        write_hour(
+            tmp_path,
+            hour,
+            events=[_event("e1", "open", "a@acme.com")],
+            tasks=[t],
+            relations=_relations(t["task_key"], ["003x"]),
+            rejected=[],
+            summary=_summary("shared", "on", True, events=1, tasks=1, relations=1),
+        )
+    h = audit.run_audit(tmp_path, ORG, DAY, now=NOW).document["headline"]
+    assert (h["events"], h["tasks"], h["events_redelivered"]) == (2, 2, 1)
 
 
 def test_percent_change_is_negative_for_fewer_records_and_undefined_without_a_baseline() -> None:

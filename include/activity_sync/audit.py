@@ -424,6 +424,9 @@ def headline(
     return {
         "events": int(hours["events"].sum()),
         "events_received": int(senders["events"].sum()),
+        # An at-least-once feed may deliver an event again in a later hour; each hour's
+        # plan counts it (its Task is upserted again, not duplicated).
+        "events_redelivered": int(_events(inputs)["event_id"].duplicated().sum()),
         "events_rejected": int(hours["events_rejected"].sum()),
         "tasks": tasks,
         "tasks_loaded": int(hours["tasks_loaded"].sum()),

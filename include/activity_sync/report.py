@@ -129,7 +129,8 @@ Day = lake partition date (UTC hours).</p>
 
 <dl class="cards" id="headline">
   <div class="card"><dt>Events</dt><dd id="metric-events">{{ n(h.events) }}
-    <small>{{ n(h.events_received) }} received, {{ n(h.events_rejected) }} rejected</small></dd></div>
+    <small>{{ n(h.events_received) }} received, {{ n(h.events_rejected) }} rejected
+    {%- if h.events_redelivered %}, {{ n(h.events_redelivered) }} delivered again in a later hour{% endif %}</small></dd></div>
   <div class="card"><dt>Tasks created</dt><dd id="metric-tasks-loaded">{{ n(h.tasks_loaded) }}
     <small>of {{ n(h.tasks) }} planned</small></dd></div>
   <div class="card"><dt>Individual mode would have made</dt>
