@@ -102,13 +102,6 @@ def test_slow_bulk_jobs_stay_in_progress_for_the_delay(sf, fresh_emulator):
     assert result[0]["numberRecordsProcessed"] == 1
 
 
-def test_faults_can_be_given_at_start(emulator_factory):
-    emu = emulator_factory(faults={"seed": 1, "http_503_rate": 1.0})
-    assert _statuses(emu, 3) == [503, 503, 503]
-    emu.set_faults()
-    assert _statuses(emu, 1) == [200]
-
-
 def test_admin_rejects_unknown_or_out_of_range_fault_settings(fresh_emulator):
     session = fresh_emulator.session()
     url = f"{fresh_emulator.info.instance_url}/__emulator/faults"

@@ -20,7 +20,7 @@ SUFFIX_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 POD = "8c0"
 NUMBER_WIDTH = 9
 
-ID_RE = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+ID_RE = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
 _BASE62_CODES = np.frombuffer(BASE62.encode(), dtype=np.uint8)
 _SUFFIX_CODES = np.frombuffer(SUFFIX_CHARS.encode(), dtype=np.uint8)
@@ -73,7 +73,10 @@ def to_18(ids: pd.Series) -> pd.Series:
 
 def to_18_one(value: str) -> str | None:
     """Scalar form of :func:`to_18` for URL path segments."""
-    return to_18(pd.Series([value])).iloc[0] if ID_RE.match(value or "") else None
+    if not ID_RE.fullmatch(value or ""):
+        return None
+    codes15 = np.frombuffer(value[:15].encode("ascii"), dtype=np.uint8).reshape(1, 15)
+    return value[:15] + _suffix_codes(codes15).tobytes().decode("ascii")
 
 
 def prefix_of(ids: pd.Series) -> pd.Series:

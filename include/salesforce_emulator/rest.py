@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from salesforce_emulator import dml
-from salesforce_emulator.ids import ID_RE, to_18_one
+from salesforce_emulator.ids import to_18_one
 from salesforce_emulator.objects import (
     ALL_OBJECTS,
     PREFIX_TO_OBJECT,
@@ -163,7 +163,7 @@ class RestApi:
 
     def record_id(self, obj: str, raw: str) -> str:
         """An Id in a record path; anything else is read as an unknown external-ID field."""
-        canonical = to_18_one(raw) if ID_RE.match(raw) else None
+        canonical = to_18_one(raw)
         if canonical is None or canonical[:3] != ALL_OBJECTS[obj].key_prefix:
             raise ApiError(
                 404,
@@ -508,7 +508,7 @@ class RestApi:
         all_or_none = req.query.get("allOrNone", "false").lower() == "true"
         groups: dict[str | None, list[int]] = {}
         for i, raw in enumerate(ids):
-            canonical = to_18_one(raw) if ID_RE.match(raw) else None
+            canonical = to_18_one(raw)
             obj = PREFIX_TO_OBJECT.get(canonical[:3]) if canonical else None
             if obj is not None and obj not in self.emu.shape.objects():
                 obj = None
@@ -539,7 +539,7 @@ class RestApi:
             fields = [f for f in req.query.get("fields", "").split(",") if f]
         if not fields:
             raise ApiError(400, "MISSING_ARGUMENT", "fields parameter must be specified")
-        ids = [to_18_one(i) if ID_RE.match(str(i)) else str(i) for i in raw_ids]
+        ids = [to_18_one(str(i)) or str(i) for i in raw_ids]
         return Response.json(200, self.record_json(obj, ids, fields, version))
 
     def token(self, req: Request) -> Response:
