@@ -90,6 +90,14 @@ class RestApi:
                 if f is None:
                     bad = bad or key
                     continue
+                if f.type == "junctionidlist":
+                    raise ApiError(
+                        400,
+                        "INVALID_FIELD_FOR_INSERT_UPDATE",
+                        f"{f.name} cannot be written to the emulator; insert "
+                        f"{obj}Relation rows instead",
+                        [f.name],
+                    )
                 if isinstance(value, dict | list):
                     raise ApiError(
                         400,
