@@ -115,3 +115,16 @@ def test_salesforce_hook_with_login_and_password_uses_the_password_grant(emulato
     )
     assert hook.get_conn().auth_type == "password"
     assert hook.describe_object("Task")["name"] == "Task"
+
+
+def test_a_token_names_the_instance_the_client_reached(fresh_emulator):
+    info = fresh_emulator.info
+    response = fresh_emulator.session().post(
+        f"https://localhost:{info.port}/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": info.client_id,
+            "client_secret": info.client_secret,
+        },
+    )
+    assert response.json()["instance_url"] == f"https://localhost:{info.port}"

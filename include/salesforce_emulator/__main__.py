@@ -25,7 +25,19 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the local Salesforce over HTTPS")
     serve.add_argument("--data-dir", required=True, type=Path)
     serve.add_argument("--port", type=int, default=8443, help="0 picks a free port")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument(
+        "--public-host",
+        default=None,
+        help="host name clients use (instance_url, certificate); default: --host, or "
+        "localhost when listening on all addresses",
+    )
+    serve.add_argument(
+        "--cert-host",
+        action="append",
+        default=[],
+        help="another name for the certificate, e.g. a Docker service name (repeatable)",
+    )
     serve.add_argument(
         "--seed",
         default=None,
@@ -76,15 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     from salesforce_emulator.server import serve
 
     shared = None if args.shared_activities is None else args.shared_activities == "on"
+    public_host = args.public_host or (
+        "localhost" if args.host in ("0.0.0.0", "::", "") else args.host
+    )
     emulator = Emulator(
         args.data_dir.resolve(),
-        host=args.host,
+        public_host=public_host,
         seed=args.seed,
         shared_activities=shared,
         faults=faults,
         api_limit=args.api_limit,
     )
-    serve(emulator, args.port)
+    serve(emulator, args.port, args.host, args.cert_host)
     return 0
 
 

@@ -39,7 +39,7 @@ class Emulator:
         self,
         data_dir: Path,
         *,
-        host: str = "127.0.0.1",
+        public_host: str = "127.0.0.1",
         seed: str | None = None,
         shared_activities: bool | None = None,
         faults: FaultConfig | None = None,
@@ -47,7 +47,8 @@ class Emulator:
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.host = host
+        # The name clients use in URLs (instance_url); the bind address is the server's.
+        self.public_host = public_host
         self.port = 0
         self.store = Store(self.data_dir)
         self.auth = Auth(self.store)
@@ -79,7 +80,7 @@ class Emulator:
 
     @property
     def instance_url(self) -> str:
-        return f"https://{self.host}:{self.port}"
+        return f"https://{self.public_host}:{self.port}"
 
     @property
     def shape(self) -> OrgShape:

@@ -184,6 +184,7 @@ def start(
     faults: dict[str, float] | None = None,
     api_limit: int | None = None,
     host: str = "127.0.0.1",
+    cert_hosts: tuple[str, ...] = (),
     timeout: float = 60,
 ) -> EmulatorProcess:
     """Start ``python -m salesforce_emulator serve`` and wait until it answers."""
@@ -205,6 +206,8 @@ def start(
     ]
     if seed:
         command += ["--seed", seed]
+    for name in cert_hosts:
+        command += ["--cert-host", name]
     if api_limit is not None:
         command += ["--api-limit", str(api_limit)]
     if faults:

@@ -551,8 +551,12 @@ class RestApi:
         return Response.json(200, self.record_json(obj, ids, fields, version))
 
     def token(self, req: Request) -> Response:
+        # The instance is wherever the client reached the token endpoint: behind Docker that
+        # is a service name, from the host it is localhost.
+        host = req.headers.get("Host")
+        instance_url = f"https://{host}" if host else self.emu.instance_url
         status, body = self.emu.auth.token_endpoint(
-            req.body, req.headers.get("Authorization"), self.emu.instance_url
+            req.body, req.headers.get("Authorization"), instance_url
         )
         return Response.json(status, body)
 

@@ -93,10 +93,10 @@ def _write_json_atomically(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def serve(emulator: Emulator, port: int) -> None:
+def serve(emulator: Emulator, port: int, bind: str, cert_hosts: list[str]) -> None:
     """Listen until SIGTERM/SIGINT; write connection.json and the pid file; say when ready."""
-    ca, cert, key = ensure_certificates(emulator.data_dir)
-    server = EmulatorServer(emulator, (emulator.host, port), server_context(cert, key))
+    _, cert, key = ensure_certificates(emulator.data_dir, [emulator.public_host, *cert_hosts])
+    server = EmulatorServer(emulator, (bind, port), server_context(cert, key))
     emulator.port = server.server_address[1]
     info = emulator.connection_info()
     _write_json_atomically(emulator.data_dir / CONNECTION_FILE, info)
