@@ -21,16 +21,6 @@ from salesforce_emulator.objects import ALL_OBJECTS, PREFIX_TO_OBJECT, Field, Or
 from salesforce_emulator.records import Incoming, RowErrors, coerce
 from salesforce_emulator.store import Store, quote_ident, sql_rows
 
-SYSTEM_FIELDS = (
-    "Id",
-    "IsDeleted",
-    "CreatedDate",
-    "CreatedById",
-    "LastModifiedDate",
-    "LastModifiedById",
-    "SystemModstamp",
-)
-
 
 @dataclass
 class WriteContext:
@@ -74,10 +64,6 @@ def lookup(
     )
     rows = db.execute(sql, (json.dumps(wanted.tolist()),)).fetchall()
     return pd.DataFrame(rows, columns=cols).set_index("Id")
-
-
-def _field_list(names: list[str]) -> str:
-    return ", ".join(names)
 
 
 def _fields_given(inc: Incoming, fields: dict[str, Field]) -> list[Field]:
@@ -208,7 +194,7 @@ def insert(
     rows["CreatedById"] = rows["LastModifiedById"] = ctx.user_id
     columns = list(rows.columns)
     db.executemany(
-        f"INSERT INTO {quote_ident(obj)} ({_field_list([quote_ident(c) for c in columns])}) "
+        f"INSERT INTO {quote_ident(obj)} ({', '.join(quote_ident(c) for c in columns)}) "
         f"VALUES ({', '.join('?' * len(columns))})",
         sql_rows(rows),
     )
