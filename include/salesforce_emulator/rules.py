@@ -77,14 +77,15 @@ def tracked_columns(obj: str) -> list[str]:
     return ["WhoId", "WhatId"] if obj in ACTIVITIES else []
 
 
-def _column(db: sqlite3.Connection, table: str, ids: pd.Series, column: str) -> pd.Series:
-    """``column`` of the given records of ``table``, indexed by Id."""
-    rows = db.execute(
-        f"SELECT Id, {quote_ident(column)} FROM {quote_ident(table)} "
-        "WHERE Id IN (SELECT value FROM json_each(?))",
-        (_json(pd.unique(ids.dropna())),),
-    ).fetchall()
-    return pd.DataFrame(rows, columns=["Id", column]).set_index("Id")[column]
+def _column(db: sqlite3.Connection, table: str, ids: pd.Series, column: str) -> dict[str, Any]:
+    """``column`` of the given records of ``table``, by Id."""
+    return dict(
+        db.execute(
+            f"SELECT Id, {quote_ident(column)} FROM {quote_ident(table)} "
+            "WHERE Id IN (SELECT value FROM json_each(?))",
+            (_json(pd.unique(ids.dropna())),),
+        ).fetchall()
+    )
 
 
 def account_of(db: sqlite3.Connection, who: pd.Series, what: pd.Series) -> pd.Series:
@@ -491,7 +492,7 @@ def before_delete(
     if obj not in RELATION_OBJECTS:
         return None
     _, parent = RELATION_OBJECTS[obj]
-    return _column(db, obj, ids, parent)
+    return pd.Series(list(_column(db, obj, ids, parent).values()), dtype=object)
 
 
 def after_delete(
