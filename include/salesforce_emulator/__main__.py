@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FaultConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # Imported here so that ``stop`` does not pay for pandas and the rest.
     from salesforce_emulator.app import Emulator
     from salesforce_emulator.server import serve
 

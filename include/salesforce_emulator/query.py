@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from salesforce_emulator.objects import OrgShape
-from salesforce_emulator.soql import SoqlError, parse_soql, resolve_object
+from salesforce_emulator.soql import parse_soql, resolve_object
 from salesforce_emulator.store import Store, quote_ident
 
 PAGE_SIZE = 2000
@@ -158,6 +158,3 @@ def page_size_from(header: str | None) -> int:
         if key.strip().lower() == "batchsize" and value.strip().isdigit():
             return max(MIN_PAGE_SIZE, min(PAGE_SIZE, int(value)))
     return PAGE_SIZE
-
-
-__all__ = ["QueryLocatorError", "QueryService", "SoqlError", "compile_soql", "page_size_from"]
