@@ -47,10 +47,9 @@ def _org(org: dict):
 
 
 def _client(org: dict):
-    from activity_sync.airflow_adapter import salesforce_connector
-    from activity_sync.salesforce import SalesforceClient
+    from activity_sync.airflow_adapter import salesforce_client
 
-    return SalesforceClient(salesforce_connector(org["salesforce_conn_id"]))
+    return salesforce_client(org["salesforce_conn_id"])
 
 
 def _root():

@@ -21,4 +21,4 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/
 os.environ.setdefault("PYTHONPATH", str(ROOT / "include"))
 
 # Fixture modules, one per concern, kept out of this file so their owners don't collide.
-pytest_plugins: list[str] = ["fixtures_emulator"]
+pytest_plugins: list[str] = ["fixtures_emulator", "fixtures_airflow"]

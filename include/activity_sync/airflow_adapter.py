@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from simple_salesforce import Salesforce
 
+    from activity_sync.salesforce import SalesforceClient
+
 DEFAULT_LAKE = Path(__file__).resolve().parents[2] / "lake"
 
 
@@ -40,6 +42,21 @@ def salesforce_connector(conn_id: str) -> Callable[[], Salesforce]:
         return SalesforceHook(salesforce_conn_id=conn_id, session=session).get_conn()
 
     return connect
+
+
+def salesforce_client(conn_id: str) -> SalesforceClient:
+    """A counted, retrying client for one org's connection.
+
+    Bulk polling and retry backoff are tunable by environment (seconds), so a test or a
+    demo against the local emulator need not wait as long as real Salesforce warrants.
+    """
+    from activity_sync.salesforce import SalesforceClient
+
+    return SalesforceClient(
+        salesforce_connector(conn_id),
+        poll_wait=float(os.environ.get("ACTIVITY_SYNC_BULK_POLL_SECONDS", "2")),
+        backoff=float(os.environ.get("ACTIVITY_SYNC_RETRY_BACKOFF_SECONDS", "1")),
+    )
 
 
 def object_path(url: str) -> Any:

@@ -36,6 +36,8 @@ TASK_FIELDS = [
 # Fields an update must be able to clear; Bulk API treats an empty cell as "leave as is".
 CLEARABLE = ("WhatId", "Description")
 BULK_NULL = "#N/A"
+# Fields Salesforce lets an insert set but no update change.
+CREATE_ONLY = ("TaskSubtype",)
 
 TASK_RESULT_COLUMNS = [
     "task_key",
@@ -177,6 +179,29 @@ def _task_rows(tasks: pd.DataFrame, external_id_field: str) -> pd.DataFrame:
     return rows
 
 
+def _upsert_tasks(
+    client: SalesforceClient, rows: pd.DataFrame, options: LoadOptions
+) -> pd.DataFrame:
+    """Upsert, then re-send without create-only fields the rows that turned out to exist.
+
+    TaskSubtype can be set when a Task is created, never changed: Salesforce refuses the
+    whole row of an upsert that matches an existing Task. Which keys exist is not known
+    before the upsert, and asking first would cost a query per chunk on every run, while
+    this costs one extra job only on re-runs.
+    """
+    ext = options.external_id_field
+    out = _ingest_with_row_retries(client, "Task", "upsert", rows, [ext], options, ext)
+    refused = out["error_code"].eq("INVALID_FIELD_FOR_INSERT_UPDATE") & out[
+        "error_message"
+    ].str.contains("|".join(CREATE_ONLY), regex=True)
+    if not refused.any():
+        return out
+    again = rows[rows[ext].isin(out.loc[refused, ext])].drop(columns=list(CREATE_ONLY))
+    log.info("re-sending %d existing Tasks without %s", len(again), ", ".join(CREATE_ONLY))
+    retried = _ingest_with_row_retries(client, "Task", "upsert", again, [ext], options, ext)
+    return pd.concat([out[~refused], retried], ignore_index=True)
+
+
 def _existing_relations(client: SalesforceClient, task_ids: pd.Series, chunk: int) -> pd.DataFrame:
     frames = []
     ids = task_ids.drop_duplicates().tolist()
@@ -203,9 +228,7 @@ def load_plan(
         columns=[ext, "sf_id", "created", "error_code", "error_message", "attempts"]
     )
     if not plan.tasks.empty:
-        task_out = _ingest_with_row_retries(
-            client, "Task", "upsert", _task_rows(plan.tasks, ext), [ext], options, ext
-        )
+        task_out = _upsert_tasks(client, _task_rows(plan.tasks, ext), options)
     task_results = pd.DataFrame(
         {
             "task_key": task_out[ext],

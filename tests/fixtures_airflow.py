@@ -1,0 +1,37 @@
+"""Fixtures for tests that run DAGs through real Airflow (``dag.test()``).
+
+``airflow_db``
+    Session-scoped: migrates the throwaway SQLite metadata DB that tests/conftest.py
+    points Airflow at. ``dag.test()`` needs it; DagBag parsing does not.
+
+``hourly_dag``
+    The parsed ``activity_sync_hourly`` DAG with retries off: ``dag.test()`` would sleep
+    through real retry delays. Transient Salesforce failures are still retried, inside
+    the tasks, by ``SalesforceClient``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    from airflow.utils import db
+
+    db.initdb()
+
+
+@pytest.fixture(scope="session")
+def hourly_dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "activity_sync_hourly.py"))
+    dag = bag.dags["activity_sync_hourly"]
+    for task in dag.tasks:
+        task.retries = 0
+    return dag

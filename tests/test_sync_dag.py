@@ -1,0 +1,232 @@
+"""The hourly DAG end to end: real Airflow (``dag.test()``), real SalesforceHook and
+simple-salesforce, real HTTPS to the emulator, real Parquet in a lake (R1, R11, R12).
+
+Each test lands a generated slice of email activity for the emulator's seeded org, runs
+the DAG for one hour, and compares what Salesforce holds (queried back over the API) with
+the plan the run wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from activity_sync.crm import read_crm
+from activity_sync.generate import generate_day, write_landing
+from activity_sync.load import LoadOptions, _task_rows, load_plan
+from activity_sync.mirror import refresh_crm
+from activity_sync.plan import read_plan
+from activity_sync.salesforce import SalesforceClient
+from activity_sync.schema import Plan
+
+ORG = "acme"
+DAY = date(2026, 11, 26)
+HOUR = datetime(2026, 11, 26, 14, tzinfo=UTC)
+EXT = "Activity_Sync_Key__c"
+
+
+class Deployment:
+    """One org's lake and connection, the emulator behind it, and the means to inspect both."""
+
+    def __init__(self, tmp_path: Path, emulator, monkeypatch) -> None:
+        self.emulator = emulator
+        self.lake = tmp_path / "lake"
+        orgs = tmp_path / "orgs.yaml"
+        orgs.write_text(
+            f"version: 1\norgs:\n  - org_id: {ORG}\n    salesforce_conn_id: salesforce_{ORG}\n"
+            "    settings: {exclusions: [competitor.com]}\n"
+        )
+        monkeypatch.setenv("ACTIVITY_SYNC_LAKE", str(self.lake))
+        monkeypatch.setenv("ACTIVITY_SYNC_ORGS", str(orgs))
+        # The emulator answers at once: no need for production's polling and backoff pace.
+        monkeypatch.setenv("ACTIVITY_SYNC_BULK_POLL_SECONDS", "0.05")
+        monkeypatch.setenv("ACTIVITY_SYNC_RETRY_BACKOFF_SECONDS", "0.05")
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_SALESFORCE_{ORG.upper()}", json.dumps(emulator.airflow_connection())
+        )
+        self.client = SalesforceClient(emulator.simple_salesforce, poll_wait=0.05, backoff=0.05)
+
+    def land_day(self, sends: int = 120) -> None:
+        crm_dir = self.lake / "crm" / f"org_id={ORG}"
+        refresh_crm(self.client, crm_dir)
+        events = generate_day(read_crm(crm_dir), org_id=ORG, day=DAY, sends=sends)
+        write_landing(events, self.lake / "landing", ORG)
+
+    def part(self, area: str) -> Path:
+        return self.lake / area / f"org_id={ORG}" / f"date={DAY}" / f"hour={HOUR:%H}"
+
+    def plan(self) -> Plan:
+        return read_plan(self.part("plan"))
+
+    def salesforce_tasks(self) -> pd.DataFrame:
+        return self.client.query(f"SELECT Id, {EXT}, WhoId, WhatId FROM Task")
+
+    def salesforce_relations(self) -> pd.DataFrame:
+        return self.client.query("SELECT TaskId, RelationId FROM TaskRelation WHERE IsWhat = false")
+
+    def assert_salesforce_holds_exactly_the_plan(self) -> None:
+        plan = self.plan()
+        tasks = self.salesforce_tasks()
+        assert not tasks[EXT].duplicated().any(), "a Task was loaded twice"
+        expected = {
+            (r.task_key, r.WhoId, r.WhatId if pd.notna(r.WhatId) else None)
+            for r in plan.tasks.itertuples()
+        }
+        held = {
+            (r[EXT], r.WhoId, r.WhatId if pd.notna(r.WhatId) else None) for _, r in tasks.iterrows()
+        }
+        assert held == expected
+        relations = self.salesforce_relations().merge(
+            tasks[["Id", EXT]], left_on="TaskId", right_on="Id"
+        )
+        assert not relations.duplicated(["TaskId", "RelationId"]).any()
+        assert set(zip(relations[EXT], relations["RelationId"], strict=True)) == set(
+            zip(plan.relations["task_key"], plan.relations["RelationId"], strict=True)
+        )
+
+    def load_summary(self) -> dict:
+        return json.loads((self.part("loaded") / "load_summary.json").read_text())
+
+
+@pytest.fixture
+def deployment(tmp_path, fresh_emulator, monkeypatch, airflow_db) -> Deployment:
+    d = Deployment(tmp_path, fresh_emulator, monkeypatch)
+    d.land_day()
+    return d
+
+
+def run_hour(dag, **conf):
+    # A manual run's data interval is the last complete hour before its logical date.
+    # Every param explicitly: dag.test() in one process keeps an earlier run's conf.
+    conf = {"dry_run": False, **conf}
+    return dag.test(logical_date=HOUR + timedelta(hours=1), run_conf=conf)
+
+
+def test_r11_one_hour_loads_exactly_the_planned_tasks_and_relations(hourly_dag, deployment):
+    run = run_hour(hourly_dag)
+    assert run.state == "success"
+    plan = deployment.plan()
+    assert len(plan.tasks) > 20 and (plan.tasks["who_count"] > 1).any()
+    deployment.assert_salesforce_holds_exactly_the_plan()
+    summary = deployment.load_summary()
+    assert summary["tasks_created"] == len(plan.tasks)
+    assert summary["relations_inserted"] == int((~plan.relations["is_primary"]).sum())
+
+
+def test_r11_running_the_same_hour_again_changes_nothing(hourly_dag, deployment):
+    run_hour(hourly_dag)
+    before = deployment.salesforce_tasks().sort_values(EXT).reset_index(drop=True)
+    relations_before = len(deployment.salesforce_relations())
+    assert run_hour(hourly_dag).state == "success"
+    after = deployment.salesforce_tasks().sort_values(EXT).reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)
+    assert len(deployment.salesforce_relations()) == relations_before
+    summary = deployment.load_summary()
+    assert summary["tasks_created"] == 0
+    assert summary["relations_inserted"] == 0
+    assert summary["relations_existing"] == summary["relations_planned"]
+
+
+def _planned_only(dag, deployment) -> Plan:
+    """Run the hour as a dry run: the plan is written, Salesforce is untouched."""
+    run = run_hour(dag, dry_run=True)
+    assert run.state == "success"
+    assert deployment.salesforce_tasks().empty
+    return deployment.plan()
+
+
+def test_r11_a_load_killed_after_creating_its_task_job_ends_exact_on_rerun(hourly_dag, deployment):
+    plan = _planned_only(hourly_dag, deployment)
+    # What a worker killed between "job created + data uploaded" and "UploadComplete" leaves.
+    bulk = deployment.emulator.simple_salesforce().bulk2.Task._client
+    job = bulk.create_job("upsert", external_id_field=EXT, line_ending="CRLF")
+    bulk.upload_job_data(
+        job["id"], _task_rows(plan.tasks, EXT).to_csv(index=False, lineterminator="\r\n")
+    )
+    assert run_hour(hourly_dag).state == "success"
+    deployment.assert_salesforce_holds_exactly_the_plan()
+
+
+def test_r11_a_load_killed_after_the_task_job_finished_ends_exact_on_rerun(hourly_dag, deployment):
+    plan = _planned_only(hourly_dag, deployment)
+    tasks_only = Plan(plan.tasks, plan.relations[plan.relations["is_primary"]], plan.rejected, {})
+    load_plan(tasks_only, deployment.client, LoadOptions())
+    assert run_hour(hourly_dag).state == "success"
+    deployment.assert_salesforce_holds_exactly_the_plan()
+    summary = deployment.load_summary()
+    assert summary["tasks_created"] == 0
+    assert summary["relations_inserted"] == summary["relations_planned"]
+
+
+def test_r11_a_load_killed_with_relations_half_inserted_ends_exact_on_rerun(hourly_dag, deployment):
+    plan = _planned_only(hourly_dag, deployment)
+    extra = plan.relations[~plan.relations["is_primary"]]
+    half = pd.concat([plan.relations[plan.relations["is_primary"]], extra.iloc[: len(extra) // 2]])
+    load_plan(Plan(plan.tasks, half, plan.rejected, {}), deployment.client, LoadOptions())
+    assert run_hour(hourly_dag).state == "success"
+    deployment.assert_salesforce_holds_exactly_the_plan()
+    summary = deployment.load_summary()
+    assert summary["relations_existing"] == len(extra) // 2
+    assert summary["relations_inserted"] == len(extra) - len(extra) // 2
+
+
+def test_with_five_percent_faults_every_row_is_loaded_or_dead_lettered(hourly_dag, deployment):
+    deployment.emulator.set_faults(
+        seed=11,
+        http_503_rate=0.05,
+        request_limit_rate=0.05,
+        expired_session_rate=0.05,
+        row_lock_rate=0.05,
+        slow_bulk_seconds=0.2,
+    )
+    run_hour(hourly_dag)
+    stats = deployment.emulator.stats()
+    deployment.emulator.set_faults()
+    assert sum(stats["faults"]["injected"].values()) > 0, "no fault was injected"
+    plan = deployment.plan()
+    loaded = pd.read_parquet(deployment.part("loaded") / "task_results.parquet")
+    dead = pd.read_parquet(deployment.part("loaded") / "dead_letter.parquet")
+    held = set(deployment.salesforce_tasks()[EXT])
+    dead_tasks = set(dead.loc[dead["object"] == "Task", "task_key"])
+    assert held | dead_tasks == set(plan.tasks["task_key"]), "a Task was lost"
+    assert not held & dead_tasks
+    assert dead["error_code"].notna().all()
+    assert set(loaded["task_key"]) == set(plan.tasks["task_key"])
+    relations = pd.read_parquet(deployment.part("loaded") / "relation_results.parquet")
+    assert len(relations) == len(plan.relations)
+    assert (
+        relations["status"].isin(["primary", "inserted", "existing", "failed", "task_failed"]).all()
+    )
+
+
+def test_r12_shared_activities_switched_off_in_salesforce_makes_the_next_run_individual(
+    hourly_dag, deployment
+):
+    deployment.emulator.set_settings(shared_activities=False)
+    assert run_hour(hourly_dag).state == "success"
+    summary = deployment.plan().summary
+    assert summary["mode"] == "individual"
+    assert summary["fallback"] is True
+    assert "Salesforce org has Shared Activities off" in summary["mode_reason"]
+    plan = deployment.plan()
+    assert (plan.tasks["who_count"] == 1).all()
+    held = deployment.salesforce_tasks()
+    assert set(held[EXT]) == set(plan.tasks["task_key"])
+
+
+def test_a_missing_external_id_field_fails_the_org_with_how_to_create_it(
+    hourly_dag, deployment, capfd
+):
+    deployment.emulator.set_settings(task_external_id_field=False)
+    run = run_hour(hourly_dag)
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert run.state == "failed"
+    assert states["org.detect"] == "failed"
+    assert states["org.load"] == "upstream_failed"
+    out, err = capfd.readouterr()
+    assert "Object Manager > Activity > Fields & Relationships" in out + err
+    assert deployment.client.query("SELECT Id FROM Task").empty
