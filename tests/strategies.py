@@ -7,6 +7,8 @@ definition of "the same plan".
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,6 +69,20 @@ def crm_of(**objects: list[dict[str, Any]]) -> Crm:
 def events_of(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """An events frame with every contract column, as the readers hand it to the planner."""
     return pd.DataFrame(rows, columns=EVENT_COLUMNS)
+
+
+def write_jsonl(events: pd.DataFrame, path: Path) -> None:
+    """The events as a landing file: one JSON object a line, arrays as lists, NaN as null."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            return [plain(v) for v in value]
+        if isinstance(value, float) and np.isnan(value):
+            return None
+        return value
+
+    lines = [json.dumps({k: plain(v) for k, v in row.items()}) for row in events.to_dict("records")]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def settings_of(**values: Any) -> Settings:
