@@ -1,9 +1,10 @@
 """The CRM snapshot the planner matches events against (DESIGN.md "CRM snapshot").
 
 One frame per Salesforce object with the contract columns only, in dtypes the rules can
-rely on whatever wrote the snapshot: text as object with None (never NaN or ""), flags as
-bool, LastModifiedDate as tz-aware UTC. Both planners read the same normalised frames, so
-a quirk of CSV versus Parquet cannot make them disagree.
+rely on whatever wrote the snapshot: text as pandas' Arrow-backed ``str`` with NaN for no
+value (never ""), flags as bool, LastModifiedDate as tz-aware UTC. Both planners read the
+same normalised frames, so a quirk of CSV versus Parquet cannot make them disagree; and
+the text stays in Arrow memory, which the vectorised planner reads without a copy.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 _FLAGS = frozenset({"IsConverted", "IsClosed", "IsActive"})
 _DATES = frozenset({"LastModifiedDate"})
+TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
@@ -103,14 +105,14 @@ def _normalise(frame: pd.DataFrame, sobject: str, columns: tuple[str, ...]) -> p
         elif column in _DATES:
             out[column] = _dates(values, where)
         else:
-            out[column] = pd.Series(_text(values), dtype=object)
+            out[column] = _text(values)
     return pd.DataFrame(out)
 
 
-def _text(values: pd.Series) -> np.ndarray:
-    """Object strings with None for null or empty: an empty Id or Email is no value at all."""
-    text = values.astype(pd.StringDtype("pyarrow"))
-    return text.mask(text == "").to_numpy(dtype=object, na_value=None)
+def _text(values: pd.Series) -> pd.Series:
+    """Text with NaN for null or empty: an empty Id or Email is no value at all."""
+    text = values.astype(TEXT).reset_index(drop=True)
+    return text.mask(text == "")
 
 
 def _flags(values: pd.Series, where: str) -> pd.Series:

@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,7 +49,6 @@ from activity_sync.schema import (
     TASK_STATUS,
     TASK_SUBTYPE,
     Plan,
-    task_key,
 )
 from activity_sync.settings import Settings, SettingsError
 
@@ -66,9 +66,6 @@ _ISO_FAST = (
 _STRING = pa.large_string()
 _RECIPIENT = pa.struct([("email", _STRING), ("field", _STRING)])
 _RECIPIENTS = pa.list_(_RECIPIENT)
-# Outcome of one address of an event, in the precedence of R3/R4/R5.
-_MATCHED = "matched"
-_REPEATED = "repeated"  # only in the trace: a later copy of an address, silently dropped
 
 
 def plan(
@@ -166,12 +163,13 @@ def _plan(
         raise SettingsError(f"settings key 'opportunity_match' is {settings.opportunity_match!r}")
     mode, mode_reason = mode_of(settings, salesforce_shared_activities)
     checked = _validate(events, settings)
-    planned = _Events.of(checked, settings, _owners(crm))
-    people = _addresses(checked, planned, settings, crm)
-    members, units = _units(people, planned, shared=mode == "shared")
-    links = _opportunity_links(crm, settings)
-    tasks = _related_to(units, planned, links, settings)
-    tasks_frame, relations_frame = _task_frames(tasks, units, members, planned, settings)
+    planned = _Events.of(checked, crm)
+    directory = _Directory.of(crm)
+    people = _addresses(checked, planned, settings, directory)
+    units = _units(people, planned, directory, shared=mode == "shared")
+    links = _Links.of(crm, settings)
+    tasks = _related_to(units, planned, directory, links, settings)
+    tasks_frame, relations_frame = _task_frames(tasks, units, planned, directory, settings)
 
     rejected = _sorted_rejected(
         pd.concat([checked.rejected(), people.rejected(planned)], ignore_index=True)
@@ -179,7 +177,7 @@ def _plan(
     reasons = _count_reasons(rejected)
     shared_tasks = int(units.shared[tasks.unit].sum())
     if mode == "shared":
-        individual_mode_tasks = _individual_mode_tasks(people, planned, links, settings)
+        individual_mode_tasks = _individual_mode_tasks(people, planned, directory, links, settings)
     else:
         individual_mode_tasks = len(tasks_frame)
     summary: dict[str, Any] = {
@@ -196,7 +194,7 @@ def _plan(
     assert list(summary) == SUMMARY_KEYS
     summary.update(mode=mode, mode_reason=mode_reason, rejected_by_reason=reasons)
     result = Plan(tasks_frame, relations_frame, rejected, summary)
-    return result, (people.trace(planned) if trace else None)
+    return result, (people.trace(planned, directory) if trace else None)
 
 
 # --------------------------------------------------------------------------- event columns
@@ -489,9 +487,11 @@ def _validate(events: pd.DataFrame, settings: Settings) -> _Checked:
 
 @dataclass(frozen=True)
 class _Events:
-    """The events that passed validation, index 0..count-1, with their Task fields."""
+    """The Task fields of every input row; ``rows`` are the ones that passed validation.
 
-    rows: np.ndarray  # row in the input frame
+    Indexed by input row, so that nothing is copied just to drop the rejected rows."""
+
+    rows: np.ndarray
     event_id: pa.Array
     type: pa.Array
     shared_type: np.ndarray
@@ -505,26 +505,18 @@ class _Events:
         return len(self.rows)
 
     @classmethod
-    def of(cls, checked: _Checked, settings: Settings, owners: pd.Series) -> _Events:
-        rows = np.flatnonzero(checked.open)
-        take = pa.array(rows)
-
-        def column(name: str) -> pa.Array:
-            return checked.text[name].values.take(take)
-
-        types = column("type")
-        senders = _normalise_email(column("sender"))
-        owner_at = owners.index.get_indexer(senders.to_pandas())
-        owner_id = pa.array(_lookup(owners, owner_at), _STRING)
+    def of(cls, checked: _Checked, crm: Crm) -> _Events:
+        text = {name: column.values for name, column in checked.text.items()}
+        types = text["type"]
         return cls(
-            rows=rows,
-            event_id=column("event_id"),
+            rows=np.flatnonzero(checked.open),
+            event_id=text["event_id"],
             type=types,
             shared_type=_mask(pc.is_in(types, value_set=_strings(SHARED_TYPES))),
-            owner_id=owner_id,
-            subject=_subjects(types, column("subject")),
-            description=_descriptions(types, column("body"), column("url"), column("filename")),
-            activity_date=checked.dates.take(take),
+            owner_id=_owner_ids(crm, _normalise_email(text["sender"])),
+            subject=_subjects(types, text["subject"]),
+            description=_descriptions(types, text["body"], text["url"], text["filename"]),
+            activity_date=checked.dates,
         )
 
 
@@ -558,111 +550,163 @@ def _descriptions(types: pa.Array, body: pa.Array, url: pa.Array, filename: pa.A
     return pc.utf8_slice_codeunits(text, 0, DESCRIPTION_MAX)
 
 
-def _owners(crm: Crm) -> pd.Series:
-    """Active Users by normalised email, the lowest Id where several share one."""
+def _owner_ids(crm: Crm, senders: pa.Array) -> pa.Array:
+    """OwnerId per sender: the active User with that email, the lowest Id if several."""
     users = crm.users
-    emails = _normalise_email(pa.array(users["Email"].to_numpy(dtype=object), _STRING))
-    frame = pd.DataFrame({"email": emails.to_pandas(), "Id": users["Id"].to_numpy(dtype=object)})
-    frame = frame[users["IsActive"].to_numpy() & _present(frame) & frame["Id"].notna().to_numpy()]
-    frame = frame.sort_values(["email", "Id"]).drop_duplicates("email")
-    return pd.Series(frame["Id"].to_numpy(dtype=object), index=pd.Index(frame["email"]))
+    ids = _arrow(users["Id"])
+    usable = users["IsActive"].to_numpy() & _mask(pc.is_valid(ids))
+    by_email = _ByEmail.of(_normalise_email(_arrow(users["Email"])), usable, users[["Id"]], [True])
+    return _take(ids, by_email.lookup(senders))
+
+
+@dataclass(frozen=True)
+class _ByEmail:
+    """The one row chosen for each distinct normalised email. Only rows that share an email
+    are sorted by the ranking, so the common case of unique emails costs one hash."""
+
+    emails: pa.Array  # distinct
+    row: np.ndarray  # the chosen row per email, then -1 for "none"
+
+    @classmethod
+    def of(
+        cls, emails: pa.Array, usable: np.ndarray, ranking: pd.DataFrame, ascending: list[bool]
+    ) -> _ByEmail:
+        rows = np.flatnonzero(usable & _mask(pc.not_equal(emails, "")))
+        email = emails.take(pa.array(rows))
+        shared = email.to_pandas().duplicated(keep=False).to_numpy()
+        ties = ranking.iloc[rows[shared]].assign(email=_text_at(email, np.flatnonzero(shared)))
+        ties = ties.assign(row=rows[shared]).sort_values(
+            ["email", *ranking.columns], ascending=[True, *ascending], na_position="last"
+        )
+        ties = ties.drop_duplicates("email")
+        unique = np.flatnonzero(~shared)
+        emails = pa.concat_arrays([email.take(pa.array(unique)), _arrow(ties["email"])])
+        chosen = np.concatenate([rows[unique], ties["row"].to_numpy(np.int64), [-1]])
+        return cls(emails, chosen)
+
+    def lookup(self, addresses: pa.Array) -> np.ndarray:
+        """The chosen row per address, -1 where no row has that email."""
+        return self.row[_index_in(addresses, self.emails)]
 
 
 # --------------------------------------------------------------------------- addresses
+
+# What became of an address, in the precedence of R3/R4/R5; index = code in _People.outcome.
+_OUTCOMES = ("matched", "repeated", "bcc_not_synced", "invalid_email", "excluded", "unmatched")
+_MATCHED, _REPEATED = 0, 1  # "repeated": a later copy of an address, dropped without a row
+
+
+@dataclass(frozen=True)
+class _Directory:
+    """The CRM people as one indexed list: Contacts, then unconverted Leads (R5)."""
+
+    person_id: pa.Array
+    account_id: pa.Array  # null for Leads
+    contacts: int  # a person index below this is a Contact
+    by_email: _ByEmail
+
+    @classmethod
+    def of(cls, crm: Crm) -> _Directory:
+        """R5's choice per email: a Contact before a Lead, then the newest LastModifiedDate,
+        then the lowest Id."""
+        people = pd.concat(
+            [crm.contacts.assign(is_lead=False), crm.leads[~crm.leads["IsConverted"]]],
+            ignore_index=True,
+        ).fillna({"is_lead": True})
+        person_id = _arrow(people["Id"])
+        ranking = people[["is_lead", "LastModifiedDate", "Id"]].astype({"is_lead": bool})
+        return cls(
+            person_id=person_id,
+            account_id=_arrow(people["AccountId"]),
+            contacts=len(crm.contacts),
+            by_email=_ByEmail.of(
+                _normalise_email(_arrow(people["Email"])),
+                _mask(pc.is_valid(person_id)),
+                ranking,
+                [True, False, True],
+            ),
+        )
 
 
 @dataclass(frozen=True)
 class _People:
     """Every address of every planned event, in listed order, with what became of it."""
 
-    event: np.ndarray  # index into _Events
+    event: np.ndarray  # input row of the event
     position: np.ndarray
     field: pa.Array
     email: pa.Array
-    outcome: np.ndarray  # object: _MATCHED, _REPEATED or a reason code
-    person_id: np.ndarray  # object: the Contact or Lead Id when matched
+    outcome: np.ndarray  # index into _OUTCOMES
+    person: np.ndarray  # index into _Directory, -1 unless matched
     is_contact: np.ndarray  # matched to a Contact
-    account_id: np.ndarray  # object: that Contact's AccountId
 
     @property
     def matched(self) -> np.ndarray:
         return self.outcome == _MATCHED
 
     def rejected(self, planned: _Events) -> pd.DataFrame:
-        rows = np.flatnonzero((self.outcome != _MATCHED) & (self.outcome != _REPEATED))
-        reasons = self.outcome[rows]
+        rows = np.flatnonzero(self.outcome > _REPEATED)
+        reasons = np.array(_OUTCOMES, object)[self.outcome[rows]]
         why = pd.Series(reasons, dtype=object).map(REASONS).to_numpy()
         return pd.DataFrame(
             {
                 "event_id": _text_at(planned.event_id, self.event[rows]),
                 "email": _text_at(self.email, rows),
                 "reason": reasons,
-                "detail": _text_at(self.field, rows) + ": " + why,
+                "detail": _text_at(self.field, rows) + " recipient: " + why,
             }
         )
 
-    def trace(self, planned: _Events) -> pd.DataFrame:
+    def trace(self, planned: _Events, directory: _Directory) -> pd.DataFrame:
         return pd.DataFrame(
             {
                 "event_id": _text_at(planned.event_id, self.event),
                 "position": self.position,
                 "field": self.field.to_numpy(zero_copy_only=False),
                 "email": self.email.to_numpy(zero_copy_only=False),
-                "outcome": self.outcome,
-                "person_id": self.person_id,
+                "outcome": np.array(_OUTCOMES, object)[self.outcome],
+                "person_id": _text_at(directory.person_id, self.person),
                 "is_contact": self.is_contact,
             }
         )
 
 
-def _addresses(checked: _Checked, planned: _Events, settings: Settings, crm: Crm) -> _People:
+def _addresses(
+    checked: _Checked, planned: _Events, settings: Settings, directory: _Directory
+) -> _People:
     """R3–R5 for every recipient and actor: dedupe, Bcc, syntax, exclusion, matching."""
-    recipient_events = np.flatnonzero(checked.is_recipient[planned.rows])
-    lists = checked.recipients.lists.take(pa.array(planned.rows[recipient_events]))
+    recipient_events = planned.rows[checked.is_recipient[planned.rows]]
+    lists = checked.recipients.lists.take(pa.array(recipient_events))
     flat = pc.list_flatten(lists)
     parents = pc.list_parent_indices(lists).to_numpy()
     starts = lists.offsets.to_numpy()[:-1] - lists.offsets[0].as_py()
-    actor_events = np.flatnonzero(checked.is_actor[planned.rows])
-    actors = checked.actor_email.take(pa.array(planned.rows[actor_events]))
+    actor_events = planned.rows[checked.is_actor[planned.rows]]
+    actors = checked.actor_email.take(pa.array(actor_events))
 
     event = np.concatenate([recipient_events[parents], actor_events])
     position = np.concatenate(
         [np.arange(len(parents)) - starts[parents], np.zeros(len(actor_events), np.int64)]
     )
     field = pa.concat_arrays(
-        [
-            pc.struct_field(flat, "field"),
-            pa.array(np.full(len(actor_events), "actor", object), _STRING),
-        ]
+        [pc.struct_field(flat, "field"), pa.nulls(len(actor_events), _STRING).fill_null("actor")]
     )
     email = pa.concat_arrays([_normalise_email(pc.struct_field(flat, "email")), actors])
 
     # Each distinct address is judged once; ``code`` maps every row to its address.
-    encoded = pc.dictionary_encode(email)
-    code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    distinct = encoded.dictionary
+    code, uniques = pd.factorize(email.to_pandas())
+    distinct = _arrow(pd.Series(uniques))
     syntax_ok = _mask(pc.match_substring_regex(distinct, _EMAIL_FULL))
     excluded = _excluded(distinct, settings)
-    contacts = crm.contacts
-    leads = crm.leads[~crm.leads["IsConverted"].to_numpy()]
-    contact_at = _winners(contacts, distinct)[code]
-    lead_at = _winners(leads, distinct)[code]
+    person = directory.by_email.lookup(distinct)[code]
 
     # R3: a repeated address of an event counts once, where it first appears.
     repeated = pd.Series(event * len(distinct) + code).duplicated().to_numpy()
     is_bcc = _mask(pc.equal(field, "bcc")) & (not settings.sync_bcc)
-    outcome = np.select(
-        [repeated, is_bcc, ~syntax_ok[code], excluded[code], (contact_at < 0) & (lead_at < 0)],
-        [_REPEATED, "bcc_not_synced", "invalid_email", "excluded", "unmatched"],
-        _MATCHED,
-    ).astype(object)
-    matched = outcome == _MATCHED
-    is_contact = matched & (contact_at >= 0)
-    is_lead = matched & ~is_contact
-    person_id = _lookup(contacts["Id"], np.where(is_contact, contact_at, -1))
-    person_id[is_lead] = _lookup(leads["Id"], lead_at[is_lead])
-    account_id = _lookup(contacts["AccountId"], np.where(is_contact, contact_at, -1))
-    return _People(event, position, field, email, outcome, person_id, is_contact, account_id)
+    checks = [repeated, is_bcc, ~syntax_ok[code], excluded[code], person < 0]
+    outcome = np.select(checks, np.arange(1, len(_OUTCOMES)), _MATCHED).astype(np.int8)
+    person = np.where(outcome == _MATCHED, person, -1)
+    is_contact = (person >= 0) & (person < directory.contacts)
+    return _People(event, position, field, email, outcome, person, is_contact)
 
 
 def _excluded(addresses: pa.Array, settings: Settings) -> np.ndarray:
@@ -680,27 +724,6 @@ def _excluded(addresses: pa.Array, settings: Settings) -> np.ndarray:
     return out
 
 
-def _winners(people: pd.DataFrame, addresses: pa.Array) -> np.ndarray:
-    """R5 per address: the row of ``people`` it matches (newest LastModifiedDate, then the
-    lowest Id), or -1. Only rows whose email is among ``addresses`` are sorted."""
-    emails = _normalise_email(pa.array(people["Email"].to_numpy(dtype=object), _STRING))
-    wanted = _mask(pc.is_in(emails, value_set=addresses)) & people["Id"].notna().to_numpy()
-    rows = np.flatnonzero(wanted)
-    candidates = pd.DataFrame(
-        {
-            "email": emails.filter(pa.array(wanted)).to_pandas(),
-            "date": people["LastModifiedDate"].iloc[rows].reset_index(drop=True),
-            "Id": people["Id"].to_numpy(dtype=object)[rows],
-            "row": rows,
-        }
-    )
-    candidates = candidates.sort_values(
-        ["email", "date", "Id"], ascending=[True, False, True], na_position="last"
-    ).drop_duplicates("email")
-    at = pd.Index(candidates["email"]).get_indexer(addresses.to_pandas())
-    return np.where(at >= 0, candidates["row"].to_numpy()[at], -1) if len(candidates) else at
-
-
 # --------------------------------------------------------------------------- Tasks
 
 
@@ -709,23 +732,18 @@ class _Units:
     """One row per Task before the Opportunity fan-out of R8: a batch or one person."""
 
     event: np.ndarray
-    who_id: np.ndarray  # object
+    who: np.ndarray  # person index of the primary
     is_contact: np.ndarray
-    account_id: np.ndarray  # object
     part: pa.Array  # "b<batch>" or "w<WhoId>", the task_key part
     batch_index: np.ndarray
     who_count: np.ndarray
     shared: np.ndarray
-    member_start: np.ndarray  # first row of the unit in the members table
+    member_start: np.ndarray  # first row of the unit in ``members``
+    members: np.ndarray  # person index of every member, unit after unit, in position order
+    position: np.ndarray  # of each member
 
 
-@dataclass(frozen=True)
-class _Members:
-    relation_id: np.ndarray  # object
-    position: np.ndarray
-
-
-def _units(people: _People, planned: _Events, *, shared: bool) -> tuple[_Members, _Units]:
+def _units(people: _People, planned: _Events, directory: _Directory, *, shared: bool) -> _Units:
     """R6/R7: Contacts of a shared event in batches of 50; every other person on their own."""
     rows = np.flatnonzero(people.matched)
     event, position = people.event[rows], people.position[rows]
@@ -743,167 +761,231 @@ def _units(people: _People, planned: _Events, *, shared: bool) -> tuple[_Members
     unit = np.cumsum(member_position == 0) - 1
     heads = np.flatnonzero(member_position == 0)
     batch_index = np.where(in_batch, rank // BATCH_SIZE, 0)[heads]
-    who_id = people.person_id[rows[heads]]
+    who = people.person[rows[heads]]
     unit_shared = in_batch[heads]
     part = pc.if_else(
         pa.array(unit_shared),
         _join("b", pc.cast(pa.array(batch_index), _STRING)),
-        _join("w", pa.array(who_id, _STRING)),
+        _join("w", directory.person_id.take(pa.array(who))),
     )
-    units = _Units(
+    return _Units(
         event=event[heads],
-        who_id=who_id,
+        who=who,
         is_contact=people.is_contact[rows[heads]],
-        account_id=people.account_id[rows[heads]],
         part=part,
         batch_index=batch_index.astype(np.int64),
         who_count=np.bincount(unit, minlength=len(heads)).astype(np.int64),
         shared=unit_shared,
         member_start=heads,
+        members=people.person[rows],
+        position=member_position.astype(np.int64),
     )
-    members = _Members(people.person_id[rows], member_position.astype(np.int64))
-    return members, units
 
 
-def _opportunity_links(crm: Crm, settings: Settings) -> pd.DataFrame | None:
-    """R8's candidate Opportunities by the key a primary Contact brings (its AccountId or
-    its own Id), after the open filter; None when opportunity sync is off."""
-    if not settings.sync_to_opportunities:
-        return None
-    opportunities = crm.opportunities
-    if settings.open_opportunities_only:
-        opportunities = opportunities[~opportunities["IsClosed"]]
-    opportunities = opportunities[opportunities["Id"].notna()]
-    if settings.opportunity_match == "account":
-        links = pd.DataFrame(
-            {
-                "key": opportunities["AccountId"],
-                "what": opportunities["Id"],
-                "owner": opportunities["OwnerId"],
-            }
-        )
-    else:
-        roles = crm.contact_roles[["ContactId", "OpportunityId"]].dropna()
-        links = roles.merge(
-            opportunities[["Id", "OwnerId"]], left_on="OpportunityId", right_on="Id"
-        ).rename(columns={"ContactId": "key", "Id": "what", "OwnerId": "owner"})[
-            ["key", "what", "owner"]
-        ]
-    keys = _link_columns(settings)
-    links = links[links[keys].notna().all(axis=1)]
-    return links.drop_duplicates([*keys, "what"]).reset_index(drop=True)
+@dataclass(frozen=True)
+class _Links:
+    """R8's candidate Opportunities grouped by the key a primary Contact brings: its
+    AccountId (``account``) or its own Id (``contact_role``), with the owning User appended
+    when only the sender's Opportunities count. Closed ones are gone if R8 says so."""
+
+    keys: pa.Array  # distinct
+    start: np.ndarray  # per key: first of its Opportunities in ``what``
+    count: np.ndarray
+    what: pa.Array  # Opportunity Ids, key after key
+
+    @classmethod
+    def of(cls, crm: Crm, settings: Settings) -> _Links | None:
+        if not settings.sync_to_opportunities:
+            return None
+        opportunities = crm.opportunities[crm.opportunities["Id"].notna()]
+        if settings.open_opportunities_only:
+            opportunities = opportunities[~opportunities["IsClosed"]]
+        if settings.opportunity_match == "account":
+            links = opportunities.rename(columns={"AccountId": "key"})
+        else:
+            links = crm.contact_roles.merge(
+                opportunities, left_on="OpportunityId", right_on="Id", suffixes=("_role", "")
+            ).rename(columns={"ContactId": "key"})
+        keys = _link_keys(settings, _arrow(links["key"]), _arrow(links["OwnerId"])).to_pandas()
+        links = pd.DataFrame({"key": keys, "what": links["Id"].to_numpy()}).dropna()
+        links = links.drop_duplicates().sort_values("key", kind="stable")
+        codes, keys = pd.factorize(links["key"])
+        count = np.bincount(codes, minlength=len(keys))
+        return cls(_arrow(pd.Series(keys)), np.cumsum(count) - count, count, _arrow(links["what"]))
+
+    def counts(self, keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Per key: where its Opportunities start in ``what``, and how many there are."""
+        at = _index_in(keys, self.keys)  # -1, no such key, picks the appended 0
+        return np.append(self.start, 0)[at], np.append(self.count, 0)[at]
 
 
-def _link_columns(settings: Settings) -> list[str]:
-    """What a primary must share with an Opportunity link: its key, and the owner if R8 says."""
-    return ["key", "owner"] if settings.owned_opportunities_only else ["key"]
+def _link_keys(settings: Settings, key: pa.Array, owner: pa.Array) -> pa.Array:
+    """The link key of rows: ``key``, joined with the owner's Id for owned_opportunities_only
+    (null when either is null: no key, or no owner, matches nothing)."""
+    return _join(key, "\x1f", owner) if settings.owned_opportunities_only else key
+
+
+def _primary_keys(
+    settings: Settings, directory: _Directory, person: np.ndarray, owner: pa.Array
+) -> pa.Array:
+    ids = directory.account_id if settings.opportunity_match == "account" else directory.person_id
+    return _link_keys(settings, ids.take(pa.array(person)), owner)
 
 
 @dataclass(frozen=True)
 class _Tasks:
     unit: np.ndarray
-    what_id: np.ndarray  # object
-
-
-def _link_keys(settings: Settings, who_id: np.ndarray, account_id: np.ndarray) -> np.ndarray:
-    return account_id if settings.opportunity_match == "account" else who_id
+    what_id: pa.Array
 
 
 def _related_to(
-    units: _Units, planned: _Events, links: pd.DataFrame | None, settings: Settings
+    units: _Units, planned: _Events, directory: _Directory, links: _Links | None, settings: Settings
 ) -> _Tasks:
     """R8/R10: one Task per remaining Opportunity of the primary Contact, else its Account."""
-    all_units = np.arange(len(units.event))
-    if links is None or links.empty:
-        return _Tasks(all_units, units.account_id)
-    keys = _link_columns(settings)
-    primaries = pd.DataFrame(
-        {
-            "unit": all_units,
-            "key": _link_keys(settings, units.who_id, units.account_id),
-            "owner": planned.owner_id.take(pa.array(units.event)).to_numpy(zero_copy_only=False),
-        }
+    accounts = directory.account_id.take(pa.array(units.who))
+    count = np.zeros(len(units.who), np.int64)
+    start = np.zeros(len(units.who), np.int64)
+    if links is not None:
+        contacts = np.flatnonzero(units.is_contact)
+        owners = planned.owner_id.take(pa.array(units.event[contacts]))
+        keys = _primary_keys(settings, directory, units.who[contacts], owners)
+        start[contacts], count[contacts] = links.counts(keys)
+    fanned = np.repeat(np.arange(len(count)), count)
+    alone = np.flatnonzero(count == 0)
+    assert links is not None or not len(fanned)
+    what = (
+        []
+        if links is None
+        else [links.what.take(pa.array(np.repeat(start, count) + _ragged(count)))]
     )
-    primaries = primaries[units.is_contact]
-    primaries = primaries[primaries[keys].notna().all(axis=1)]
-    fanned = primaries[["unit", *keys]].merge(links[[*keys, "what"]], on=keys)
-    alone = np.setdiff1d(all_units, fanned["unit"].to_numpy())
     return _Tasks(
-        np.concatenate([fanned["unit"].to_numpy(np.int64), alone]),
-        np.concatenate([fanned["what"].to_numpy(dtype=object), units.account_id[alone]]),
+        np.concatenate([fanned, alone]),
+        pa.concat_arrays([*what, accounts.take(pa.array(alone))]),
     )
 
 
 def _individual_mode_tasks(
-    people: _People, planned: _Events, links: pd.DataFrame | None, settings: Settings
+    people: _People,
+    planned: _Events,
+    directory: _Directory,
+    links: _Links | None,
+    settings: Settings,
 ) -> int:
     """R13 without planning twice: each matched person as a primary of its own, counted."""
     matched = np.flatnonzero(people.matched)
-    if links is None or links.empty:
+    if links is None:
         return len(matched)
-    keys = _link_columns(settings)
-    counts = links.groupby(keys).size().rename("n").reset_index()
     contacts = matched[people.is_contact[matched]]
-    persons = pd.DataFrame(
-        {
-            "key": _link_keys(settings, people.person_id[contacts], people.account_id[contacts]),
-            "owner": planned.owner_id.take(pa.array(people.event[contacts])).to_numpy(
-                zero_copy_only=False
-            ),
-        }
+    owners = planned.owner_id.take(pa.array(people.event[contacts]))
+    _, count = links.counts(_primary_keys(settings, directory, people.person[contacts], owners))
+    # Every matched person makes one Task, and one more per Opportunity past the first.
+    return len(matched) + int(np.maximum(count - 1, 0).sum())
+
+
+def _ragged(counts: np.ndarray) -> np.ndarray:
+    """0..count-1 for each count in turn: the position within each repeated group."""
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+_KEY_PREFIX = "as1_"
+_KEY_BYTES = 20  # a task_key shows the first 20 bytes of the SHA-256 as 40 hex digits
+
+
+def _task_digests(
+    org_id: str, event_ids: pa.Array, parts: pa.Array, what_ids: pa.Array
+) -> np.ndarray:
+    """The hash behind schema.task_key for every Task, one row of bytes per Task.
+
+    The key text is joined by Arrow exactly as ``task_key`` joins it ("\\x1f" between org,
+    event, part and WhatId or ""); only the hashing itself runs per Task. Tests hold the
+    resulting keys equal to ``task_key``'s (R11).
+    """
+    raw = _join(org_id, "\x1f", event_ids, "\x1f", parts, "\x1f", pc.fill_null(what_ids, _text("")))
+    data = memoryview(raw.buffers()[2] or b"").cast("B")
+    bounds = np.frombuffer(raw.buffers()[1], np.int64)[raw.offset : raw.offset + len(raw) + 1]
+    bounds = bounds.tolist()
+    digests = b"".join(
+        [sha256(data[a:b]).digest() for a, b in zip(bounds, bounds[1:], strict=False)]
     )
-    n = persons[keys].merge(counts, on=keys, how="left")["n"].fillna(0).to_numpy()
-    return int(np.maximum(n, 1).sum()) + len(matched) - len(contacts)
+    return np.frombuffer(digests, np.uint8).reshape(-1, 32)[:, :_KEY_BYTES]
+
+
+def _digest_order(digests: np.ndarray) -> np.ndarray:
+    """The order that sorts the keys: hex text sorts as the bytes it shows do."""
+    words = np.ascontiguousarray(digests[:, :8]).view(">u8").ravel()
+    order = np.argsort(words, kind="stable")
+    if np.any(words[order][1:] == words[order][:-1]):  # 64 equal bits: let all 20 bytes decide
+        rest = np.ascontiguousarray(np.pad(digests[:, 8:], ((0, 0), (0, 4)))).view(">u8")
+        order = np.lexsort((rest[:, 1], rest[:, 0], words))
+    return order
+
+
+def _hex_keys(digests: np.ndarray) -> pa.Array:
+    """The task_key strings of digests, built as one Arrow buffer."""
+    hex_text = np.ascontiguousarray(digests).tobytes().hex().encode("ascii")
+    text = np.empty((len(digests), len(_KEY_PREFIX) + 2 * _KEY_BYTES), np.uint8)
+    text[:, : len(_KEY_PREFIX)] = np.frombuffer(_KEY_PREFIX.encode(), np.uint8)
+    text[:, len(_KEY_PREFIX) :] = np.frombuffer(hex_text, np.uint8).reshape(-1, 2 * _KEY_BYTES)
+    return _fixed_width_strings(text)
+
+
+def _constant(value: str, n: int) -> pa.Array:
+    text = np.frombuffer(value.encode(), np.uint8)
+    return _fixed_width_strings(np.broadcast_to(text, (n, len(text))))
+
+
+def _fixed_width_strings(text: np.ndarray) -> pa.Array:
+    """Rows of UTF-8 bytes, all of one width, as an Arrow string array."""
+    n, width = text.shape
+    offsets = pa.py_buffer(np.arange(n + 1, dtype=np.int64) * width)
+    data = pa.py_buffer(np.ascontiguousarray(text).tobytes())
+    return pa.LargeStringArray.from_buffers(n, offsets, data)
 
 
 def _task_frames(
-    tasks: _Tasks, units: _Units, members: _Members, planned: _Events, settings: Settings
+    tasks: _Tasks, units: _Units, planned: _Events, directory: _Directory, settings: Settings
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tasks and task_relations frames in canonical order (task_key, then position)."""
-    unit = tasks.unit
-    event = units.event[unit]
-    event_ids = planned.event_id.take(pa.array(event)).to_pylist()
-    parts = units.part.take(pa.array(unit)).to_pylist()
-    whats = tasks.what_id.tolist()
-    keys = [
-        task_key(settings.org_id, e, p, w) for e, p, w in zip(event_ids, parts, whats, strict=True)
-    ]
-    key_array = pa.array(keys, _STRING)
-    order = pc.sort_indices(key_array).to_numpy()
-    unit, event, what = unit[order], event[order], tasks.what_id[order]
-    key_array = key_array.take(pa.array(order))
-    take_event = pa.array(event)
+    event = units.event[tasks.unit]
+    digests = _task_digests(
+        settings.org_id,
+        planned.event_id.take(pa.array(event)),
+        units.part.take(pa.array(tasks.unit)),
+        tasks.what_id,
+    )
+    order = _digest_order(digests)
+    key = _hex_keys(digests[order])
+    unit = tasks.unit[order]
+    take_event = pa.array(event[order])
     types = planned.type.take(take_event)
-    n = len(order)
+    n = len(unit)
     table = pa.table(
         {
-            "task_key": key_array,
-            "org_id": pa.array(np.full(n, settings.org_id, object), _STRING),
+            "task_key": key,
+            "org_id": _constant(settings.org_id, n),
             "event_id": planned.event_id.take(take_event),
             "event_type": types,
-            "WhoId": pa.array(units.who_id[unit], _STRING),
-            "WhatId": pa.array(what, _STRING),
+            "WhoId": directory.person_id.take(pa.array(units.who[unit])),
+            "WhatId": tasks.what_id.take(pa.array(order)),
             "OwnerId": planned.owner_id.take(take_event),
             "Subject": planned.subject.take(take_event),
             "Description": planned.description.take(take_event),
             "ActivityDate": planned.activity_date.take(take_event),
-            "Status": pa.array(np.full(n, TASK_STATUS, object), _STRING),
+            "Status": _constant(TASK_STATUS, n),
             "TaskSubtype": _subtypes(types),
             "who_count": pa.array(units.who_count[unit], pa.int64()),
             "batch_index": pa.array(units.batch_index[unit], pa.int64()),
         }
     )
-    # Each Task carries its unit's members in position order: a ragged range per Task.
+    # Each Task carries its unit's members in position order.
     counts = units.who_count[unit]
-    owner = np.repeat(np.arange(n), counts)
-    offsets = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-    member = units.member_start[unit][owner] + offsets
+    member = np.repeat(units.member_start[unit], counts) + _ragged(counts)
     relations = pa.table(
         {
-            "task_key": key_array.take(pa.array(owner)),
-            "RelationId": pa.array(members.relation_id[member], _STRING),
-            "position": pa.array(members.position[member], pa.int64()),
-            "is_primary": pa.array(members.position[member] == 0),
+            "task_key": key.take(pa.array(np.repeat(np.arange(n), counts))),
+            "RelationId": directory.person_id.take(pa.array(units.members[member])),
+            "position": pa.array(units.position[member], pa.int64()),
+            "is_primary": pa.array(units.position[member] == 0),
         }
     )
     return _to_pandas(table, TASK_COLUMNS), _to_pandas(relations, RELATION_COLUMNS)
@@ -940,20 +1022,23 @@ def _normalise_email(values: pa.Array) -> pa.Array:
     )
 
 
-def _lookup(values: pd.Series, at: np.ndarray) -> np.ndarray:
-    """``values`` at positions ``at`` as objects, None where ``at`` is -1."""
-    out = np.full(len(at), None, object)
-    found = at >= 0
-    out[found] = values.to_numpy(dtype=object)[at[found]]
-    return out
+def _index_in(values: pa.Array, lookup: pa.Array) -> np.ndarray:
+    """Position of each value in ``lookup`` (distinct values), -1 where it is not there."""
+    at = pc.index_in(values, value_set=lookup)
+    return pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _take(values: pa.Array, at: np.ndarray) -> pa.Array:
+    """``values`` at positions ``at``, null where ``at`` is -1."""
+    return values.take(pa.array(at, pa.int64(), mask=at < 0))
 
 
 def _text_at(values: pa.Array, at: np.ndarray) -> np.ndarray:
-    return values.take(pa.array(at, pa.int64())).to_numpy(zero_copy_only=False)
+    return _take(values, at).to_numpy(zero_copy_only=False)
 
 
-def _present(frame: pd.DataFrame) -> np.ndarray:
-    return (frame["email"].notna() & (frame["email"] != "")).to_numpy()
+def _arrow(values: pd.Series) -> pa.Array:
+    return _array(pa.array(values, type=_STRING, from_pandas=True))
 
 
 def _text(value: str) -> pa.Scalar:
@@ -995,8 +1080,9 @@ def _as_strings(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _sorted_rejected(rejected: pd.DataFrame) -> pd.DataFrame:
-    rejected = _as_strings(rejected)
-    return rejected.sort_values(REJECTED_COLUMNS, na_position="last", ignore_index=True)
+    table = pa.Table.from_pandas(_as_strings(rejected), preserve_index=False)
+    keys = [(name, "ascending", "at_end") for name in REJECTED_COLUMNS]
+    return _to_pandas(table.sort_by(keys), REJECTED_COLUMNS)
 
 
 def _count_reasons(rejected: pd.DataFrame) -> dict[str, int]:
