@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint format bench clean
+.PHONY: venv test lint format demo browser clean
 
 venv: $(STAMP)
 
@@ -24,9 +24,18 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Debian's Chromium, for the tests that look at the audit report as a browser renders it.
+browser:
+	./scripts/install_chromium.sh
+
 # pytest exits 5 when it selects no tests; make treats any non-zero exit as failure.
-test: lint
+test: lint browser
 	$(BIN)/pytest
+
+# A generated day of email activity, synced hour by hour through real Airflow into the
+# local Salesforce, then audited. Results and the report land in demo_out/.
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
