@@ -353,7 +353,8 @@ def test_the_emulator_is_an_optional_profile_serving_the_demo_org(compose):
     emulator = compose["services"]["salesforce-emulator"]
     assert emulator["profiles"] == ["emulator"]
     assert emulator["command"] == (
-        "python -m salesforce_emulator serve --port 8443 --data-dir /opt/airflow/emulator --seed demo"
+        "python -m salesforce_emulator serve --port 8443 --host 0.0.0.0"
+        " --cert-host salesforce-emulator --data-dir /opt/airflow/emulator --seed demo"
     )
     assert all("profiles" not in compose["services"][name] for name in AIRFLOW_SERVICES)
 
