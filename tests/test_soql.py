@@ -451,7 +451,11 @@ def test_any_text_quoted_by_simple_salesforce_parses_back_to_itself(value):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(st.characters(blacklist_characters="\x00"), max_size=100))
+# No NUL (SQLite's LIKE stops there) and no lone surrogates (not encodable as UTF-8,
+# so they cannot reach SQLite, nor Salesforce, at all).
+@given(
+    st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=100)
+)
 def test_any_text_escaped_for_like_matches_itself_and_nothing_longer(value):
     soql = format_soql("SELECT Id FROM Contact WHERE LastName LIKE '{:like}'", value)
     (pattern,) = parse_soql(soql).to_sql(CONTACT)[1]
