@@ -60,9 +60,12 @@ _EMAIL_FULL = f"^(?:{EMAIL_PATTERN})$"
 # Timestamps pandas parses exactly as datetime.fromisoformat does (with an offset); any
 # other string is judged by fromisoformat itself, one distinct value at a time.
 _ISO_FAST = (
-    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?"
+    r"^([1-9]\d{3}|0[1-9]\d\d|00[1-9]\d|000[1-9])-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+    r"T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?"
     r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
 )
+# The calendar of datetime.date: a time whose local date falls outside it has no ActivityDate.
+_FIRST_DAY, _LAST_DAY = np.datetime64("0001-01-01"), np.datetime64("9999-12-31")
 _STRING = pa.large_string()
 _RECIPIENT = pa.struct([("email", _STRING), ("field", _STRING)])
 _RECIPIENTS = pa.list_(_RECIPIENT)
@@ -219,15 +222,34 @@ def _text_column(events: pd.DataFrame, name: str) -> _Text:
         return _Text(pa.nulls(n, _STRING), np.ones(n, bool), np.zeros(n, bool))
     column = events[name]
     null = column.isna().to_numpy(dtype=bool)
+    values = _arrow_as(column, _is_string_type)
+    if values is not None:
+        return _Text(values.cast(_STRING), null, np.zeros(n, bool))
+    # Mixed cells (only from frames built in memory or odd files): sort them one by one.
+    cells = column.to_numpy(dtype=object)
+    text = np.fromiter((_is_text(v) for v in cells), bool, n)
+    values = pa.array(np.where(text, cells, None), type=_STRING)
+    return _Text(values, null, ~text & ~null)
+
+
+def _arrow_as(column: pd.Series, wanted: Callable[[pa.DataType], bool]) -> pa.Array | None:
+    """The column as Arrow infers it, if that type is ``wanted``; else None (slow path).
+
+    Inferred rather than converted to a target type, because conversion would quietly
+    decode bytes as text, and bytes are not a string (the agreed rule)."""
     try:
-        values = _array(pa.array(column, type=_STRING, from_pandas=True))
-        return _Text(values, null, np.zeros(n, bool))
+        values = _array(pa.array(column, from_pandas=True))
     except (pa.ArrowException, TypeError, ValueError, UnicodeError):
-        # Mixed cells (only from frames built in memory or odd files): sort them one by one.
-        cells = column.to_numpy(dtype=object)
-        text = np.fromiter((_is_text(v) for v in cells), bool, n)
-        values = pa.array(np.where(text, cells, None), type=_STRING)
-        return _Text(values, null, ~text & ~null)
+        return None
+    return values if wanted(values.type) else None
+
+
+def _is_string_type(arrow_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_null(arrow_type)
+    )
 
 
 def _is_text(value: Any) -> bool:
@@ -271,12 +293,25 @@ def _recipients_column(events: pd.DataFrame) -> _Recipients:
 
 def _arrow_recipients(column: pd.Series) -> pa.ListArray | None:
     """The column as an Arrow list of (email, field), or None if it needs the slow path."""
-    try:
-        if isinstance(column.dtype, pd.ArrowDtype):  # as read_events gives it
-            return _array(pa.array(column)).cast(_RECIPIENTS)
-        return _array(pa.array(column, type=_RECIPIENTS, from_pandas=True))
-    except (pa.ArrowException, TypeError, ValueError, UnicodeError):
-        return None
+    values = _arrow_as(column, _is_recipients_type)
+    return None if values is None else values.cast(_RECIPIENTS)
+
+
+def _is_recipients_type(arrow_type: pa.DataType) -> bool:
+    """A list of objects whose email and field are text, or a column with no lists at all."""
+    if pa.types.is_null(arrow_type):
+        return True
+    if not (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)):
+        return False
+    item = arrow_type.value_type
+    if pa.types.is_null(item):
+        return True
+    names = {item.field(i).name: item.field(i).type for i in range(item.num_fields)}
+    return (
+        pa.types.is_struct(item)
+        and {"email", "field"} <= set(names)
+        and all(_is_string_type(names[k]) for k in ("email", "field"))
+    )
 
 
 def _python_recipients(cells: np.ndarray) -> tuple[pa.ListArray, np.ndarray, np.ndarray]:
@@ -316,13 +351,14 @@ def _activity_dates(events: pd.DataFrame, timezone: str) -> pa.Array:
         return pa.nulls(n, _STRING)  # absent, or timestamps without a zone
     if isinstance(column.dtype, pd.DatetimeTZDtype):
         dates[:] = _local_days(column, timezone)
-        return _day_strings(dates)
+        return _day_strings(_in_calendar(dates))
     text = _text_column(events, "occurred_at")
     fast = _mask(pc.match_substring_regex(text.values, _ISO_FAST))
     stamps = pd.to_datetime(
         text.values.filter(pa.array(fast)).to_pandas(), format="ISO8601", utc=True, errors="coerce"
     )
     dates[fast] = _local_days(stamps, timezone)
+    dates = _in_calendar(dates)  # pandas reaches past it; Python decides what is left
     # Everything else that is not null goes to fromisoformat, once per distinct value.
     slow = np.flatnonzero(np.isnat(dates) & ~text.null)
     if len(slow):
@@ -355,6 +391,10 @@ def _python_day(value: Any, zone: ZoneInfo) -> np.datetime64:
         return np.datetime64(value.astimezone(zone).date().isoformat(), "D")
     except (OverflowError, ValueError):  # so near year 1 or 9999 that the zone leaves the calendar
         return np.datetime64("NaT")
+
+
+def _in_calendar(dates: np.ndarray) -> np.ndarray:
+    return np.where((dates < _FIRST_DAY) | (dates > _LAST_DAY), np.datetime64("NaT"), dates)
 
 
 def _day_strings(dates: np.ndarray) -> pa.Array:
