@@ -29,6 +29,7 @@ class FakeOrg:
         self.fail = fail or {}  # row key -> error codes to return on successive attempts
         self.jobs: list[tuple[str, str, int]] = []
         self.queries: list[str] = []
+        self.bulk_queries: list[str] = []
         self.ids = (f"00T{n:015d}" for n in itertools.count())
         self.total_calls = 0
         self.bulk_jobs = 0
@@ -78,6 +79,10 @@ class FakeOrg:
         self.queries.append(soql)
         rows = [{"TaskId": t, "RelationId": r} for t, r in self.relations if t in soql]
         return pd.DataFrame(rows, columns=["TaskId", "RelationId"])
+
+    def bulk_query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
+        self.bulk_queries.append(soql)
+        return self.query(soql)
 
 
 def make_plan(n_contacts: int = 3, n_tasks: int = 1) -> Plan:
@@ -219,3 +224,22 @@ def test_empty_clearable_fields_are_sent_as_bulk_null_so_an_update_clears_them(c
     org = FakeOrg()
     load_plan(make_plan(), org)
     assert next(iter(org.tasks.values()))[column] == BULK_NULL
+
+
+def test_a_big_reload_reads_existing_relations_through_bulk_queries_in_large_chunks():
+    org = FakeOrg()
+    plan = make_plan(n_contacts=2, n_tasks=5)
+    load_plan(plan, org)
+    options = LoadOptions(relation_rest_max=3, relation_bulk_chunk=2)
+    result = load_plan(plan, org, options)
+    assert len(org.bulk_queries) == 3  # 5 Tasks, 2 per Bulk query job
+    assert result.summary["relations_existing"] == 5
+
+
+def test_a_small_reload_reads_existing_relations_over_rest_in_uri_sized_chunks():
+    org = FakeOrg()
+    plan = make_plan(n_contacts=2, n_tasks=5)
+    load_plan(plan, org)
+    load_plan(plan, org, LoadOptions(relation_query_chunk=2))
+    assert org.bulk_queries == []
+    assert len(org.queries) == 3

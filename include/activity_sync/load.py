@@ -72,7 +72,9 @@ class LoadOptions:
     external_id_field: str = "Activity_Sync_Key__c"
     row_attempts: int = 4  # attempts for rows Salesforce could not lock or did not process
     row_retry_wait: float = 2.0
-    relation_query_chunk: int = 300  # Task Ids per TaskRelation query, to keep the URI short
+    relation_query_chunk: int = 300  # Task Ids per REST TaskRelation query: the URI stays short
+    relation_rest_max: int = 2_000  # above this many Tasks to check, read through Bulk queries
+    relation_bulk_chunk: int = 4_000  # Task Ids per Bulk query: its SOQL stays under 100,000 chars
 
 
 @dataclass
@@ -202,15 +204,25 @@ def _upsert_tasks(
     return pd.concat([out[~refused], retried], ignore_index=True)
 
 
-def _existing_relations(client: SalesforceClient, task_ids: pd.Series, chunk: int) -> pd.DataFrame:
-    frames = []
+def _existing_relations(
+    client: SalesforceClient, task_ids: pd.Series, options: LoadOptions
+) -> pd.DataFrame:
+    """The contact relations Salesforce already holds for these Tasks.
+
+    Few Tasks: REST queries, whose Id lists must fit in a URI. Many (a re-run or backfill
+    of a big hour): Bulk API 2.0 query jobs, whose SOQL may run to 100,000 characters,
+    so each job covers thousands of Tasks for a handful of calls.
+    """
     ids = task_ids.drop_duplicates().tolist()
+    bulk = len(ids) > options.relation_rest_max
+    chunk = options.relation_bulk_chunk if bulk else options.relation_query_chunk
+    frames = []
     for start in range(0, len(ids), chunk):
         soql = format_soql(
             "SELECT TaskId, RelationId FROM TaskRelation WHERE IsWhat = false AND TaskId IN {}",
             ids[start : start + chunk],
         )
-        frames.append(client.query(soql))
+        frames.append(client.bulk_query(soql) if bulk else client.query(soql))
     found = [f for f in frames if not f.empty]
     if not found:
         return pd.DataFrame(columns=["TaskId", "RelationId"])
@@ -256,7 +268,7 @@ def load_plan(
     # Only Tasks that existed before this load can already hold extra relations.
     retouched = candidates.loc[~candidates["created"].astype(bool), "TaskId"]
     existing = (
-        _existing_relations(client, retouched, options.relation_query_chunk)
+        _existing_relations(client, retouched, options)
         if not retouched.empty
         else pd.DataFrame(columns=["TaskId", "RelationId"])
     )
