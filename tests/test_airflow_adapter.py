@@ -1,0 +1,37 @@
+"""airflow_adapter.py: a client from an Airflow connection alone, through the real SalesforceHook."""
+
+from __future__ import annotations
+
+import json
+
+from activity_sync.airflow_adapter import lake_root, object_path, salesforce_client
+
+
+def test_a_client_is_built_from_the_airflow_connection_and_trusts_its_ca(
+    fresh_emulator, monkeypatch
+):
+    monkeypatch.setenv("AIRFLOW_CONN_SF_TEST", json.dumps(fresh_emulator.airflow_connection()))
+    monkeypatch.setenv("ACTIVITY_SYNC_BULK_POLL_SECONDS", "0.05")
+    client = salesforce_client("sf_test")
+    assert client.poll_wait == 0.05
+    assert client.sf.session.trust_env is False
+    assert client.sf.session.verify == fresh_emulator.info.ca_file
+    assert not client.query("SELECT Id FROM User LIMIT 1").empty
+
+
+def test_a_fresh_login_each_time_the_factory_is_called(fresh_emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SF_TEST", json.dumps(fresh_emulator.airflow_connection()))
+    client = salesforce_client("sf_test")
+    first = client.sf.session_id
+    assert client._connect().session_id != first
+
+
+def test_the_lake_root_comes_from_the_environment_as_an_object_storage_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIVITY_SYNC_LAKE", str(tmp_path))
+    root = lake_root()
+    assert root.protocol == "file"
+    (root / "x" / "y.txt").parent.mkdir(parents=True, exist_ok=True)
+    with (root / "x" / "y.txt").open("w") as fh:
+        fh.write("ok")
+    assert (tmp_path / "x" / "y.txt").read_text() == "ok"
+    assert object_path("s3://bucket/lake").protocol == "s3"

@@ -1,0 +1,70 @@
+"""extract.py: an interval takes the events that *arrived* in it, malformed lines recorded."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from activity_sync.events import read_events
+from activity_sync.extract import arrival_hours, extract_interval
+
+H = datetime(2026, 11, 26, 13, tzinfo=UTC)
+
+
+def land(root, hour: int, lines: list[str], name: str = "events.jsonl") -> None:
+    folder = root / "org_id=acme" / "date=2026-11-26" / f"hour={hour:02d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("\n".join(lines) + "\n")
+
+
+def event(event_id: str, **extra) -> str:
+    body = {
+        "event_id": event_id,
+        "org_id": "acme",
+        "type": "sent",
+        "occurred_at": "2026-11-26T12:59:00+00:00",  # before the hour: arrival decides
+        "sender": "rep@acme.com",
+        "recipients": [{"email": "a@b.com", "field": "to"}],
+    }
+    return json.dumps({**body, **extra})
+
+
+def test_an_interval_takes_every_file_that_arrived_within_it_and_nothing_else(tmp_path):
+    land(tmp_path / "landing", 12, [event("early")])
+    land(tmp_path / "landing", 13, [event("e1"), event("e2")])
+    land(tmp_path / "landing", 13, [event("e3")], name="late-batch.jsonl")
+    land(tmp_path / "landing", 14, [event("later")])
+    stats = extract_interval(tmp_path / "landing", "acme", H, H.replace(hour=14), tmp_path / "out")
+    assert stats == {"files": 2, "events": 3, "malformed": 0}
+    events, _ = read_events(tmp_path / "out" / "events.parquet")
+    assert sorted(events["event_id"]) == ["e1", "e2", "e3"]
+    assert events["recipients"].iloc[0][0]["email"] == "a@b.com"
+
+
+def test_malformed_lines_are_kept_as_rejections_naming_the_file(tmp_path):
+    land(tmp_path / "landing", 13, [event("e1"), "{not json", "[1, 2]"])
+    stats = extract_interval(tmp_path / "landing", "acme", H, H.replace(hour=14), tmp_path / "out")
+    assert stats["events"] == 1 and stats["malformed"] == 2
+    rejected = pd.read_parquet(tmp_path / "out" / "rejected.parquet")
+    assert set(rejected["reason"]) == {"malformed"}
+    assert rejected["detail"].str.contains("hour=13/events.jsonl").all()
+
+
+def test_an_hour_with_nothing_landed_still_writes_a_readable_empty_partition(tmp_path):
+    stats = extract_interval(tmp_path / "landing", "acme", H, H.replace(hour=14), tmp_path / "out")
+    assert stats == {"files": 0, "events": 0, "malformed": 0}
+    events, _ = read_events(tmp_path / "out" / "events.parquet")
+    assert events.empty and "event_id" in events.columns
+
+
+def test_a_longer_window_spans_each_arrival_hour_once():
+    hours = arrival_hours(H, H.replace(hour=16))
+    assert [h.hour for h in hours] == [13, 14, 15]
+
+
+def test_an_empty_window_is_refused():
+    with pytest.raises(ValueError, match="empty interval"):
+        arrival_hours(H, H)

@@ -1,0 +1,117 @@
+"""salesforce.py over real HTTPS to the emulator: counted calls, Bulk jobs, retries, re-login."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from simple_salesforce.exceptions import SalesforceMalformedRequest
+
+from activity_sync.salesforce import SalesforceClient, SalesforceUnavailable, is_transient
+
+
+@pytest.fixture
+def client(fresh_emulator) -> SalesforceClient:
+    return SalesforceClient(
+        fresh_emulator.simple_salesforce, poll_wait=0.02, backoff=0.01, max_attempts=8
+    )
+
+
+def test_a_rest_query_follows_next_records_url_one_counted_call_per_page(client, fresh_emulator):
+    rows = pd.DataFrame({"LastName": [f"Page{i}" for i in range(2_500)], "Email": None})
+    client.ingest("Contact", "insert", rows)
+    before = fresh_emulator.stats()["api"]["api_calls"]
+    frame = client.query("SELECT Id, LastName FROM Contact WHERE LastName LIKE 'Page%'")
+    assert len(frame) == 2_500
+    assert "attributes" not in frame.columns
+    assert fresh_emulator.stats()["api"]["api_calls"] - before == client.calls["query"] == 2
+
+
+def test_a_bulk_upsert_reports_created_then_updated_rows_by_external_key(client):
+    contact = client.query("SELECT Id FROM Contact LIMIT 1")["Id"].iloc[0]
+    rows = pd.DataFrame(
+        {
+            "Activity_Sync_Key__c": ["k1", "k2"],
+            "WhoId": contact,
+            "Subject": ["a, with comma", 'b "quoted"\r\nand a lone \r carriage return'],
+            "Status": "Completed",
+        }
+    )
+    first = client.ingest("Task", "upsert", rows, external_id_field="Activity_Sync_Key__c")
+    assert first.state == "JobComplete"
+    assert set(first.successful["sf__Created"]) == {"true"}
+    again = client.ingest("Task", "upsert", rows, external_id_field="Activity_Sync_Key__c")
+    assert set(again.successful["sf__Created"]) == {"false"}
+    held = client.query("SELECT Subject FROM Task ORDER BY Activity_Sync_Key__c")
+    assert held["Subject"].tolist() == rows["Subject"].tolist()
+
+
+def test_row_failures_come_back_with_salesforces_error_not_an_exception(client):
+    rows = pd.DataFrame(
+        {"Activity_Sync_Key__c": ["k1"], "WhoId": ["001000000000000AAA"], "Status": "Completed"}
+    )
+    result = client.ingest("Task", "upsert", rows, external_id_field="Activity_Sync_Key__c")
+    assert result.successful.empty
+    assert result.failed["sf__Error"].str.contains("WhoId").all()
+
+
+def test_a_bulk_query_pages_by_locator(client):
+    frame = client.bulk_query("SELECT Id, Email FROM Contact")
+    assert len(frame) == len(client.query("SELECT Id FROM Contact"))
+    assert list(frame.columns) == ["Id", "Email"]
+
+
+def test_transient_failures_are_retried_until_the_call_succeeds(client, fresh_emulator):
+    fresh_emulator.set_faults(seed=3, http_503_rate=0.3, request_limit_rate=0.2)
+    for _ in range(10):
+        assert client.limits()["DailyApiRequests"]["Max"] > 0
+    injected = fresh_emulator.stats()["faults"]["injected"]
+    assert injected, "the faults never fired"
+
+
+def test_an_expired_session_logs_in_again_through_the_factory(fresh_emulator):
+    logins = []
+
+    def connect():
+        logins.append(1)
+        return fresh_emulator.simple_salesforce()
+
+    client = SalesforceClient(connect, poll_wait=0.02, backoff=0.01, max_attempts=10)
+    fresh_emulator.set_faults(seed=5, expired_session_rate=0.5)
+    for _ in range(6):
+        client.describe("Task")
+    assert len(logins) > 1
+    assert client.calls["login"] == len(logins) - 1
+
+
+def test_failures_that_never_clear_end_in_salesforce_unavailable(fresh_emulator):
+    client = SalesforceClient(fresh_emulator.simple_salesforce, backoff=0.001, max_attempts=3)
+    fresh_emulator.set_faults(seed=1, http_503_rate=1.0)
+    with pytest.raises(SalesforceUnavailable, match="after 3 attempts"):
+        client.limits()
+
+
+def test_a_malformed_query_is_not_retried(client):
+    with pytest.raises(SalesforceMalformedRequest):
+        client.query("SELECT Id FROM Contact WHERE Email = 'o'brien@x.com'")
+    assert client.calls["query"] == 1
+
+
+def test_only_5xx_limits_expiry_and_dropped_connections_count_as_transient():
+    import requests
+    from simple_salesforce.exceptions import (
+        SalesforceExpiredSession,
+        SalesforceGeneralError,
+        SalesforceRefusedRequest,
+    )
+
+    assert is_transient(SalesforceGeneralError("u", 503, "r", "busy"))
+    assert not is_transient(SalesforceGeneralError("u", 409, "r", "conflict"))
+    assert is_transient(
+        SalesforceRefusedRequest("u", 403, "r", [{"errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+    )
+    assert not is_transient(
+        SalesforceRefusedRequest("u", 403, "r", [{"errorCode": "INSUFFICIENT_ACCESS"}])
+    )
+    assert is_transient(SalesforceExpiredSession("u", 401, "r", "expired"))
+    assert is_transient(requests.ConnectionError())
+    assert not is_transient(ValueError())
