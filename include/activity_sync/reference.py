@@ -308,7 +308,7 @@ def _event_rejection(event: dict[str, Any], settings: Settings) -> tuple[str, st
     if event["org_id"] != settings.org_id:
         return "wrong_org", f"org {event['org_id']!r} is not {settings.org_id!r}"
     if _activity_date(event["occurred_at"], settings.timezone) is None:
-        return "invalid_field", "occurred_at is not an ISO-8601 timestamp with an offset"
+        return "invalid_field", "occurred_at is no ISO-8601 time with an offset and a calendar date"
     if event_type in RECIPIENT_TYPES and _recipient_list(event["recipients"]) is None:
         return "invalid_field", "recipients must be objects with a string email and to/cc/bcc"
     text_fields = ["event_id", "sender", "subject", "body", "url", "filename"]
