@@ -1,10 +1,11 @@
 """The shared-activity planner: one interval of events + the CRM + org settings -> a Plan.
 
-It applies rules R1–R10 of DESIGN.md to the whole interval at once, with Arrow kernels,
-numpy and pandas merges: recipients are exploded into one long table, every distinct
-address is validated, excluded and matched once, batches of 50 come from a running count,
-and the Opportunity fan-out of R8 is a merge. ``reference.py`` states the same rules one
-event at a time; the tests hold the two planners equal.
+It applies rules R1–R10 of DESIGN.md to the whole interval at once, with Arrow kernels
+and numpy: recipients are exploded into one long table, every distinct address is
+validated, excluded and matched once, batches of 50 come from a running count, the
+Opportunity fan-out of R8 repeats each primary over its grouped Opportunities, and only
+the SHA-256 of each task_key is computed per Task. ``reference.py`` states the same rules
+one event at a time; the tests hold the two planners equal.
 
 Text is normalised the way Python's ``str.strip``/``str.lower`` do it (what the rules and
 the oracle mean): by Arrow for ASCII text, where the two provably agree, and by Python for
@@ -364,13 +365,14 @@ def _activity_dates(events: pd.DataFrame, timezone: str) -> pa.Array:
     if len(slow):
         zone = ZoneInfo(timezone)
         cells = pd.Series(column.iloc[slow].to_numpy(dtype=object))
-        codes, distinct = pd.factorize(cells.map(_hashable), use_na_sentinel=False)
+        codes, distinct = pd.factorize(cells.map(_parsable), use_na_sentinel=False)
         days = np.array([_python_day(v, zone) for v in distinct], "datetime64[D]")
         dates[slow] = days[codes]
     return _day_strings(dates)
 
 
-def _hashable(value: Any) -> str | datetime | None:
+def _parsable(value: Any) -> str | datetime | None:
+    """What fromisoformat can judge; anything else (hashable or not) stands as None."""
     return value if isinstance(value, str | datetime) else None
 
 
@@ -693,7 +695,7 @@ class _People:
                 "event_id": _text_at(planned.event_id, self.event[rows]),
                 "email": _text_at(self.email, rows),
                 "reason": reasons,
-                "detail": _text_at(self.field, rows) + " recipient: " + why,
+                "detail": _text_at(self.field, rows) + ": " + why,
             }
         )
 
@@ -890,18 +892,12 @@ def _related_to(
         owners = planned.owner_id.take(pa.array(units.event[contacts]))
         keys = _primary_keys(settings, directory, units.who[contacts], owners)
         start[contacts], count[contacts] = links.counts(keys)
-    fanned = np.repeat(np.arange(len(count)), count)
     alone = np.flatnonzero(count == 0)
-    assert links is not None or not len(fanned)
-    what = (
-        []
-        if links is None
-        else [links.what.take(pa.array(np.repeat(start, count) + _ragged(count)))]
-    )
-    return _Tasks(
-        np.concatenate([fanned, alone]),
-        pa.concat_arrays([*what, accounts.take(pa.array(alone))]),
-    )
+    what = [accounts.take(pa.array(alone))]
+    if links is not None:
+        what.insert(0, links.what.take(pa.array(np.repeat(start, count) + _ragged(count))))
+    fanned = np.repeat(np.arange(len(count)), count)
+    return _Tasks(np.concatenate([fanned, alone]), pa.concat_arrays(what))
 
 
 def _individual_mode_tasks(
