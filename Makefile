@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint format demo browser clean
+.PHONY: venv test lint format demo browser clean up down
 
 venv: $(STAMP)
 
@@ -36,6 +36,15 @@ test: lint browser
 # local Salesforce, then audited. Results and the report land in demo_out/.
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+# A local Airflow 3 (UI, scheduler, DAG processor, triggerer; SQLite) with the local
+# Salesforce and a day of demo events, in .airflow/. Prints the URL and login.
+up: $(STAMP)
+	$(BIN)/python scripts/stack.py up
+
+# Stops everything `make up` started; safe to run at any time.
+down:
+	$(PYTHON) scripts/stack.py down
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
