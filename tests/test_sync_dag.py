@@ -14,6 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from salesforce_state import (
+    EXT,
+    assert_salesforce_holds_exactly,
+    salesforce_relations,
+    salesforce_tasks,
+)
 
 from activity_sync.crm import read_crm
 from activity_sync.generate import generate_day, write_landing
@@ -26,7 +32,6 @@ from activity_sync.schema import Plan
 ORG = "acme"
 DAY = date(2026, 11, 26)
 HOUR = datetime(2026, 11, 26, 14, tzinfo=UTC)
-EXT = "Activity_Sync_Key__c"
 
 
 class Deployment:
@@ -63,30 +68,13 @@ class Deployment:
         return read_plan(self.part("plan"))
 
     def salesforce_tasks(self) -> pd.DataFrame:
-        return self.client.query(f"SELECT Id, {EXT}, WhoId, WhatId FROM Task")
+        return salesforce_tasks(self.client)
 
     def salesforce_relations(self) -> pd.DataFrame:
-        return self.client.query("SELECT TaskId, RelationId FROM TaskRelation WHERE IsWhat = false")
+        return salesforce_relations(self.client)
 
     def assert_salesforce_holds_exactly_the_plan(self) -> None:
-        plan = self.plan()
-        tasks = self.salesforce_tasks()
-        assert not tasks[EXT].duplicated().any(), "a Task was loaded twice"
-        expected = {
-            (r.task_key, r.WhoId, r.WhatId if pd.notna(r.WhatId) else None)
-            for r in plan.tasks.itertuples()
-        }
-        held = {
-            (r[EXT], r.WhoId, r.WhatId if pd.notna(r.WhatId) else None) for _, r in tasks.iterrows()
-        }
-        assert held == expected
-        relations = self.salesforce_relations().merge(
-            tasks[["Id", EXT]], left_on="TaskId", right_on="Id"
-        )
-        assert not relations.duplicated(["TaskId", "RelationId"]).any()
-        assert set(zip(relations[EXT], relations["RelationId"], strict=True)) == set(
-            zip(plan.relations["task_key"], plan.relations["RelationId"], strict=True)
-        )
+        assert_salesforce_holds_exactly(self.client, [self.plan()])
 
     def load_summary(self) -> dict:
         return json.loads((self.part("loaded") / "load_summary.json").read_text())
