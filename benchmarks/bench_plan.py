@@ -16,6 +16,7 @@ sampled while plan() runs.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import threading
@@ -298,13 +299,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(interval.crm.contacts):,} Contacts, {len(interval.crm.opportunities):,} Opportunities "
         f"in {generated:.1f} s"
     )
+    load = os.getloadavg()[0]
     with PeakRss() as rss:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = plan(interval.events, interval.crm, SETTINGS)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     s = result.summary
     print(
-        f"plan(): {seconds:.2f} s wall, {args.events / seconds:,.0f} events/s, "
+        f"plan(): {seconds:.2f} s wall ({cpu:.2f} s CPU; load average {load:.1f} on "
+        f"{os.cpu_count()} cores before), {args.events / seconds:,.0f} events/s, "
         f"{interval.recipients / seconds:,.0f} recipients/s"
     )
     print(
