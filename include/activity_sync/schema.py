@@ -42,7 +42,9 @@ REASONS = {
 
 # Deliberately strict and simple: one @, a dot-separated domain with a TLD of 2+ letters,
 # and no whitespace, quotes or angle brackets anywhere.
-EMAIL_PATTERN = r"[A-Za-z0-9!#$%&*+/=?^_`{|}~.-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+EMAIL_PATTERN = (
+    r"[A-Za-z0-9!#$%&*+/=?^_`{|}~.-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
 EMAIL_RE = re.compile(EMAIL_PATTERN)
 
 # Automated mailboxes treated as excluded when exclude_system_addresses is on. Compared to
