@@ -102,11 +102,14 @@ def _read_lines(data: bytes, path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         except RecursionError:
             problem = f"line {number} is JSON nested too deeply to read"
         else:
-            if isinstance(value, dict):
+            if isinstance(value, dict) and _is_unicode(value):
                 records.append(value)
                 lines.append(line)
                 continue
-            problem = f"line {number} is a JSON {type(value).__name__}, not an object"
+            if isinstance(value, dict):
+                problem = f"line {number} escapes a lone surrogate (\\uD800-\\uDFFF): not text"
+            else:
+                problem = f"line {number} is a JSON {type(value).__name__}, not an object"
         rejected.append({"event_id": None, "email": None, "reason": "malformed", "detail": problem})
     try:
         # The good lines alone may well suit Arrow, which keeps recipients columnar.
@@ -119,6 +122,15 @@ def _read_lines(data: bytes, path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             }
         )
     return frame, pd.DataFrame(rejected, columns=REJECTED_COLUMNS, dtype=object)
+
+
+def _is_unicode(value: dict[str, Any]) -> bool:
+    """JSON may escape lone surrogates, which no Parquet file, log or Salesforce field holds."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
