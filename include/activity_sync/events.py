@@ -107,7 +107,7 @@ def _read_lines(data: bytes, path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 lines.append(line)
                 continue
             if isinstance(value, dict):
-                problem = f"line {number} escapes a lone surrogate (\\uD800-\\uDFFF): not text"
+                problem = f"line {number} has an event_id that is not text (a lone surrogate)"
             else:
                 problem = f"line {number} is a JSON {type(value).__name__}, not an object"
         rejected.append({"event_id": None, "email": None, "reason": "malformed", "detail": problem})
@@ -125,9 +125,14 @@ def _read_lines(data: bytes, path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _is_unicode(value: dict[str, Any]) -> bool:
-    """JSON may escape lone surrogates, which no Parquet file, log or Salesforce field holds."""
+    """Whether the event_id is text: JSON may escape a lone surrogate, which no Parquet file,
+    log or Salesforce field can hold. Other fields the planner judges (``invalid_field``),
+    but without a usable id an event cannot even be recorded as rejected."""
+    event_id = value.get("event_id")
+    if not isinstance(event_id, str):
+        return True
     try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        event_id.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
