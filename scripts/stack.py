@@ -108,7 +108,7 @@ class Layout:
 # --- processes ------------------------------------------------------------------------
 
 
-def _started_at(pid: int) -> str | None:
+def started_at(pid: int) -> str | None:
     """When ``pid`` started, as ``ps`` tells it; None when it is gone or a zombie."""
     result = subprocess.run(
         ["ps", "-o", "stat=", "-o", "lstart=", "-p", str(pid)],
@@ -133,7 +133,7 @@ def running_pid(layout: Layout, name: str) -> int | None:
         recorded = json.loads(layout.pid_file(name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if _started_at(recorded["pid"]) != recorded["started_at"]:
+    if started_at(recorded["pid"]) != recorded["started_at"]:
         return None
     return recorded["pid"]
 
@@ -152,7 +152,7 @@ def _spawn(layout: Layout, name: str, argv: list[str], env: dict[str, str]):
             start_new_session=True,
         )
     layout.pid_file(name).write_text(
-        json.dumps({"pid": proc.pid, "started_at": _started_at(proc.pid), "argv": argv}),
+        json.dumps({"pid": proc.pid, "started_at": started_at(proc.pid), "argv": argv}),
         encoding="utf-8",
     )
     return proc
@@ -164,9 +164,9 @@ def stop_component(layout: Layout, name: str, timeout: float = 30) -> bool:
     if pid is not None:
         _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _started_at(pid) is not None and time.monotonic() < deadline:
+        while started_at(pid) is not None and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _started_at(pid) is not None:
+        if started_at(pid) is not None:
             _signal_group(pid, signal.SIGKILL)
     layout.pid_file(name).unlink(missing_ok=True)
     return pid is not None
@@ -232,8 +232,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _port(value: int) -> int:
-    return value or _free_port()
+def _port(value: int, host: str, env_name: str) -> int:
+    """``value``, or a free port for 0; a port in use is refused before anything starts."""
+    if not value:
+        return _free_port()
+    with socket.socket() as s:
+        try:
+            s.bind((host, value))
+        except OSError as exc:
+            raise StackError(
+                f"port {value} on {host} is in use ({exc.strerror}); another stack? "
+                f"Set {env_name} or pass 0 for a free port"
+            ) from None
+    return value
 
 
 def airflow_settings(
@@ -440,11 +451,16 @@ def up(args: argparse.Namespace) -> int:
     # Users already in the file keep their password: writing it pins the login.
     _write_private(layout.passwords_file, json.dumps({USERNAME: password}))
     host = args.host
-    port = _port(args.port)
-    log_ports = (_port(args.worker_log_port), _port(args.trigger_log_port))
     base_env = {**os.environ, "PYTHONPATH": str(ROOT / "include")}
     airflow = str(BIN / "airflow")
     try:
+        port = _port(args.port, host, "AIRFLOW_API_PORT")
+        log_ports = (
+            _port(args.worker_log_port, "0.0.0.0", "AIRFLOW_WORKER_LOG_PORT"),
+            _port(args.trigger_log_port, "0.0.0.0", "AIRFLOW_TRIGGER_LOG_PORT"),
+        )
+        if args.emulator_port:
+            _port(args.emulator_port, "127.0.0.1", "EMULATOR_PORT")
         print(f"Starting the local Salesforce (seed {args.seed}) ...", flush=True)
         emulator = _start_emulator(layout, args.emulator_port, args.seed, base_env)
         settings = airflow_settings(
@@ -486,7 +502,7 @@ def up(args: argparse.Namespace) -> int:
         print(f"Waiting for {url} to report healthy and the DAGs parsed ...", flush=True)
         _wait_until_ready(layout, url, password, args.timeout)
     except (StackError, OSError, subprocess.SubprocessError) as exc:
-        print(f"make up failed: {exc}", file=sys.stderr)
+        print(f"up failed: {exc}", file=sys.stderr)
         for name in COMPONENTS:
             stop_component(layout, name)
         return 1
