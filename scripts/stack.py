@@ -139,8 +139,11 @@ def running_pid(layout: Layout, name: str) -> int | None:
 
 
 def _spawn(layout: Layout, name: str, argv: list[str], env: dict[str, str]):
-    """Start ``argv`` in its own session (a Ctrl-C in the terminal that ran ``make up``
-    does not reach it, and ``down`` can end it with all its children)."""
+    """Start ``argv`` in the background, logging to ``logs/<name>.log``.
+
+    In a session of its own: a Ctrl-C in the terminal that ran ``make up`` does not reach
+    it, and ``down`` ends it together with all its children.
+    """
     with layout.log(name).open("ab") as log:
         proc = subprocess.Popen(
             argv,
@@ -247,11 +250,16 @@ def _port(value: int, host: str, env_name: str) -> int:
     return value
 
 
+def base_url(host: str, port: int) -> str:
+    """Where browsers and tasks reach the API server (listening on all addresses: loopback)."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
+
+
 def airflow_settings(
     layout: Layout, *, host: str, port: int, log_ports: tuple[int, int], connection: dict
 ) -> dict[str, str]:
     """The environment every Airflow process of this stack gets (and stack.env holds)."""
-    url = f"http://{host}:{port}"
+    url = base_url(host, port)
     return {
         "AIRFLOW_HOME": str(layout.home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -498,14 +506,17 @@ def up(args: argparse.Namespace) -> int:
             )
         if pool.wait(timeout=args.timeout) != 0:
             raise StackError(f"`airflow pools set` failed:\n{_tail(layout.log('pools'))}")
-        url = f"http://{host}:{port}"
+        url = base_url(host, port)
         print(f"Waiting for {url} to report healthy and the DAGs parsed ...", flush=True)
         _wait_until_ready(layout, url, password, args.timeout)
     except (StackError, OSError, subprocess.SubprocessError) as exc:
         print(f"up failed: {exc}", file=sys.stderr)
-        for name in COMPONENTS:
-            stop_component(layout, name)
+        _stop_all(layout)
         return 1
+    except BaseException:
+        # Whatever else went wrong (a Ctrl-C included), leave nothing half started.
+        _stop_all(layout)
+        raise
     info = {
         "url": url,
         "username": USERNAME,
@@ -549,9 +560,14 @@ def _print_access(layout: Layout) -> None:
 # --- down / status ------------------------------------------------------------------
 
 
+def _stop_all(layout: Layout, timeout: float = 30) -> list[str]:
+    """Stop every component that runs; returns their names."""
+    return [name for name in COMPONENTS if stop_component(layout, name, timeout)]
+
+
 def down(args: argparse.Namespace) -> int:
     layout = Layout(args.home)
-    stopped = [name for name in COMPONENTS if stop_component(layout, name, args.timeout)]
+    stopped = _stop_all(layout, args.timeout)
     print(f"Stopped {', '.join(stopped)}." if stopped else f"Nothing running in {layout.home}.")
     return 0
 
