@@ -8,10 +8,7 @@ it arrived instead of being lost behind an hour already done.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from activity_sync.events import read_events
-from activity_sync.lake import landing_hour
+from activity_sync.lake import landing_hour, local_copy
 from activity_sync.schema import REJECTED_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -40,14 +37,8 @@ def arrival_hours(start: datetime, end: datetime) -> list[datetime]:
 
 
 def _read(path: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """read_events wants a local file; remote objects are copied to a temp file first."""
-    if getattr(path, "protocol", "file") in ("file", "local", ""):
-        return read_events(Path(str(path.path if hasattr(path, "path") else path)))
-    with tempfile.NamedTemporaryFile(suffix=path.suffix) as tmp:
-        with path.open("rb") as src:
-            shutil.copyfileobj(src, tmp)
-        tmp.flush()
-        return read_events(Path(tmp.name))
+    with local_copy(path) as local:
+        return read_events(local)
 
 
 def extract_interval(

@@ -11,7 +11,6 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -75,11 +74,6 @@ def resolve_interval(
     return start, end
 
 
-def _local(path: Any) -> Path:
-    """The planner's readers take local paths; our lake root may be an ObjectStoragePath."""
-    return Path(str(getattr(path, "path", path)))
-
-
 def landing_root(root: Any, org: Org) -> Any:
     if "://" in org.landing:
         from activity_sync.airflow_adapter import object_path
@@ -107,10 +101,11 @@ def step_detect(org: Org, client: SalesforceClient) -> dict[str, Any]:
 def step_plan(org: Org, root: Any, start: datetime, caps: dict[str, Any]) -> dict[str, Any]:
     capabilities = OrgCapabilities(**caps)
     events_dir = lake.partition(root, "events", org.org_id, start)
-    events, _ = read_events(_local(events_dir / "events.parquet"))
-    with (events_dir / "rejected.parquet").open("rb") as fh:
-        malformed = pd.read_parquet(fh)
-    crm = read_crm(_local(lake.crm_folder(root, org.org_id)))
+    with lake.local_copy(events_dir) as local_events:
+        events, _ = read_events(local_events / "events.parquet")
+        malformed = pd.read_parquet(local_events / "rejected.parquet")
+    with lake.local_copy(lake.crm_folder(root, org.org_id)) as crm_dir:
+        crm = read_crm(crm_dir)
     result = make_plan(
         events, crm, org.settings, salesforce_shared_activities=capabilities.shared_activities
     )
@@ -125,7 +120,8 @@ def step_plan(org: Org, root: Any, start: datetime, caps: dict[str, Any]) -> dic
             "fallback": org.settings.shared_activities and not capabilities.shared_activities,
         }
     )
-    write_plan(result, _local(lake.partition(root, "plan", org.org_id, start)))
+    with lake.local_output(lake.partition(root, "plan", org.org_id, start)) as out:
+        write_plan(result, out)
     log.info("plan %s %s: %s", org.org_id, start.isoformat(), json.dumps(result.summary))
     return {k: v for k, v in result.summary.items() if not isinstance(v, dict)}
 
@@ -148,7 +144,8 @@ def step_load(
     options: LoadOptions | None = None,
 ) -> dict[str, Any]:
     options = options or LoadOptions(external_id_field=org.external_id_field)
-    planned = read_plan(_local(lake.partition(root, "plan", org.org_id, start)))
+    with lake.local_copy(lake.partition(root, "plan", org.org_id, start)) as plan_dir:
+        planned = read_plan(plan_dir)
     result = load_plan(planned, client, options)
     result.summary.update(
         {
