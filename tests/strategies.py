@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from activity_sync.crm import Crm
 from activity_sync.schema import (
+    EVENT_COLUMNS,
     EVENT_TYPES,
     RECIPIENT_TYPES,
     RELATION_COLUMNS,
@@ -28,21 +29,6 @@ from activity_sync.schema import (
 from activity_sync.settings import Settings, parse_settings
 
 ORG = "acme"
-EVENT_COLUMNS = [
-    "event_id",
-    "org_id",
-    "type",
-    "occurred_at",
-    "sender",
-    "actor",
-    "recipients",
-    "subject",
-    "body",
-    "thread_id",
-    "message_id",
-    "url",
-    "filename",
-]
 CRM_COLUMNS = {
     "contacts": ["Id", "Email", "AccountId", "LastModifiedDate"],
     "leads": ["Id", "Email", "IsConverted", "LastModifiedDate"],

@@ -17,23 +17,8 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from activity_sync.schema import REJECTED_COLUMNS
+from activity_sync.schema import EVENT_COLUMNS, REJECTED_COLUMNS
 
-EVENT_COLUMNS = (
-    "event_id",
-    "org_id",
-    "type",
-    "occurred_at",
-    "sender",
-    "actor",
-    "recipients",
-    "subject",
-    "body",
-    "thread_id",
-    "message_id",
-    "url",
-    "filename",
-)
 RECIPIENTS_TYPE = pa.list_(pa.struct([("email", pa.string()), ("field", pa.string())]))
 _SCHEMA = pa.schema(
     [(name, RECIPIENTS_TYPE if name == "recipients" else pa.string()) for name in EVENT_COLUMNS]

@@ -23,21 +23,8 @@ import numpy as np
 import pandas as pd
 from faker import Faker
 
-EVENT_COLUMNS = [
-    "event_id",
-    "org_id",
-    "type",
-    "occurred_at",
-    "sender",
-    "actor",
-    "recipients",
-    "subject",
-    "body",
-    "thread_id",
-    "message_id",
-    "url",
-    "filename",
-]
+from activity_sync.schema import EVENT_COLUMNS
+
 MAX_RECIPIENTS = 120
 DAY_SECONDS = 86_400
 

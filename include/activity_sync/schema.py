@@ -85,6 +85,21 @@ SUBJECT_PREFIX = {
 TASK_STATUS = "Completed"
 TASK_SUBTYPE = {t: ("Task" if t == "meeting" else "Email") for t in EVENT_TYPES}
 
+EVENT_COLUMNS = [
+    "event_id",
+    "org_id",
+    "type",
+    "occurred_at",
+    "sender",
+    "actor",
+    "recipients",
+    "subject",
+    "body",
+    "thread_id",
+    "message_id",
+    "url",
+    "filename",
+]
 TASK_COLUMNS = [
     "task_key",
     "org_id",
