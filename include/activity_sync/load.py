@@ -19,20 +19,13 @@ import pandas as pd
 from simple_salesforce.format import format_soql
 
 from activity_sync.salesforce import TRANSIENT_ROW_CODES, SalesforceClient
-from activity_sync.schema import Plan
+from activity_sync.schema import TASK_COLUMNS, Plan
 
 log = logging.getLogger(__name__)
 
-TASK_FIELDS = [
-    "WhoId",
-    "WhatId",
-    "OwnerId",
-    "Subject",
-    "Description",
-    "ActivityDate",
-    "Status",
-    "TaskSubtype",
-]
+# The plan's Salesforce fields are the ones spelled as Salesforce spells them (WhoId, ...);
+# the lower-case columns (task_key, who_count, ...) are the plan's own bookkeeping.
+TASK_FIELDS = [c for c in TASK_COLUMNS if c[0].isupper()]
 # Fields an update must be able to clear; Bulk API treats an empty cell as "leave as is".
 CLEARABLE = ("WhatId", "Description")
 BULK_NULL = "#N/A"
