@@ -18,8 +18,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "demo_out"
+OUT = Path(os.environ.get("DEMO_OUT", ROOT / "demo_out")).resolve()
 DAY = date.fromisoformat(os.environ.get("DEMO_DAY", "2026-11-26"))
+# Hours of the day to run, "first-last" in UTC (the tests run a few, the demo all 24).
+FIRST_HOUR, LAST_HOUR = (int(h) for h in os.environ.get("DEMO_HOURS", "0-23").split("-"))
 ORG = "demo"
 
 
@@ -138,7 +140,7 @@ def main() -> int:
         os.environ["AIRFLOW_CONN_SALESFORCE_DEMO"] = json.dumps(connection)
         print(f"  {emulator.info.instance_url}")
 
-        print("Preparing Airflow (SQLite metadata DB in demo_out/airflow) ...")
+        print(f"Preparing Airflow (SQLite metadata DB in {OUT / 'airflow'}) ...")
         db.initdb()
         Pool.create_or_update_pool(
             "salesforce_api", slots=4, description="Salesforce API calls", include_deferred=False
@@ -162,7 +164,7 @@ def main() -> int:
         logs = OUT / "logs"
         first = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
         print(f"Running activity_sync_hourly for each hour (Airflow logs in {logs}) ...")
-        for n in range(24):
+        for n in range(FIRST_HOUR, LAST_HOUR + 1):
             hour = first + timedelta(hours=n)
             # A manual run's data interval is the last complete hour before its logical date.
             with _output_to(logs / f"hourly-{hour:%Y%m%dT%H}.log"):
