@@ -603,3 +603,26 @@ def test_an_unknown_org_or_a_malformed_day_is_refused_with_a_clear_message() -> 
         audit.audit_targets(configured=["a"], orgs=["x"], day=DAY)
     with pytest.raises(audit.AuditTargetError, match="YYYY-MM-DD"):
         audit.audit_targets(configured=["a"], day="20/11/2026")
+
+
+def test_per_sender_individual_mode_is_exact_when_the_planner_counted_it_per_sender(
+    lake_root: Path,
+) -> None:
+    """R13 per sender: plans that carry the planner's per-sender figure are not estimated."""
+    for hour, counts in (
+        (9, {"Alice@Acme.com ": 61, "bob@acme.com": 4}),
+        (10, {"alice@acme.com": 2}),
+    ):
+        path = (
+            lake.partition(
+                lake_root, "plan", ORG, datetime.fromisoformat(f"{DAY}T{hour:02d}:00:00+00:00")
+            )
+            / "summary.json"
+        )
+        summary = json.loads(path.read_text())
+        path.write_text(json.dumps({**summary, "individual_mode_tasks_by_sender": counts}))
+    senders = audit.sender_counts(audit.read_day(lake_root, ORG, DAY))
+    assert _row(senders, "alice@acme.com")["individual_mode_tasks"] == 63
+    assert _row(senders, "bob@acme.com")["individual_mode_tasks"] == 4
+    assert not senders["individual_mode_estimated"].any()
+    assert senders["individual_mode_tasks"].sum() == 65 + 2  # the planner's hour figures

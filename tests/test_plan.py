@@ -288,3 +288,39 @@ def test_the_reader_s_malformed_lines_join_the_rejections_and_the_counts():
     assert merged.summary["events_rejected"] == result.summary["events_rejected"] + 1
     assert merged.summary["rejected_by_reason"] == {"malformed": 1, "unmatched": 1}
     assert merged.rejected["reason"].tolist() == ["unmatched", "malformed"]
+
+
+@pytest.mark.parametrize("salesforce_shared", [True, False])
+def test_r13_individual_mode_tasks_are_also_counted_exactly_per_sender(salesforce_shared):
+    crm = crm_of(
+        contacts=[
+            {"Id": "003A", "Email": "a@client.com", "AccountId": "001A", "LastModifiedDate": TIME},
+            {"Id": "003B", "Email": "b@other.com", "AccountId": "001B", "LastModifiedDate": TIME},
+        ],
+        leads=[
+            {"Id": "00QL", "Email": "lead@new.com", "IsConverted": False, "LastModifiedDate": TIME}
+        ],
+        opportunities=[
+            {"Id": f"006{n}", "AccountId": "001A", "Name": n, "IsClosed": False, "OwnerId": None}
+            for n in ("1", "2")
+        ],
+    )
+    events = events_of(
+        [
+            # a (2 Opportunities) + b (its Account) + a Lead: 2 + 1 + 1 in individual mode
+            sent("a@client.com", "b@other.com", "lead@new.com", sender=" Rep@Acme.com "),
+            {
+                "event_id": "e2",
+                "org_id": "acme",
+                "type": "open",
+                "occurred_at": TIME,
+                "sender": "boss@acme.com",
+                "actor": "a@client.com",
+                "subject": "Pricing",
+            },
+        ]
+    )
+    result = plan(events, crm, settings_of(), salesforce_shared_activities=salesforce_shared)
+    by_sender = result.summary["individual_mode_tasks_by_sender"]
+    assert by_sender == {"rep@acme.com": 4, "boss@acme.com": 2}
+    assert sum(by_sender.values()) == result.summary["individual_mode_tasks"] == 6

@@ -330,8 +330,7 @@ def sender_counts(inputs: DayInputs) -> pd.DataFrame:
             _count(tasks, "sender", "tasks"),
             _count(loaded, "sender", "tasks_loaded"),
             _count(relations, "sender", "relations"),
-            tasks.groupby("sender")["who_count"].sum().rename("individual_mode_tasks"),
-            tasks.groupby("sender")["who_count"].max().gt(1).rename("individual_mode_estimated"),
+            *_individual_by_sender(inputs, tasks),
             _count(rejected, "sender", "rejected"),
             rejected_by_reason,
             _count(dead, "sender", "dead_lettered"),
@@ -353,6 +352,33 @@ def sender_counts(inputs: DayInputs) -> pd.DataFrame:
     table.insert(1, "date", inputs.day)
     table = table.sort_values(["tasks", "events", "sender"], ascending=[False, False, True])
     return table[SENDER_COLUMNS].reset_index(drop=True)
+
+
+def _individual_by_sender(inputs: DayInputs, tasks: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per sender, the Tasks individual mode would have made, and whether that is estimated.
+
+    Exact for hours whose plan summary carries the planner's per-sender count; for older
+    plans without it, the people on each Task (an estimate when one email mixed Contacts
+    whose Accounts or Opportunities differ from the primary's).
+    """
+    by_hour = inputs.summaries.get("individual_mode_tasks_by_sender")
+    exact_hours: set[int] = set()
+    exact = pd.Series(dtype="int64")
+    if by_hour is not None:
+        known = inputs.summaries[by_hour.map(lambda v: isinstance(v, dict))]
+        exact_hours = set(known["hour"])
+        records = pd.DataFrame(
+            [(s, n) for counts in known[by_hour.name] for s, n in counts.items()],
+            columns=["sender", "n"],
+        )
+        if not records.empty:
+            records["sender"] = _normalise_sender(records["sender"])
+            exact = records.groupby("sender")["n"].sum()
+    rest = tasks[~tasks["hour"].isin(exact_hours)]
+    estimate = rest.groupby("sender")["who_count"].sum()
+    individual = exact.add(estimate, fill_value=0).astype("int64")
+    estimated = rest.groupby("sender")["who_count"].max().gt(1)
+    return individual.rename("individual_mode_tasks"), estimated.rename("individual_mode_estimated")
 
 
 def hour_counts(inputs: DayInputs, now: datetime, options: AuditOptions) -> pd.DataFrame:

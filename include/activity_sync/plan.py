@@ -181,9 +181,10 @@ def _plan(
     reasons = _count_reasons(rejected)
     shared_tasks = int(units.shared[tasks.unit].sum())
     if mode == "shared":
-        individual_mode_tasks = _individual_mode_tasks(people, planned, directory, links, settings)
+        per_row = _individual_mode_per_row(people, planned, directory, links, settings, len(events))
     else:
-        individual_mode_tasks = len(tasks_frame)
+        per_row = _tasks_per_row(tasks_frame, planned, len(events))
+    individual_mode_tasks = int(per_row.sum())
     summary: dict[str, Any] = {
         "events": planned.count,
         "events_rejected": len(events) - planned.count,
@@ -196,7 +197,12 @@ def _plan(
         "individual_mode_tasks": individual_mode_tasks,
     }
     assert list(summary) == SUMMARY_KEYS
-    summary.update(mode=mode, mode_reason=mode_reason, rejected_by_reason=reasons)
+    summary.update(
+        mode=mode,
+        mode_reason=mode_reason,
+        rejected_by_reason=reasons,
+        individual_mode_tasks_by_sender=_by_sender(checked, planned, per_row),
+    )
     result = Plan(tasks_frame, relations_frame, rejected, summary)
     return result, (people.trace(planned, directory) if trace else None)
 
@@ -900,22 +906,45 @@ def _related_to(
     return _Tasks(np.concatenate([fanned, alone]), pa.concat_arrays(what))
 
 
-def _individual_mode_tasks(
+def _individual_mode_per_row(
     people: _People,
     planned: _Events,
     directory: _Directory,
     links: _Links | None,
     settings: Settings,
-) -> int:
-    """R13 without planning twice: each matched person as a primary of its own, counted."""
+    rows: int,
+) -> np.ndarray:
+    """R13 without planning twice: each matched person as a primary of its own, counted
+    per input row (so the audit can tell each sender's figure exactly)."""
     matched = np.flatnonzero(people.matched)
+    per_row = np.bincount(people.event[matched], minlength=rows)
     if links is None:
-        return len(matched)
+        return per_row
     contacts = matched[people.is_contact[matched]]
     owners = planned.owner_id.take(pa.array(people.event[contacts]))
     _, count = links.counts(_primary_keys(settings, directory, people.person[contacts], owners))
     # Every matched person makes one Task, and one more per Opportunity past the first.
-    return len(matched) + int(np.maximum(count - 1, 0).sum())
+    np.add.at(per_row, people.event[contacts], np.maximum(count - 1, 0))
+    return per_row
+
+
+def _tasks_per_row(tasks: pd.DataFrame, planned: _Events, rows: int) -> np.ndarray:
+    """Tasks planned per input row (event ids are unique among planned rows)."""
+    row_of = pd.Series(
+        planned.rows, index=planned.event_id.take(pa.array(planned.rows)).to_pandas()
+    )
+    per_row = np.zeros(rows, dtype=np.int64)
+    counts = tasks["event_id"].value_counts()
+    np.add.at(per_row, row_of.loc[counts.index.astype(object)].to_numpy(), counts.to_numpy())
+    return per_row
+
+
+def _by_sender(checked: _Checked, planned: _Events, per_row: np.ndarray) -> dict[str, int]:
+    """Individual-mode Tasks per sender (trimmed, lower-cased), for the audit's table."""
+    senders = _normalise_email(checked.text["sender"].values).take(pa.array(planned.rows))
+    frame = pd.DataFrame({"sender": senders.to_pandas(), "tasks": per_row[planned.rows]})
+    totals = frame.groupby("sender", sort=True)["tasks"].sum()
+    return {str(k): int(v) for k, v in totals.items()}
 
 
 def _ragged(counts: np.ndarray) -> np.ndarray:
