@@ -62,3 +62,11 @@ def test_hourly_dag_retries_with_backoff_and_a_run_fails_when_any_org_fails(dagb
 def test_hourly_dag_offers_params_for_manual_runs(dagbag):
     params = dagbag.dags["activity_sync_hourly"].params
     assert {"orgs", "dry_run", "interval_start", "interval_end"} <= set(params.keys())
+
+
+def test_hourly_dag_waits_for_api_budget_in_reschedule_mode_instead_of_failing(dagbag):
+    sensor = dagbag.dags["activity_sync_hourly"].get_task("org.wait_for_budget")
+    assert sensor.mode == "reschedule"  # frees the worker slot while it waits
+    assert sensor.poke_interval >= 60
+    assert sensor.timeout >= 12 * 3600
+    assert sensor.downstream_task_ids == {"org.load"}
