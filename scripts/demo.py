@@ -76,7 +76,7 @@ def _hour_report(lake: Path, hour: datetime) -> dict:
 def _print_table(rows: list[tuple[datetime, dict]]) -> None:
     header = (
         f"{'hour (UTC)':<17}{'events':>7}{'tasks':>7}{'created':>8}{'updated':>8}"
-        f"{'relations+':>11}{'indiv.mode':>11}{'rejected':>9}  mode"
+        f"{'relations+':>11}{'indiv.mode':>11}{'rejected':>9}  {'mode':<11} rejected by reason"
     )
     print(header)
     print("-" * len(header))
@@ -100,7 +100,8 @@ def _print_table(rows: list[tuple[datetime, dict]]) -> None:
         print(
             f"{hour:%Y-%m-%d %H:%M}  {values['events']:>7}{values['tasks']:>7}"
             f"{values['created']:>8}{values['updated']:>8}{values['relations']:>11}"
-            f"{values['individual']:>11}{values['rejected']:>9}  {p['mode']}"
+            f"{values['individual']:>11}{values['rejected']:>9}  {p['mode']:<11} "
+            + ", ".join(f"{k} {v}" for k, v in sorted(p.get("rejected_by_reason", {}).items()))
         )
     print("-" * len(header))
     print(
