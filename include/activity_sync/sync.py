@@ -29,8 +29,6 @@ from activity_sync.tenants import Org
 
 log = logging.getLogger(__name__)
 
-LOADED_ASSET = "activity_sync_loaded"
-
 
 class IntervalError(ValueError):
     """The run has no usable data interval."""
