@@ -296,9 +296,7 @@ class RestApi:
         if not ids:
             raise not_found()
         if len(ids) > 1:
-            return Response.json(
-                300, [f"/services/data/v{version}/sobjects/{obj}/{i}" for i in ids]
-            )
+            return _ambiguous(version, obj, ids)
         fields = req.query.get("fields")
         return Response.json(
             200, self.record_json(obj, ids, fields.split(",") if fields else None, version)[0]
@@ -316,9 +314,7 @@ class RestApi:
             raise ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
         ids = self.matching_ids(obj, name, value)
         if len(ids) > 1:
-            return Response.json(
-                300, [f"/services/data/v{version}/sobjects/{obj}/{i}" for i in ids]
-            )
+            return _ambiguous(version, obj, ids)
         inc, errors = self.incoming(obj, [{**body, name: value}])
         if not errors.ok.iloc[0]:
             raise _api_error(errors, 0)
@@ -340,9 +336,7 @@ class RestApi:
         if not ids:
             raise not_found()
         if len(ids) > 1:
-            return Response.json(
-                300, [f"/services/data/v{version}/sobjects/{obj}/{i}" for i in ids]
-            )
+            return _ambiguous(version, obj, ids)
         return self._delete_ids(obj, ids)
 
     # ----------------------------------------------------------------------- query
@@ -589,3 +583,8 @@ def register(emu: Emulator) -> None:
     add("GET", f"{base}/composite/sobjects/{{object}}", api.collection_retrieve)
     add("POST", f"{base}/composite/sobjects/{{object}}", api.collection_retrieve)
     add("PATCH", f"{base}/composite/sobjects/{{object}}/{{field}}", api.collection_upsert)
+
+
+def _ambiguous(version: str, obj: str, ids: list[str]) -> Response:
+    """Salesforce's 300 Multiple Choices for an external id that matches several records."""
+    return Response.json(300, [f"/services/data/v{version}/sobjects/{obj}/{i}" for i in ids])
