@@ -218,3 +218,26 @@ def test_a_missing_external_id_field_fails_the_org_with_how_to_create_it(
     out, err = capfd.readouterr()
     assert "Object Manager > Activity > Fields & Relationships" in out + err
     assert deployment.client.query("SELECT Id FROM Task").empty
+
+
+def test_one_org_failing_does_not_stop_the_others_but_the_run_goes_red(
+    hourly_dag, deployment, tmp_path
+):
+    orgs = Path(tmp_path / "orgs.yaml")
+    orgs.write_text(
+        orgs.read_text()
+        # An org whose Airflow connection does not exist: every Salesforce step fails.
+        + "  - org_id: broken\n    salesforce_conn_id: salesforce_missing\n"
+    )
+    run = run_hour(hourly_dag)
+    states: dict[tuple[str, int], str] = {
+        (ti.task_id, ti.map_index): ti.state for ti in run.get_task_instances()
+    }
+    acme, broken = 0, 1  # map indexes follow the orgs file
+    assert states[("org.load", acme)] == "success"
+    assert states[("org.detect", broken)] == "failed"
+    assert states[("org.load", broken)] == "upstream_failed"
+    assert states[("publish", -1)] == "success"
+    assert states[("fail_if_any_org_failed", -1)] == "failed"
+    assert run.state == "failed"
+    deployment.assert_salesforce_holds_exactly_the_plan()
