@@ -115,3 +115,10 @@ def test_only_5xx_limits_expiry_and_dropped_connections_count_as_transient():
     assert is_transient(SalesforceExpiredSession("u", 401, "r", "expired"))
     assert is_transient(requests.ConnectionError())
     assert not is_transient(ValueError())
+
+
+def test_a_bulk_job_that_never_finishes_fails_the_attempt_after_the_job_timeout(fresh_emulator):
+    client = SalesforceClient(fresh_emulator.simple_salesforce, poll_wait=0.05, job_timeout=0.3)
+    fresh_emulator.set_faults(slow_bulk_seconds=2)
+    with pytest.raises(SalesforceUnavailable, match="still InProgress|still UploadComplete"):
+        client.bulk_query("SELECT Id FROM Contact")

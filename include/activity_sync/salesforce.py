@@ -82,6 +82,7 @@ class SalesforceClient:
         max_attempts: int = 6,
         backoff: float = 1.0,
         backoff_max: float = 60.0,
+        job_timeout: float = 3600.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._connect = connect
@@ -89,6 +90,7 @@ class SalesforceClient:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.backoff_max = backoff_max
+        self.job_timeout = job_timeout
         self.sleep = sleep
         self.calls: Counter[str] = Counter()
         self.bulk_jobs = 0
@@ -192,15 +194,23 @@ class SalesforceClient:
         return url + suffix
 
     def _wait(self, kind: str, job_id: str) -> dict[str, Any]:
+        """Poll until the job ends; a job stuck past ``job_timeout`` fails the attempt, and
+        the task's retry (idempotent, as every load is) takes it up later."""
         delay = self.poll_wait
+        waited = 0.0
         while True:
             self.sleep(delay)
+            waited += delay
             job = self._retrying(
                 f"poll {kind} job {job_id}",
                 lambda: self._http("GET", self._job_url(kind, job_id), "bulk_poll").json(),
             )
             if job["state"] in TERMINAL_JOB_STATES:
                 return job
+            if waited >= self.job_timeout:
+                raise SalesforceUnavailable(
+                    f"Bulk {kind} job {job_id} still {job['state']} after {waited:.0f}s"
+                )
             delay = min(delay * 1.5, 10.0)
 
     def ingest(
