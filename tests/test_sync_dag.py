@@ -23,7 +23,7 @@ from salesforce_state import (
 
 from activity_sync.crm import read_crm
 from activity_sync.generate import generate_day, write_landing
-from activity_sync.load import LoadOptions, _task_rows, load_plan
+from activity_sync.load import LoadOptions, load_plan, task_rows
 from activity_sync.mirror import refresh_crm
 from activity_sync.plan import read_plan
 from activity_sync.salesforce import SalesforceClient
@@ -133,7 +133,7 @@ def test_r11_a_load_killed_after_creating_its_task_job_ends_exact_on_rerun(hourl
     bulk = deployment.emulator.simple_salesforce().bulk2.Task._client
     job = bulk.create_job("upsert", external_id_field=EXT, line_ending="CRLF")
     bulk.upload_job_data(
-        job["id"], _task_rows(plan.tasks, EXT).to_csv(index=False, lineterminator="\r\n")
+        job["id"], task_rows(plan.tasks, EXT).to_csv(index=False, lineterminator="\r\n")
     )
     assert run_hour(hourly_dag).state == "success"
     deployment.assert_salesforce_holds_exactly_the_plan()

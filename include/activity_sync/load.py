@@ -166,7 +166,8 @@ def _ingest_with_row_retries(
     return pd.concat([d for d in done if not d.empty], ignore_index=True)
 
 
-def _task_rows(tasks: pd.DataFrame, external_id_field: str) -> pd.DataFrame:
+def task_rows(tasks: pd.DataFrame, external_id_field: str) -> pd.DataFrame:
+    """The plan's Tasks as the Bulk upsert sends them: keyed, nulls made clearable."""
     rows = tasks[["task_key", *TASK_FIELDS]].rename(columns={"task_key": external_id_field})
     rows = rows.astype(object).where(rows.notna(), None)
     for column in CLEARABLE:
@@ -233,7 +234,7 @@ def load_plan(
         columns=[ext, "sf_id", "created", "error_code", "error_message", "attempts"]
     )
     if not plan.tasks.empty:
-        task_out = _upsert_tasks(client, _task_rows(plan.tasks, ext), options)
+        task_out = _upsert_tasks(client, task_rows(plan.tasks, ext), options)
     task_results = pd.DataFrame(
         {
             "task_key": task_out[ext],
