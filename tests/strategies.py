@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from hypothesis import strategies as st
 
-from activity_sync.crm import Crm
+from activity_sync.crm import OBJECTS, Crm
 from activity_sync.schema import (
     EVENT_COLUMNS,
     EVENT_TYPES,
@@ -29,14 +29,6 @@ from activity_sync.schema import (
 from activity_sync.settings import Settings, parse_settings
 
 ORG = "acme"
-CRM_COLUMNS = {
-    "contacts": ["Id", "Email", "AccountId", "LastModifiedDate"],
-    "leads": ["Id", "Email", "IsConverted", "LastModifiedDate"],
-    "accounts": ["Id", "Name"],
-    "opportunities": ["Id", "AccountId", "Name", "IsClosed", "CloseDate", "OwnerId"],
-    "contact_roles": ["Id", "OpportunityId", "ContactId"],
-    "users": ["Id", "Email", "IsActive"],
-}
 
 
 # --------------------------------------------------------------------------- builders
@@ -46,7 +38,7 @@ def crm_of(**objects: list[dict[str, Any]]) -> Crm:
     """A Crm from lists of records (Crm.from_frames parses dates and flags); others empty."""
     return Crm.from_frames(
         **{
-            name: pd.DataFrame(records, columns=CRM_COLUMNS[name])
+            name: pd.DataFrame(records, columns=list(OBJECTS[name][1]))
             for name, records in objects.items()
         }
     )

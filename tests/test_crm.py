@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from activity_sync.crm import OBJECTS, Crm, CrmError, read_crm
+from activity_sync.errors import ActivitySyncError
 
 HEADERS = {sobject: ",".join(columns) for sobject, columns in OBJECTS.values()}
 
@@ -101,6 +102,16 @@ def test_a_flag_that_is_no_flag_is_an_error_naming_it():
     users = pd.DataFrame({"Id": ["005A"], "Email": ["rep@acme.com"], "IsActive": ["maybe"]})
     with pytest.raises(CrmError, match="User column 'IsActive' holds 'maybe'"):
         Crm.from_frames(users=users)
+
+
+def test_a_snapshot_file_with_a_flag_that_is_no_flag_is_refused_naming_object_column_value(
+    tmp_path,
+):
+    """The reader's half of one rule; test_mirror.py holds the mirror's half."""
+    write_csv_snapshot(tmp_path, User=["0050001,rep@acme.com,maybe"])
+    with pytest.raises(CrmError, match="User column 'IsActive' holds 'maybe'") as error:
+        read_crm(tmp_path)
+    assert isinstance(error.value, ActivitySyncError)
 
 
 def test_a_date_that_is_no_date_is_an_error_naming_it():

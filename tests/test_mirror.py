@@ -1,13 +1,32 @@
-"""mirror.py against the emulator: full pull, incremental refresh, deletions seen."""
+"""mirror.py against the emulator (full pull, incremental refresh, deletions seen) and
+against a hand-written client for what the emulator never sends (a flag that is no flag)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from activity_sync.crm import read_crm
+from activity_sync.crm import CrmError, read_crm
+from activity_sync.errors import ActivitySyncError
 from activity_sync.mirror import MIRRORED, refresh_crm, refresh_object
 from activity_sync.salesforce import SalesforceClient
+
+
+class CannedClient:
+    """Answers every query with the same rows, as a Bulk API 2.0 query job's CSV gives them:
+    every value a string, null as an empty cell.
+
+    Bulk API 2.0 query results: https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_get_job_results.htm
+    """
+
+    def __init__(self, rows: pd.DataFrame) -> None:
+        self.rows = rows
+
+    def bulk_query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
+        return self.rows
+
+    def query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
+        return self.rows
 
 
 @pytest.fixture
@@ -58,3 +77,38 @@ def test_users_have_no_deleted_flag_and_are_refreshed_all_the_same(client, tmp_p
     refresh_object(client, "User", tmp_path)
     assert refresh_object(client, "User", tmp_path)["mode"] == "incremental"
     assert "IsDeleted" not in pd.read_parquet(tmp_path / "User.parquet").columns
+
+
+def test_bulk_csv_rows_are_typed_as_the_crm_reader_types_them_with_empty_cells_as_null(tmp_path):
+    rows = pd.DataFrame(
+        {
+            "Id": ["00Q0001", "00Q0002"],
+            "Email": ["hal@prospect.io", ""],
+            "IsConverted": ["true", "false"],
+            "LastModifiedDate": ["2024-01-01T00:00:00.000+0000", ""],
+            "SystemModstamp": ["2024-01-01T00:00:00.000+0000", "2024-01-02T00:00:00.000+0000"],
+            "IsDeleted": ["false", "false"],
+        }
+    )
+    refresh_object(CannedClient(rows), "Lead", tmp_path)
+    leads = pd.read_parquet(tmp_path / "Lead.parquet")
+    assert leads["IsConverted"].dtype == bool
+    assert leads["IsConverted"].tolist() == [True, False]
+    assert leads["Email"].isna().tolist() == [False, True]
+    assert leads["LastModifiedDate"].isna().tolist() == [False, True]
+
+
+def test_a_flag_from_salesforce_that_is_no_flag_is_refused_naming_object_column_value(tmp_path):
+    """The mirror's half of one rule (the reader's is in test_crm.py): it once read as False."""
+    rows = pd.DataFrame(
+        {
+            "Id": ["0050001"],
+            "Email": ["rep@acme.com"],
+            "IsActive": ["maybe"],
+            "SystemModstamp": ["2024-01-01T00:00:00.000+0000"],
+        }
+    )
+    with pytest.raises(CrmError, match="User column 'IsActive' holds 'maybe'") as error:
+        refresh_object(CannedClient(rows), "User", tmp_path)
+    assert isinstance(error.value, ActivitySyncError)
+    assert not (tmp_path / "User.parquet").exists()

@@ -9,6 +9,7 @@ the text stays in Arrow memory, which the vectorised planner reads without a cop
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# Crm field -> (Salesforce object, contract columns).
+from activity_sync.errors import ActivitySyncError
+
+# Crm field -> (Salesforce object, contract columns): the one statement of the CRM contract.
+# The mirror pulls exactly these columns and the tests build snapshots from them.
 OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "contacts": ("Contact", ("Id", "Email", "AccountId", "LastModifiedDate")),
     "leads": ("Lead", ("Id", "Email", "IsConverted", "LastModifiedDate")),
@@ -29,14 +33,16 @@ OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "contact_roles": ("OpportunityContactRole", ("Id", "OpportunityId", "ContactId")),
     "users": ("User", ("Id", "Email", "IsActive")),
 }
-_FLAGS = frozenset({"IsConverted", "IsClosed", "IsActive"})
-_DATES = frozenset({"LastModifiedDate"})
+# IsDeleted and SystemModstamp are not in the contract: the mirror reads them to stay
+# incremental, through the same normaliser.
+FLAGS = frozenset({"IsConverted", "IsClosed", "IsActive", "IsDeleted"})
+DATES = frozenset({"LastModifiedDate", "SystemModstamp"})
 TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
 
-class CrmError(ValueError):
+class CrmError(ActivitySyncError, ValueError):
     """An unusable CRM snapshot; the message names the object and file or column."""
 
 
@@ -66,12 +72,24 @@ class Crm:
             frame = frames.get(name)
             if frame is None:
                 frame = pd.DataFrame({column: [] for column in columns})
-            normalised[name] = _normalise(frame, sobject, columns)
+            normalised[name] = normalise(frame, sobject, columns)
         return cls(**normalised)
 
 
 def read_crm(folder: str | Path) -> Crm:
-    """Read ``<Object>.parquet`` (preferred) or ``<Object>.csv`` for each object in ``folder``."""
+    """The CRM snapshot in ``folder``: ``<Object>.parquet`` (preferred) or ``<Object>.csv``.
+
+    Args:
+        folder: holds one file per Salesforce object of :data:`OBJECTS` (as the mirror
+            writes them, or as exported by hand).
+
+    Returns:
+        A :class:`Crm` of normalised frames (see :meth:`Crm.from_frames`).
+
+    Raises:
+        CrmError: the folder or an object's file is missing or unreadable, or a column is
+            missing or holds a value of the wrong kind; the message names object and column.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise CrmError(f"CRM folder {folder} does not exist")
@@ -92,7 +110,14 @@ def read_crm(folder: str | Path) -> Crm:
     return Crm.from_frames(**frames)
 
 
-def _normalise(frame: pd.DataFrame, sobject: str, columns: tuple[str, ...]) -> pd.DataFrame:
+def normalise(frame: pd.DataFrame, sobject: str, columns: Sequence[str]) -> pd.DataFrame:
+    """``columns`` of one object's rows, typed as the module docstring says, fresh index.
+
+    Whatever wrote the rows (a snapshot file, a Bulk CSV, a REST answer): text becomes
+    Arrow-backed ``str`` with NaN for null or "", flags bool, dates UTC. A missing column,
+    or a flag or date that is not one, raises :class:`CrmError` naming object, column and
+    value.
+    """
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise CrmError(f"CRM object {sobject} has no column {missing[0]!r}")
@@ -100,9 +125,9 @@ def _normalise(frame: pd.DataFrame, sobject: str, columns: tuple[str, ...]) -> p
     for column in columns:
         values = frame[column]
         where = f"CRM object {sobject} column {column!r}"
-        if column in _FLAGS:
+        if column in FLAGS:
             out[column] = _flags(values, where)
-        elif column in _DATES:
+        elif column in DATES:
             out[column] = _dates(values, where)
         else:
             out[column] = _text(values)

@@ -15,36 +15,25 @@ from typing import Any
 
 import pandas as pd
 
+from activity_sync.crm import OBJECTS, normalise
 from activity_sync.salesforce import SalesforceClient
 
 log = logging.getLogger(__name__)
 
-MIRRORED: dict[str, list[str]] = {
-    "Contact": ["Id", "Email", "AccountId", "LastModifiedDate"],
-    "Lead": ["Id", "Email", "IsConverted", "LastModifiedDate"],
-    "Account": ["Id", "Name"],
-    "Opportunity": ["Id", "AccountId", "Name", "IsClosed", "CloseDate", "OwnerId"],
-    "OpportunityContactRole": ["Id", "OpportunityId", "ContactId"],
-    "User": ["Id", "Email", "IsActive"],
-}
-BOOLEAN = {"IsConverted", "IsClosed", "IsActive", "IsDeleted"}
-DATETIME = {"LastModifiedDate", "SystemModstamp"}
+# Salesforce object -> the contract columns the planner reads; crm.OBJECTS is the source.
+MIRRORED: dict[str, tuple[str, ...]] = {sobject: columns for sobject, columns in OBJECTS.values()}
 # User rows are deactivated, never deleted: the object has no IsDeleted field.
 NOT_DELETABLE = {"User"}
 
 
-def _normalise(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Typed columns whatever the source (Bulk CSV gives strings, REST gives JSON types)."""
+def _typed(frame: pd.DataFrame, object_name: str, columns: list[str]) -> pd.DataFrame:
+    """Rows typed as the CRM reader types them, whatever the source.
+
+    Bulk CSV writes a null as an empty cell and REST as JSON null: both become null. A
+    query that found nothing has no columns at all, hence the reindex.
+    """
     frame = frame.reindex(columns=columns)
-    for column in columns:
-        values = frame[column]
-        if column in BOOLEAN:
-            frame[column] = values.astype(str).str.lower().isin(["true", "1"])
-        elif column in DATETIME:
-            frame[column] = pd.to_datetime(values.replace("", None), utc=True, format="ISO8601")
-        else:
-            frame[column] = values.astype(object).where(values.notna() & values.ne(""), None)
-    return frame
+    return normalise(frame.where(frame.ne("")), object_name, columns)
 
 
 def _soql_datetime(ts: pd.Timestamp) -> str:
@@ -70,14 +59,14 @@ def refresh_object(client: SalesforceClient, object_name: str, folder: Any) -> d
         current = pd.DataFrame(columns=[c for c in columns if c != "IsDeleted"])
         changed = client.bulk_query(soql, include_deleted=deletable)
         mode = "full"
-    changed = _normalise(changed, columns)
+    changed = _typed(changed, object_name, columns)
     deleted = changed["Id"][changed["IsDeleted"]] if deletable else pd.Series(dtype=object)
     live = changed[~changed["IsDeleted"]].drop(columns="IsDeleted") if deletable else changed
     merged = pd.concat(
         [current[~current["Id"].isin(changed["Id"])], live] if not current.empty else [live],
         ignore_index=True,
     )
-    merged = _normalise(merged, [c for c in columns if c != "IsDeleted"])
+    merged = _typed(merged, object_name, [c for c in columns if c != "IsDeleted"])
     merged = merged.sort_values("Id", kind="stable").reset_index(drop=True)
     folder.mkdir(parents=True, exist_ok=True)
     # A unique staging name: concurrent backfill runs may refresh the same mirror.
@@ -91,4 +80,5 @@ def refresh_object(client: SalesforceClient, object_name: str, folder: Any) -> d
 
 
 def refresh_crm(client: SalesforceClient, folder: Any) -> dict[str, dict[str, Any]]:
+    """Refresh every contract object (:func:`refresh_object`); stats by Salesforce object."""
     return {name: refresh_object(client, name, folder) for name in MIRRORED}
