@@ -14,8 +14,7 @@ import pandas as pd
 
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.schema import Plan
-
-EXT = "Activity_Sync_Key__c"
+from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD as EXT
 
 
 def salesforce_tasks(client: SalesforceClient) -> pd.DataFrame:

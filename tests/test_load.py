@@ -16,8 +16,7 @@ import pytest
 from activity_sync.load import BULK_NULL, LoadOptions, load_plan
 from activity_sync.salesforce import IngestResult
 from activity_sync.schema import RELATION_COLUMNS, TASK_COLUMNS, Plan
-
-EXT = "Activity_Sync_Key__c"
+from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD as EXT
 
 
 class FakeOrg:

@@ -6,8 +6,7 @@ import pytest
 
 from activity_sync.org import ApiBudget, OrgSetupError, api_budget, detect_capabilities
 from activity_sync.salesforce import SalesforceClient
-
-EXT = "Activity_Sync_Key__c"
+from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD as EXT
 
 
 @pytest.fixture

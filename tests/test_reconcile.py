@@ -28,10 +28,10 @@ from activity_sync.reconcile import (
 )
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.schema import RELATION_COLUMNS, SUMMARY_KEYS, TASK_COLUMNS, Plan, task_key
+from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD as EXT
 
 ORG = "acme"
 DAY = "2026-11-20"
-EXT = "Activity_Sync_Key__c"
 
 
 @dataclass

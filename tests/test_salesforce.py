@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from activity_sync.salesforce import SalesforceClient, SalesforceUnavailable, is_transient
+from activity_sync.errors import ActivitySyncError
+from activity_sync.salesforce import (
+    BulkJobFailed,
+    SalesforceClient,
+    SalesforceUnavailable,
+    is_transient,
+)
+from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD as EXT
 
 
 @pytest.fixture
@@ -30,26 +37,24 @@ def test_a_bulk_upsert_reports_created_then_updated_rows_by_external_key(client)
     contact = client.query("SELECT Id FROM Contact LIMIT 1")["Id"].iloc[0]
     rows = pd.DataFrame(
         {
-            "Activity_Sync_Key__c": ["k1", "k2"],
+            EXT: ["k1", "k2"],
             "WhoId": contact,
             "Subject": ["a, with comma", 'b "quoted"\r\nand a lone \r carriage return'],
             "Status": "Completed",
         }
     )
-    first = client.ingest("Task", "upsert", rows, external_id_field="Activity_Sync_Key__c")
+    first = client.ingest("Task", "upsert", rows, external_id_field=EXT)
     assert first.state == "JobComplete"
     assert set(first.successful["sf__Created"]) == {"true"}
-    again = client.ingest("Task", "upsert", rows, external_id_field="Activity_Sync_Key__c")
+    again = client.ingest("Task", "upsert", rows, external_id_field=EXT)
     assert set(again.successful["sf__Created"]) == {"false"}
-    held = client.query("SELECT Subject FROM Task ORDER BY Activity_Sync_Key__c")
+    held = client.query(f"SELECT Subject FROM Task ORDER BY {EXT}")
     assert held["Subject"].tolist() == rows["Subject"].tolist()
 
 
 def test_row_failures_come_back_with_salesforces_error_not_an_exception(client):
-    rows = pd.DataFrame(
-        {"Activity_Sync_Key__c": ["k1"], "WhoId": ["001000000000000AAA"], "Status": "Completed"}
-    )
-    result = client.ingest("Task", "upsert", rows, external_id_field="Activity_Sync_Key__c")
+    rows = pd.DataFrame({EXT: ["k1"], "WhoId": ["001000000000000AAA"], "Status": "Completed"})
+    result = client.ingest("Task", "upsert", rows, external_id_field=EXT)
     assert result.successful.empty
     assert result.failed["sf__Error"].str.contains("WhoId").all()
 
@@ -86,8 +91,9 @@ def test_an_expired_session_logs_in_again_through_the_factory(fresh_emulator):
 def test_failures_that_never_clear_end_in_salesforce_unavailable(fresh_emulator):
     client = SalesforceClient(fresh_emulator.simple_salesforce, backoff=0.001, max_attempts=3)
     fresh_emulator.set_faults(seed=1, http_503_rate=1.0)
-    with pytest.raises(SalesforceUnavailable, match="after 3 attempts"):
+    with pytest.raises(SalesforceUnavailable, match="after 3 attempts") as error:
         client.limits()
+    assert isinstance(error.value, ActivitySyncError)
 
 
 def test_a_malformed_query_is_not_retried(client):
@@ -122,3 +128,31 @@ def test_a_bulk_job_that_never_finishes_fails_the_attempt_after_the_job_timeout(
     fresh_emulator.set_faults(slow_bulk_seconds=2)
     with pytest.raises(SalesforceUnavailable, match="still InProgress|still UploadComplete"):
         client.bulk_query("SELECT Id FROM Contact")
+
+
+def test_a_bulk_query_job_that_ends_aborted_raises_bulk_job_failed_naming_job_and_state(
+    fresh_emulator,
+):
+    """An admin (here: the test, while the client waits) aborts the running query job.
+
+    Abort a Job: https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_abort_job.htm
+    """
+    sf = fresh_emulator.simple_salesforce()
+    jobs_url = f"{sf.bulk2_url}query"
+
+    def abort_running_jobs(seconds: float) -> None:
+        for job in sf.session.get(jobs_url, headers=sf.headers).json()["records"]:
+            if job["state"] not in ("JobComplete", "Failed", "Aborted"):
+                sf.session.patch(
+                    f"{jobs_url}/{job['id']}", json={"state": "Aborted"}, headers=sf.headers
+                ).raise_for_status()
+
+    fresh_emulator.set_faults(slow_bulk_seconds=2)
+    client = SalesforceClient(
+        fresh_emulator.simple_salesforce, poll_wait=0.01, sleep=abort_running_jobs
+    )
+    with pytest.raises(BulkJobFailed, match=r"Bulk query job \S+ ended Aborted") as error:
+        client.bulk_query("SELECT Id FROM Contact")
+    assert error.value.state == "Aborted"
+    assert error.value.job_id in str(error.value)
+    assert isinstance(error.value, ActivitySyncError)

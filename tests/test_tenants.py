@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from activity_sync.tenants import DEFAULT_CONFIG, Org, TenantConfigError, load_orgs
+from activity_sync.tenants import (
+    DEFAULT_CONFIG,
+    DEFAULT_EXTERNAL_ID_FIELD,
+    Org,
+    TenantConfigError,
+    load_orgs,
+)
 
 
 def write(tmp_path, text: str):
@@ -26,7 +32,7 @@ def test_missing_settings_take_the_design_defaults(tmp_path):
     assert org.settings.shared_activities is True
     assert org.settings.sync_bcc is False
     assert org.api_budget_share == 0.7
-    assert org.external_id_field == "Activity_Sync_Key__c"
+    assert org.external_id_field == DEFAULT_EXTERNAL_ID_FIELD
 
 
 def test_an_org_round_trips_through_the_dict_that_travels_in_xcom(tmp_path):

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
+from activity_sync.errors import ActivitySyncError
 from activity_sync.schema import EVENT_COLUMNS, REJECTED_COLUMNS
 
 RECIPIENTS_TYPE = pa.list_(pa.struct([("email", pa.string()), ("field", pa.string())]))
@@ -30,7 +31,7 @@ _READ = pa_json.ReadOptions(block_size=16 << 20)
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
 
 
-class EventsError(ValueError):
+class EventsError(ActivitySyncError, ValueError):
     """An events file that cannot be read at all (the CLI exits 2 on it)."""
 
 
@@ -39,7 +40,13 @@ def read_events(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     The frame has exactly :data:`EVENT_COLUMNS` (a column absent from the file is all
     null). ``recipients`` is an Arrow list column when the file allows it, so that no
-    Python object is made per recipient; its cells read back as lists of dicts.
+    Python object is made per recipient; its cells read back as lists of dicts. The
+    rejected frame has :data:`REJECTED_COLUMNS`, reason ``malformed``, and is empty for
+    Parquet.
+
+    Raises:
+        EventsError: the file is missing, unreadable, not UTF-8 text, or neither JSON
+            Lines (``.jsonl``, ``.ndjson``, ``.json``) nor Parquet.
     """
     path = Path(path)
     if not path.is_file():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,23 @@ import numpy as np
 import pandas as pd
 from simple_salesforce.format import format_soql
 
-from activity_sync.salesforce import TRANSIENT_ROW_CODES, SalesforceClient
+from activity_sync.salesforce import (
+    DUPLICATE_VALUE,
+    INVALID_FIELD_FOR_INSERT_UPDATE,
+    RESULT_CREATED,
+    RESULT_ERROR,
+    RESULT_ID,
+    TRANSIENT_ROW_CODES,
+    Operation,
+    SalesforceClient,
+)
 from activity_sync.schema import TASK_COLUMNS, Plan
+from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD
 
 log = logging.getLogger(__name__)
+
+TASK, TASK_RELATION = "Task", "TaskRelation"
+RELATION_PAIR = ["TaskId", "RelationId"]
 
 # The plan's Salesforce fields are the ones spelled as Salesforce spells them (WhoId, ...);
 # the lower-case columns (task_key, who_count, ...) are the plan's own bookkeeping.
@@ -58,11 +72,34 @@ DEAD_LETTER_COLUMNS = [
     "error_message",
     "attempts",
 ]
+# error_code of rows a job left unprocessed (a job that failed or was aborted midway).
+UNPROCESSED = "UNPROCESSED"
+
+
+class RelationStatus(StrEnum):
+    """What became of one planned relation (``relation_results.status``)."""
+
+    PRIMARY = "primary"  # the Task's WhoId: Salesforce relates it, nothing to insert
+    INSERTED = "inserted"
+    EXISTING = "existing"  # already held, or reported DUPLICATE_VALUE by the insert
+    FAILED = "failed"  # refused for good: in the dead letter
+    TASK_FAILED = "task_failed"  # its Task did not load, so it could not be made
 
 
 @dataclass(frozen=True)
 class LoadOptions:
-    external_id_field: str = "Activity_Sync_Key__c"
+    """How :func:`load_plan` talks to one org.
+
+    Attributes:
+        external_id_field: the Task field holding ``task_key``, upserted on (R11).
+        row_attempts: jobs a row gets when Salesforce could not lock it or did not
+            process it; after the last, the row goes to the dead letter.
+        row_retry_wait: seconds before the second job, doubling for each later one.
+        relation_query_chunk, relation_rest_max, relation_bulk_chunk: how the relations
+            of re-touched Tasks are read (see ``_existing_relations``).
+    """
+
+    external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD
     row_attempts: int = 4  # attempts for rows Salesforce could not lock or did not process
     row_retry_wait: float = 2.0
     relation_query_chunk: int = 300  # Task Ids per REST TaskRelation query: the URI stays short
@@ -72,6 +109,8 @@ class LoadOptions:
 
 @dataclass
 class LoadResult:
+    """The four outputs of a load, as :func:`write_load_result` writes them."""
+
     task_results: pd.DataFrame
     relation_results: pd.DataFrame
     dead_letter: pd.DataFrame
@@ -87,7 +126,7 @@ def _split_error(errors: pd.Series) -> tuple[pd.Series, pd.Series]:
 def _ingest_with_row_retries(
     client: SalesforceClient,
     object_name: str,
-    operation: str,
+    operation: Operation,
     rows: pd.DataFrame,
     key: list[str],
     options: LoadOptions,
@@ -115,8 +154,8 @@ def _ingest_with_row_retries(
                 pd.DataFrame(
                     {
                         **{k: ok[k] for k in key},
-                        "sf_id": ok["sf__Id"],
-                        "created": ok["sf__Created"].str.lower().eq("true"),
+                        "sf_id": ok[RESULT_ID],
+                        "created": ok[RESULT_CREATED].str.lower().eq("true"),
                         "error_code": "",
                         "error_message": "",
                         "attempts": attempt,
@@ -126,7 +165,7 @@ def _ingest_with_row_retries(
         failed = result.failed
         retry_keys = [result.unprocessed[key]] if not result.unprocessed.empty else []
         if not failed.empty:
-            code, message = _split_error(failed["sf__Error"])
+            code, message = _split_error(failed[RESULT_ERROR])
             failed = failed.assign(error_code=code, error_message=message)
             transient = failed["error_code"].isin(TRANSIENT_ROW_CODES)
             final = failed[~transient]
@@ -134,7 +173,7 @@ def _ingest_with_row_retries(
                 pd.DataFrame(
                     {
                         **{k: final[k] for k in key},
-                        "sf_id": final["sf__Id"].replace("", None),
+                        "sf_id": final[RESULT_ID].replace("", None),
                         "created": False,
                         "error_code": final["error_code"],
                         "error_message": final["error_message"],
@@ -148,7 +187,7 @@ def _ingest_with_row_retries(
             )
         if not result.unprocessed.empty:
             unprocessed = result.unprocessed[key].assign(
-                error_code="UNPROCESSED",
+                error_code=UNPROCESSED,
                 error_message=f"job {result.job_id} ended {result.state}: {result.error_message}",
             )
             last_error = pd.concat([last_error, unprocessed])
@@ -186,15 +225,15 @@ def _upsert_tasks(
     this costs one extra job only on re-runs.
     """
     ext = options.external_id_field
-    out = _ingest_with_row_retries(client, "Task", "upsert", rows, [ext], options, ext)
-    refused = out["error_code"].eq("INVALID_FIELD_FOR_INSERT_UPDATE") & out[
+    out = _ingest_with_row_retries(client, TASK, Operation.UPSERT, rows, [ext], options, ext)
+    refused = out["error_code"].eq(INVALID_FIELD_FOR_INSERT_UPDATE) & out[
         "error_message"
     ].str.contains("|".join(CREATE_ONLY), regex=True)
     if not refused.any():
         return out
     again = rows[rows[ext].isin(out.loc[refused, ext])].drop(columns=list(CREATE_ONLY))
     log.info("re-sending %d existing Tasks without %s", len(again), ", ".join(CREATE_ONLY))
-    retried = _ingest_with_row_retries(client, "Task", "upsert", again, [ext], options, ext)
+    retried = _ingest_with_row_retries(client, TASK, Operation.UPSERT, again, [ext], options, ext)
     return pd.concat([out[~refused], retried], ignore_index=True)
 
 
@@ -219,84 +258,144 @@ def _existing_relations(
         frames.append(client.bulk_query(soql) if bulk else client.query(soql))
     found = [f for f in frames if not f.empty]
     if not found:
-        return pd.DataFrame(columns=["TaskId", "RelationId"])
-    return pd.concat(found, ignore_index=True)[["TaskId", "RelationId"]]
+        return pd.DataFrame(columns=RELATION_PAIR)
+    return pd.concat(found, ignore_index=True)[RELATION_PAIR]
 
 
 def load_plan(
     plan: Plan, client: SalesforceClient, options: LoadOptions | None = None
 ) -> LoadResult:
-    options = options or LoadOptions()
-    ext = options.external_id_field
-    calls_before, jobs_before = client.total_calls, client.bulk_jobs
+    """Make Salesforce hold the plan's Tasks and their contact relations, once (R11).
 
-    task_out = pd.DataFrame(
-        columns=[ext, "sf_id", "created", "error_code", "error_message", "attempts"]
-    )
-    if not plan.tasks.empty:
-        task_out = _upsert_tasks(client, task_rows(plan.tasks, ext), options)
-    task_results = pd.DataFrame(
+    Args:
+        plan: one org's plan for one interval (``plan.tasks`` and ``plan.relations`` are read).
+        client: that org's Salesforce; its call and job counters feed the summary.
+        options: external-ID field, row retries and relation-read chunking; defaults if None.
+
+    Returns:
+        A :class:`LoadResult`: one row per planned Task (``task_results``) and per planned
+        relation (``relation_results``, ``status`` one of :class:`RelationStatus`), the
+        rows that failed for good (``dead_letter``) and the counts (``summary``). A row
+        Salesforce refuses is a result, not an exception; a Salesforce that stays
+        unreachable raises :class:`~activity_sync.salesforce.SalesforceUnavailable`.
+    """
+    options = options or LoadOptions()
+    calls_before, jobs_before = client.total_calls, client.bulk_jobs
+    task_results = _load_tasks(client, plan.tasks, options)
+    relations = _relations_by_task_id(plan.relations, task_results)
+    to_insert = _mark_existing_relations(client, relations, options)
+    _insert_relations(client, relations, to_insert, options)
+    relation_results = relations[RELATION_RESULT_COLUMNS].reset_index(drop=True)
+    dead_letter = _dead_letter(task_results, relation_results, options)
+    summary = {
+        **_counts(plan, task_results, relation_results, dead_letter),
+        "api_calls": client.total_calls - calls_before,
+        "bulk_jobs": client.bulk_jobs - jobs_before,
+    }
+    log.info("load summary: %s", summary)
+    return LoadResult(task_results, relation_results, dead_letter, summary)
+
+
+def _load_tasks(
+    client: SalesforceClient, tasks: pd.DataFrame, options: LoadOptions
+) -> pd.DataFrame:
+    """Step 1: upsert the Tasks on the external key; one TASK_RESULT_COLUMNS row each."""
+    ext = options.external_id_field
+    out = pd.DataFrame(columns=[ext, "sf_id", "created", "error_code", "error_message", "attempts"])
+    if not tasks.empty:
+        out = _upsert_tasks(client, task_rows(tasks, ext), options)
+    return pd.DataFrame(
         {
-            "task_key": task_out[ext],
-            "Id": task_out["sf_id"],
-            "created": task_out["created"].astype(bool),
-            "success": task_out["error_code"].eq(""),
-            "error_code": task_out["error_code"].replace("", None),
-            "error_message": task_out["error_message"].replace("", None),
-            "attempts": task_out["attempts"].astype("int64"),
+            "task_key": out[ext],
+            "Id": out["sf_id"],
+            "created": out["created"].astype(bool),
+            "success": out["error_code"].eq(""),
+            "error_code": out["error_code"].replace("", None),
+            "error_message": out["error_message"].replace("", None),
+            "attempts": out["attempts"].astype("int64"),
         },
         columns=TASK_RESULT_COLUMNS,
     )
+
+
+def _relations_by_task_id(relations: pd.DataFrame, task_results: pd.DataFrame) -> pd.DataFrame:
+    """Step 2: each planned relation with its Task's Salesforce Id and a first status.
+
+    The primary contact needs no row of ours (Salesforce relates the WhoId itself), and a
+    relation whose Task did not load cannot be made; the rest stay to be decided.
+    """
     loaded = task_results[task_results["success"]]
+    out = relations.merge(loaded[["task_key", "Id", "created"]], on="task_key", how="left")
+    out = out.rename(columns={"Id": "TaskId"})
+    out["status"] = RelationStatus.TASK_FAILED
+    out["error_code"] = None
+    out["error_message"] = None
+    out.loc[out["TaskId"].notna() & out["is_primary"], "status"] = RelationStatus.PRIMARY
+    return out
 
-    relations = plan.relations.merge(
-        loaded[["task_key", "Id", "created"]], on="task_key", how="left"
-    ).rename(columns={"Id": "TaskId"})
-    relations["status"] = "task_failed"
-    relations["error_code"] = None
-    relations["error_message"] = None
-    has_task = relations["TaskId"].notna()
-    relations.loc[has_task & relations["is_primary"], "status"] = "primary"
-    candidates = relations[has_task & ~relations["is_primary"]]
 
-    # Only Tasks that existed before this load can already hold extra relations.
+def _mark_existing_relations(
+    client: SalesforceClient, relations: pd.DataFrame, options: LoadOptions
+) -> pd.DataFrame:
+    """Step 3: mark the relations Salesforce already holds; return the (TaskId, RelationId)
+    pairs still to insert, indexed like ``relations``.
+
+    Only Tasks that existed before this load can hold any, so a first load reads nothing.
+    """
+    candidates = relations[relations["TaskId"].notna() & ~relations["is_primary"]]
     retouched = candidates.loc[~candidates["created"].astype(bool), "TaskId"]
     existing = (
         _existing_relations(client, retouched, options)
         if not retouched.empty
-        else pd.DataFrame(columns=["TaskId", "RelationId"])
+        else pd.DataFrame(columns=RELATION_PAIR)
     )
-    pair = ["TaskId", "RelationId"]
-    marked = candidates[pair].merge(existing.assign(_exists=True), on=pair, how="left")
+    marked = candidates[RELATION_PAIR].merge(
+        existing.assign(_exists=True), on=RELATION_PAIR, how="left"
+    )
     exists = marked["_exists"].fillna(False).astype(bool).to_numpy()
-    relations.loc[candidates.index[exists], "status"] = "existing"
-    to_insert = candidates.loc[~exists, pair]
+    relations.loc[candidates.index[exists], "status"] = RelationStatus.EXISTING
+    return candidates.loc[~exists, RELATION_PAIR]
 
-    if not to_insert.empty:
-        inserted = _ingest_with_row_retries(
-            client, "TaskRelation", "insert", to_insert, pair, options
-        )
-        code = inserted["error_code"]
-        inserted["status"] = np.select(
-            [code.eq(""), code.eq("DUPLICATE_VALUE")], ["inserted", "existing"], "failed"
-        )
-        index = relations.reset_index()[["index", *pair]].merge(inserted, on=pair)
-        relations.loc[index["index"], "status"] = index["status"].to_numpy()
-        failed_rows = index[index["status"].eq("failed")]
-        relations.loc[failed_rows["index"], "error_code"] = failed_rows["error_code"].to_numpy()
-        relations.loc[failed_rows["index"], "error_message"] = failed_rows[
-            "error_message"
-        ].to_numpy()
 
-    relation_results = relations[RELATION_RESULT_COLUMNS].reset_index(drop=True)
+def _insert_relations(
+    client: SalesforceClient,
+    relations: pd.DataFrame,
+    to_insert: pd.DataFrame,
+    options: LoadOptions,
+) -> None:
+    """Step 4: insert the missing relations and record each outcome in ``relations``.
 
+    DUPLICATE_VALUE means the relation is there already: what a retried insert job gives.
+    """
+    if to_insert.empty:
+        return
+    inserted = _ingest_with_row_retries(
+        client, TASK_RELATION, Operation.INSERT, to_insert, RELATION_PAIR, options
+    )
+    code = inserted["error_code"]
+    inserted["status"] = np.select(
+        [code.eq(""), code.eq(DUPLICATE_VALUE)],
+        [RelationStatus.INSERTED, RelationStatus.EXISTING],
+        RelationStatus.FAILED,
+    )
+    index = relations.reset_index()[["index", *RELATION_PAIR]].merge(inserted, on=RELATION_PAIR)
+    relations.loc[index["index"], "status"] = index["status"].to_numpy()
+    failed = index[index["status"].eq(RelationStatus.FAILED)]
+    relations.loc[failed["index"], "error_code"] = failed["error_code"].to_numpy()
+    relations.loc[failed["index"], "error_message"] = failed["error_message"].to_numpy()
+
+
+def _dead_letter(
+    task_results: pd.DataFrame, relation_results: pd.DataFrame, options: LoadOptions
+) -> pd.DataFrame:
+    """Step 5: the Tasks and relations that failed for good, for someone to look at."""
     failed_tasks = task_results[~task_results["success"]]
-    failed_relations = relation_results[relation_results["status"].eq("failed")]
-    dead_letter = pd.concat(
+    failed_relations = relation_results[relation_results["status"].eq(RelationStatus.FAILED)]
+    return pd.concat(
         [
             pd.DataFrame(
                 {
-                    "object": "Task",
+                    "object": TASK,
                     "task_key": failed_tasks["task_key"],
                     "RelationId": None,
                     "error_code": failed_tasks["error_code"],
@@ -306,7 +405,7 @@ def load_plan(
             ),
             pd.DataFrame(
                 {
-                    "object": "TaskRelation",
+                    "object": TASK_RELATION,
                     "task_key": failed_relations["task_key"],
                     "RelationId": failed_relations["RelationId"],
                     "error_code": failed_relations["error_code"],
@@ -318,23 +417,27 @@ def load_plan(
         ignore_index=True,
     ).reindex(columns=DEAD_LETTER_COLUMNS)
 
-    status_counts = relation_results["status"].value_counts()
-    summary = {
+
+def _counts(
+    plan: Plan,
+    task_results: pd.DataFrame,
+    relation_results: pd.DataFrame,
+    dead_letter: pd.DataFrame,
+) -> dict[str, int]:
+    ok = task_results["success"]
+    status = relation_results["status"].value_counts()
+    return {
         "tasks_planned": len(plan.tasks),
-        "tasks_created": int((task_results["success"] & task_results["created"]).sum()),
-        "tasks_updated": int((task_results["success"] & ~task_results["created"]).sum()),
-        "tasks_failed": int((~task_results["success"]).sum()),
+        "tasks_created": int((ok & task_results["created"]).sum()),
+        "tasks_updated": int((ok & ~task_results["created"]).sum()),
+        "tasks_failed": int((~ok).sum()),
         "relations_planned": int((~plan.relations["is_primary"]).sum()),
-        "relations_inserted": int(status_counts.get("inserted", 0)),
-        "relations_existing": int(status_counts.get("existing", 0)),
-        "relations_failed": int(status_counts.get("failed", 0)),
-        "relations_task_failed": int(status_counts.get("task_failed", 0)),
+        "relations_inserted": int(status.get(RelationStatus.INSERTED, 0)),
+        "relations_existing": int(status.get(RelationStatus.EXISTING, 0)),
+        "relations_failed": int(status.get(RelationStatus.FAILED, 0)),
+        "relations_task_failed": int(status.get(RelationStatus.TASK_FAILED, 0)),
         "dead_letter": len(dead_letter),
-        "api_calls": client.total_calls - calls_before,
-        "bulk_jobs": client.bulk_jobs - jobs_before,
     }
-    log.info("load summary: %s", summary)
-    return LoadResult(task_results, relation_results, dead_letter, summary)
 
 
 def write_load_result(result: LoadResult, out_dir: Any) -> None:

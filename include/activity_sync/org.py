@@ -10,17 +10,20 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from activity_sync.errors import ActivitySyncError
 from activity_sync.salesforce import SalesforceClient
 
 log = logging.getLogger(__name__)
 
 
-class OrgSetupError(RuntimeError):
+class OrgSetupError(ActivitySyncError, RuntimeError):
     """The org lacks something the product needs; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
 class OrgCapabilities:
+    """What one run found: Shared Activities on or off, and the key field's exact name."""
+
     shared_activities: bool
     external_id_field: str
 
@@ -33,6 +36,17 @@ def detect_capabilities(client: SalesforceClient, external_id_field: str) -> Org
 
     The describe is the cheap, permission-light signal (one call); the authoritative
     ActivitiesSettings needs Modify All Data, which a sync user should not hold.
+
+    Args:
+        client: the org's Salesforce.
+        external_id_field: the Task field loads upsert on, in any letter case.
+
+    Returns:
+        :class:`OrgCapabilities` with the field's name as Salesforce spells it.
+
+    Raises:
+        OrgSetupError: the field is missing or not marked External ID; the message says
+            how to create it.
     """
     fields = {f["name"].lower(): f for f in client.describe("Task")["fields"]}
     shared = "taskwhoids" in fields
@@ -53,6 +67,8 @@ def detect_capabilities(client: SalesforceClient, external_id_field: str) -> Org
 
 @dataclass(frozen=True)
 class ApiBudget:
+    """Today's API requests against the share of them this product may spend."""
+
     used: int
     limit: int
     share: float
@@ -73,6 +89,7 @@ class ApiBudget:
 
 
 def api_budget(client: SalesforceClient, share: float) -> ApiBudget:
+    """The org's DailyApiRequests (one ``limits`` call) with ``share`` in (0, 1] ours."""
     limit = client.limits()["DailyApiRequests"]
     return ApiBudget(
         used=int(limit["Max"]) - int(limit["Remaining"]), limit=int(limit["Max"]), share=share

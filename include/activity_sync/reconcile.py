@@ -37,6 +37,7 @@ import pandas as pd
 from simple_salesforce.format import format_soql
 
 from activity_sync.salesforce import SalesforceClient
+from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 @dataclass(frozen=True)
 class ReconcileOptions:
-    external_id_field: str = "Activity_Sync_Key__c"
+    external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD
     key_prefix: str = "as1_"
     # More planned Tasks than one REST page (2,000) -> Bulk API 2.0 query jobs.
     bulk_threshold: int = 2_000

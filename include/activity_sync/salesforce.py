@@ -16,10 +16,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 import requests
+
+from activity_sync.errors import ActivitySyncError
 
 if TYPE_CHECKING:
     from simple_salesforce import Salesforce
@@ -27,13 +30,86 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Row-level error codes worth another attempt: Salesforce says so for lock contention.
+
+# --- Bulk API 2.0 vocabulary, as Salesforce spells it (simple-salesforce's bulk2 has the
+# same): https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/
+
+
+class JobKind(StrEnum):
+    """The two job families, which are also the URL segment under ``/jobs/``."""
+
+    INGEST = "ingest"
+    QUERY = "query"
+
+
+class JobState(StrEnum):
+    """A job moves Open → UploadComplete → InProgress → one of the terminal states."""
+
+    OPEN = "Open"
+    UPLOAD_COMPLETE = "UploadComplete"
+    IN_PROGRESS = "InProgress"
+    JOB_COMPLETE = "JobComplete"
+    FAILED = "Failed"
+    ABORTED = "Aborted"
+
+
+class Operation(StrEnum):
+    """What a job does: the ingest operations, and the two kinds of query job."""
+
+    INSERT = "insert"
+    UPDATE = "update"
+    UPSERT = "upsert"
+    DELETE = "delete"
+    HARD_DELETE = "hardDelete"
+    QUERY = "query"
+    QUERY_ALL = "queryAll"  # also returns deleted and archived rows, with IsDeleted
+
+
+class ResultFile(StrEnum):
+    """The per-row result files of an ingest job, by their URL segment."""
+
+    SUCCESSFUL = "successfulResults"
+    FAILED = "failedResults"
+    # Spelled as Salesforce's reference spells it (simple-salesforce writes unprocessedRecords):
+    # https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/get_job_unprocessed_results.htm
+    UNPROCESSED = "unprocessedrecords"
+
+
+TERMINAL_JOB_STATES = frozenset({JobState.JOB_COMPLETE, JobState.FAILED, JobState.ABORTED})
+CONTENT_TYPE_CSV = "CSV"
+LINE_ENDING_CRLF = "CRLF"
+COLUMN_DELIMITER_COMMA = "COMMA"
+CSV_MEDIA_TYPE = "text/csv"
+CSV_UPLOAD_MEDIA_TYPE = "text/csv; charset=UTF-8"
+# Response header naming the next page of a query job's results; "null" on the last one.
+LOCATOR_HEADER = "Sforce-Locator"
+LAST_LOCATOR = "null"
+# Columns Salesforce adds to the rows of the result files.
+RESULT_ID = "sf__Id"
+RESULT_CREATED = "sf__Created"
+RESULT_ERROR = "sf__Error"
+
+# Error codes the client and the loader act on.
+# Row-level codes worth another attempt: Salesforce says so for lock contention.
 TRANSIENT_ROW_CODES = frozenset({"UNABLE_TO_LOCK_ROW"})
-TERMINAL_JOB_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
+REQUEST_LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
+DUPLICATE_VALUE = "DUPLICATE_VALUE"
+INVALID_FIELD_FOR_INSERT_UPDATE = "INVALID_FIELD_FOR_INSERT_UPDATE"
 
 
-class SalesforceUnavailable(RuntimeError):
+class SalesforceUnavailable(ActivitySyncError, RuntimeError):
     """Transient failures persisted past every retry; the task should be retried later."""
+
+
+class BulkJobFailed(ActivitySyncError):
+    """A Bulk API 2.0 query job ended without completing; names the job, state and reason."""
+
+    def __init__(self, kind: str, job_id: str, state: str, error_message: str | None) -> None:
+        reason = f": {error_message}" if error_message else " without an error message"
+        super().__init__(f"Bulk {kind} job {job_id} ended {state}{reason}")
+        self.job_id = job_id
+        self.state = state
+        self.error_message = error_message
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -47,7 +123,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, SalesforceExpiredSession | requests.ConnectionError | requests.Timeout):
         return True
     if isinstance(exc, SalesforceRefusedRequest):
-        return "REQUEST_LIMIT_EXCEEDED" in str(exc.content)
+        return REQUEST_LIMIT_EXCEEDED in str(exc.content)
     if isinstance(exc, SalesforceGeneralError):
         return exc.status >= 500
     return False
@@ -187,13 +263,13 @@ class SalesforceClient:
 
     # --- Bulk API 2.0 -------------------------------------------------------------
 
-    def _job_url(self, kind: str, job_id: str | None = None, suffix: str = "") -> str:
+    def _job_url(self, kind: JobKind, job_id: str | None = None, suffix: str = "") -> str:
         url = f"{self.sf.bulk2_url}{kind}"
         if job_id:
             url += f"/{job_id}"
         return url + suffix
 
-    def _wait(self, kind: str, job_id: str) -> dict[str, Any]:
+    def _wait(self, kind: JobKind, job_id: str) -> dict[str, Any]:
         """Poll until the job ends; a job stuck past ``job_timeout`` fails the attempt, and
         the task's retry (idempotent, as every load is) takes it up later."""
         delay = self.poll_wait
@@ -216,7 +292,7 @@ class SalesforceClient:
     def ingest(
         self,
         object_name: str,
-        operation: str,
+        operation: Operation,
         rows: pd.DataFrame,
         *,
         external_id_field: str | None = None,
@@ -232,29 +308,29 @@ class SalesforceClient:
         spec: dict[str, Any] = {
             "object": object_name,
             "operation": operation,
-            "contentType": "CSV",
-            "lineEnding": "CRLF",
-            "columnDelimiter": "COMMA",
+            "contentType": CONTENT_TYPE_CSV,
+            "lineEnding": LINE_ENDING_CRLF,
+            "columnDelimiter": COLUMN_DELIMITER_COMMA,
         }
         if external_id_field:
             spec["externalIdFieldName"] = external_id_field
 
         def submit() -> str:
-            job = self._http("POST", self._job_url("ingest"), "bulk_job", json=spec).json()
+            job = self._http("POST", self._job_url(JobKind.INGEST), "bulk_job", json=spec).json()
             job_id = job["id"]
             try:
                 self._http(
                     "PUT",
-                    self._job_url("ingest", job_id, "/batches"),
+                    self._job_url(JobKind.INGEST, job_id, "/batches"),
                     "bulk_upload",
                     data=body.encode("utf-8"),
-                    headers={"Content-Type": "text/csv; charset=UTF-8"},
+                    headers={"Content-Type": CSV_UPLOAD_MEDIA_TYPE},
                 )
                 self._http(
                     "PATCH",
-                    self._job_url("ingest", job_id),
+                    self._job_url(JobKind.INGEST, job_id),
                     "bulk_job",
-                    json={"state": "UploadComplete"},
+                    json={"state": JobState.UPLOAD_COMPLETE},
                 )
             except Exception:
                 self._abort_quietly(job_id)
@@ -264,26 +340,28 @@ class SalesforceClient:
         job_id = self._retrying(f"submit {operation} {object_name}", submit)
         self.bulk_jobs += 1
         log.info("Bulk %s of %d %s rows: job %s", operation, len(rows), object_name, job_id)
-        job = self._wait("ingest", job_id)
+        job = self._wait(JobKind.INGEST, job_id)
 
-        def results(name: str) -> pd.DataFrame:
+        def results(name: ResultFile) -> pd.DataFrame:
             return self._retrying(
                 f"{name} of job {job_id}",
                 lambda: _csv_frame(
                     self._http(
                         "GET",
-                        self._job_url("ingest", job_id, f"/{name}/"),
+                        self._job_url(JobKind.INGEST, job_id, f"/{name}/"),
                         "bulk_results",
-                        headers={"Accept": "text/csv"},
+                        headers={"Accept": CSV_MEDIA_TYPE},
                     ).text
                 ),
             )
 
-        successful = results("successfulResults")
-        failed = results("failedResults")
+        successful = results(ResultFile.SUCCESSFUL)
+        failed = results(ResultFile.FAILED)
         # Only a job that did not complete can leave rows unprocessed: skip the call otherwise.
         unprocessed = (
-            results("unprocessedrecords") if job["state"] != "JobComplete" else pd.DataFrame()
+            results(ResultFile.UNPROCESSED)
+            if job["state"] != JobState.JOB_COMPLETE
+            else pd.DataFrame()
         )
         log.info(
             "Bulk job %s %s: %d succeeded, %d failed, %d unprocessed",
@@ -300,24 +378,33 @@ class SalesforceClient:
     def _abort_quietly(self, job_id: str) -> None:
         try:
             self._http(
-                "PATCH", self._job_url("ingest", job_id), "bulk_job", json={"state": "Aborted"}
+                "PATCH",
+                self._job_url(JobKind.INGEST, job_id),
+                "bulk_job",
+                json={"state": JobState.ABORTED},
             )
         except Exception as exc:  # the job is left Open; Salesforce expires it
             log.warning("could not abort job %s: %s", job_id, exc)
 
     def bulk_query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
-        """Bulk API 2.0 query job, pages fetched by locator; all values as strings."""
-        spec = {"operation": "queryAll" if include_deleted else "query", "query": soql}
+        """Bulk API 2.0 query job, pages fetched by locator; all values as strings.
+
+        ``include_deleted`` runs it as ``queryAll``. A job that ends Failed or Aborted raises
+        :class:`BulkJobFailed`; one still running after ``job_timeout`` raises
+        :class:`SalesforceUnavailable`.
+        """
+        operation = Operation.QUERY_ALL if include_deleted else Operation.QUERY
+        spec = {"operation": operation, "query": soql}
         job_id = self._retrying(
             "create query job",
-            lambda: self._http("POST", self._job_url("query"), "bulk_job", json=spec).json()["id"],
+            lambda: self._http("POST", self._job_url(JobKind.QUERY), "bulk_job", json=spec).json()[
+                "id"
+            ],
         )
         self.bulk_jobs += 1
-        job = self._wait("query", job_id)
-        if job["state"] != "JobComplete":
-            raise RuntimeError(
-                f"Bulk query job {job_id} ended {job['state']}: {job.get('errorMessage')}"
-            )
+        job = self._wait(JobKind.QUERY, job_id)
+        if job["state"] != JobState.JOB_COMPLETE:
+            raise BulkJobFailed(JobKind.QUERY, job_id, job["state"], job.get("errorMessage"))
         pages: list[pd.DataFrame] = []
         locator: str | None = None
         while True:
@@ -328,16 +415,16 @@ class SalesforceClient:
             def page(params: dict[str, Any] = params) -> requests.Response:
                 return self._http(
                     "GET",
-                    self._job_url("query", job_id, "/results"),
+                    self._job_url(JobKind.QUERY, job_id, "/results"),
                     "bulk_results",
                     params=params,
-                    headers={"Accept": "text/csv"},
+                    headers={"Accept": CSV_MEDIA_TYPE},
                 )
 
             response = self._retrying(f"results of query job {job_id}", page)
             pages.append(_csv_frame(response.text))
-            locator = response.headers.get("Sforce-Locator")
-            if not locator or locator == "null":
+            locator = response.headers.get(LOCATOR_HEADER)
+            if not locator or locator == LAST_LOCATOR:
                 break
         non_empty = [p for p in pages if not p.empty]
         return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame()

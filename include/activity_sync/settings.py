@@ -8,13 +8,30 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from activity_sync.errors import ActivitySyncError
 
-class SettingsError(ValueError):
+
+class SettingsError(ActivitySyncError, ValueError):
     """Unusable org settings; the message names the offending key."""
 
 
 @dataclass(frozen=True)
 class Settings:
+    """One org's settings; build them with :func:`parse_settings`, which names a bad key.
+
+    Attributes:
+        org_id: the org they belong to; events of another org are rejected (``wrong_org``).
+        shared_activities: plan shared Tasks while Salesforce allows them (R1).
+        sync_to_opportunities: relate Tasks to Opportunities (R8).
+        opportunity_match: ``"account"`` or ``"contact_role"``: how Opportunities are found.
+        open_opportunities_only, owned_opportunities_only: narrow those Opportunities (R8).
+        exclusions: addresses, or domains with their subdomains, never synced (R4); kept
+            trimmed and lower-case.
+        exclude_system_addresses: treat noreply@, postmaster@ and the like as excluded.
+        sync_bcc: put Bcc recipients on Tasks (R3).
+        timezone: the IANA zone in which a Task's ActivityDate is taken.
+    """
+
     org_id: str
     shared_activities: bool = True
     sync_to_opportunities: bool = True
@@ -98,6 +115,7 @@ def parse_settings(raw: Any) -> Settings:
 
 
 def load_settings(path: str | Path) -> Settings:
+    """:func:`parse_settings` of a JSON file; an unreadable file raises :class:`SettingsError`."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

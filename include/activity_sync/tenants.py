@@ -14,9 +14,13 @@ from typing import Any
 
 import yaml
 
+from activity_sync.errors import ActivitySyncError
 from activity_sync.settings import Settings, SettingsError, parse_settings
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "orgs.yaml"
+# The Task field holding R11's task_key unless an org names another; the README's "Add an
+# org" says how to create it, and org.detect_capabilities checks it every run.
+DEFAULT_EXTERNAL_ID_FIELD = "Activity_Sync_Key__c"
 ORG_KEYS = {
     "org_id",
     "salesforce_conn_id",
@@ -27,18 +31,31 @@ ORG_KEYS = {
 }
 
 
-class TenantConfigError(ValueError):
+class TenantConfigError(ActivitySyncError, ValueError):
     """The orgs file is unusable; the message names the org and key."""
 
 
 @dataclass(frozen=True)
 class Org:
+    """One entry of the orgs file: everything a run needs to sync one Salesforce org.
+
+    Attributes:
+        org_id: the org's name in events, lake paths and task keys.
+        salesforce_conn_id: the Airflow connection to its Salesforce.
+        settings: its validated settings (the DESIGN.md contract).
+        landing: where its events land, relative to the lake root or a URL such as
+            ``s3://bucket/landing``.
+        api_budget_share: the share (0, 1] of the org's daily API requests this product
+            may use; a run finding more used waits for the budget instead of loading.
+        external_id_field: the Task field upserted on (R11).
+    """
+
     org_id: str
     salesforce_conn_id: str
     settings: Settings
-    landing: str = "landing"  # relative to the lake root, or a URL such as s3://bucket/landing
+    landing: str = "landing"
     api_budget_share: float = 0.7
-    external_id_field: str = "Activity_Sync_Key__c"
+    external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict that travels through XCom."""
@@ -53,6 +70,12 @@ class Org:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Org:
+        """Validate one entry of the orgs file (or :meth:`to_dict`'s output).
+
+        Missing optional keys take their defaults; an unknown key, a missing or empty
+        ``org_id``/``salesforce_conn_id``, bad settings or a share outside (0, 1] raise
+        :class:`TenantConfigError` naming the org and the key.
+        """
         org_id = raw.get("org_id")
         where = f"org {org_id!r}" if org_id else "an org entry"
         unknown = sorted(set(raw) - ORG_KEYS)
@@ -78,11 +101,23 @@ class Org:
             settings=parsed,
             landing=str(raw.get("landing", "landing")),
             api_budget_share=float(share),
-            external_id_field=str(raw.get("external_id_field", "Activity_Sync_Key__c")),
+            external_id_field=str(raw.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD)),
         )
 
 
 def load_orgs(path: str | Path | None = None) -> list[Org]:
+    """The orgs of the orgs file, in file order.
+
+    Args:
+        path: the YAML file; default ``$ACTIVITY_SYNC_ORGS``, else ``include/config/orgs.yaml``.
+
+    Returns:
+        One validated :class:`Org` per entry under ``orgs`` (the file needs ``version: 1``).
+
+    Raises:
+        TenantConfigError: the file cannot be read or parsed, an entry is invalid, or an
+            org_id is listed twice; the message names the file or org and the key.
+    """
     path = Path(path or os.environ.get("ACTIVITY_SYNC_ORGS", DEFAULT_CONFIG))
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
