@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from activity_sync.errors import ActivitySyncError
 from activity_sync.events import EVENT_COLUMNS, EventsError, read_events
 from activity_sync.schema import REJECTED_COLUMNS
 
@@ -146,3 +147,4 @@ def test_an_unusable_file_is_an_error_naming_it(tmp_path, name, content, message
     with pytest.raises(EventsError, match=message) as error:
         read_events(path)
     assert name in str(error.value)
+    assert isinstance(error.value, ActivitySyncError)

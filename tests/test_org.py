@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from activity_sync.errors import ActivitySyncError
 from activity_sync.org import ApiBudget, OrgSetupError, api_budget, detect_capabilities
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD as EXT
@@ -32,6 +33,7 @@ def test_a_missing_external_id_field_says_how_to_create_it(client, fresh_emulato
     message = str(err.value)
     assert f"Task field {EXT} does not exist" in message
     assert "External ID" in message and "Unique" in message
+    assert isinstance(err.value, ActivitySyncError)
 
 
 def test_a_field_that_is_not_an_external_id_is_refused(client):

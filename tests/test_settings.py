@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from activity_sync.errors import ActivitySyncError
 from activity_sync.settings import Settings, SettingsError, load_settings, parse_settings
 
 
@@ -42,8 +43,9 @@ def test_every_key_given_is_taken():
 
 
 def test_an_unknown_key_is_an_error_naming_it():
-    with pytest.raises(SettingsError, match="'sync_cc'"):
+    with pytest.raises(SettingsError, match="'sync_cc'") as error:
         parse_settings({"org_id": "acme", "sync_cc": True})
+    assert isinstance(error.value, ActivitySyncError)
 
 
 @pytest.mark.parametrize(

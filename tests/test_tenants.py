@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from activity_sync.errors import ActivitySyncError
 from activity_sync.tenants import (
     DEFAULT_CONFIG,
     DEFAULT_EXTERNAL_ID_FIELD,
@@ -66,6 +67,7 @@ def test_a_bad_entry_is_an_error_naming_the_org_and_key(tmp_path, entry, message
     with pytest.raises(TenantConfigError, match="org 'a'") as err:
         load_orgs(write(tmp_path, f"version: 1\norgs:\n  - {entry}\n"))
     assert message in str(err.value)
+    assert isinstance(err.value, ActivitySyncError)
 
 
 def test_an_org_listed_twice_is_an_error(tmp_path):
