@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from activity_sync.generate import EVENT_COLUMNS, generate_day, write_landing
-from activity_sync.schema import EMAIL_RE, EVENT_TYPES, RECIPIENT_TYPES
+from activity_sync.schema import EMAIL_RE, EVENT_COLUMNS, EVENT_TYPES, RECIPIENT_TYPES
+from demo_data.generate import generate_day, write_landing
 
 DAY = dt.date(2024, 5, 14)
 ACCOUNT_SIZES = [3, 8, 1, 15, 90, 5, 2, 12, 40, 6] * 3

@@ -22,12 +22,12 @@ from salesforce_state import (
 )
 
 from activity_sync.crm import read_crm
-from activity_sync.generate import generate_day, write_landing
 from activity_sync.load import LoadOptions, load_plan, task_rows
 from activity_sync.mirror import refresh_crm
 from activity_sync.plan import read_plan
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.schema import Plan
+from demo_data.generate import generate_day, write_landing
 
 ORG = "acme"
 DAY = date(2026, 11, 26)
