@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from salesforce_emulator.faults import FaultConfig, FaultConfigError
+from salesforce_emulator.files import PID_FILE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _stop(data_dir: Path) -> int:
-    pid_file = data_dir / "emulator.pid"
+    pid_file = data_dir / PID_FILE
     if not pid_file.exists():
         print(f"no emulator is running on {data_dir}", file=sys.stderr)
         return 1

@@ -10,50 +10,67 @@ them.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from salesforce_emulator.faults import FaultConfig, FaultConfigError
-from salesforce_emulator.org_settings import SettingsError, parse_settings_update
-from salesforce_emulator.protocol import ApiError, Request, Response
+from salesforce_emulator.faults import FaultConfig, FaultConfigError, Faults
+from salesforce_emulator.org_settings import OrgSettings, SettingsError, parse_settings_update
+from salesforce_emulator.protocol import ADMIN, ApiError, Request, Response, Route
 
-if TYPE_CHECKING:
-    from salesforce_emulator.app import Emulator
+BASE = "/__emulator"
 
 
-def register(emu: Emulator) -> None:
-    add = emu.router.add
+class Controls(Protocol):
+    """What the test controls act on: the whole emulator, through these few operations."""
+
+    @property
+    def faults(self) -> Faults: ...
+
+    @property
+    def settings(self) -> OrgSettings: ...
+
+    def update_settings(self, values: dict[str, Any]) -> OrgSettings: ...
+
+    def reset(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+def routes(controls: Controls) -> list[Route]:
+    """The ``/__emulator/`` routes acting on ``controls``."""
 
     def stats(req: Request) -> Response:
-        return Response.json(200, emu.stats())
+        return Response.json(200, controls.stats())
 
     def get_faults(req: Request) -> Response:
-        return Response.json(200, emu.faults.config.to_dict())
+        return Response.json(200, controls.faults.config.to_dict())
 
     def set_faults(req: Request) -> Response:
         try:
             config = FaultConfig.parse(req.json())
         except FaultConfigError as err:
             raise ApiError(400, "INVALID_FAULTS", str(err)) from err
-        emu.faults.configure(config)
+        controls.faults.configure(config)
         return Response.json(200, config.to_dict())
 
     def get_settings(req: Request) -> Response:
-        return Response.json(200, asdict(emu.settings))
+        return Response.json(200, asdict(controls.settings))
 
     def set_settings(req: Request) -> Response:
         try:
             values = parse_settings_update(req.json())
         except SettingsError as err:
             raise ApiError(400, "INVALID_SETTINGS", str(err)) from err
-        return Response.json(200, asdict(emu.update_settings(values)))
+        return Response.json(200, asdict(controls.update_settings(values)))
 
     def reset(req: Request) -> Response:
-        emu.reset()
-        return Response.json(200, emu.stats())
+        controls.reset()
+        return Response.json(200, controls.stats())
 
-    add("GET", "/__emulator/stats", stats, kind="admin")
-    add("GET", "/__emulator/faults", get_faults, kind="admin")
-    add("POST", "/__emulator/faults", set_faults, kind="admin")
-    add("GET", "/__emulator/settings", get_settings, kind="admin")
-    add("POST", "/__emulator/settings", set_settings, kind="admin")
-    add("POST", "/__emulator/reset", reset, kind="admin")
+    return [
+        Route("GET", f"{BASE}/stats", stats, ADMIN),
+        Route("GET", f"{BASE}/faults", get_faults, ADMIN),
+        Route("POST", f"{BASE}/faults", set_faults, ADMIN),
+        Route("GET", f"{BASE}/settings", get_settings, ADMIN),
+        Route("POST", f"{BASE}/settings", set_settings, ADMIN),
+        Route("POST", f"{BASE}/reset", reset, ADMIN),
+    ]

@@ -4,27 +4,47 @@ Independent of the HTTP server so that the policy reads top to bottom in ``handl
 OAuth is open, everything else needs a Bearer token; admin calls are neither counted nor
 faulted; API calls are refused once the daily allowance is spent, may be answered by an
 injected fault, and otherwise count and carry ``Sforce-Limit-Info``.
+
+This is the one module that knows every subsystem: each gets only the state it uses (the
+shared :class:`~salesforce_emulator.org.Org`, the query cursors, the counters, the faults)
+and hands back its routes, which are composed here.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from salesforce_emulator import admin, bulk, rest, rules
-from salesforce_emulator import seed as seeding
+from salesforce_emulator import activity_relations, admin, auth
 from salesforce_emulator.auth import Auth, bearer_token
-from salesforce_emulator.dml import WriteContext
-from salesforce_emulator.faults import FaultConfig, Faults
-from salesforce_emulator.objects import OrgShape
+from salesforce_emulator.bulk import BulkService
+from salesforce_emulator.faults import (
+    EXPIRED_SESSION,
+    REQUEST_LIMIT,
+    UNAVAILABLE,
+    FaultConfig,
+    Faults,
+)
+from salesforce_emulator.org import Org
 from salesforce_emulator.org_settings import OrgSettings
-from salesforce_emulator.protocol import ApiError, Request, Response, Route, Router
+from salesforce_emulator.protocol import (
+    ADMIN,
+    API_VERSION,
+    OAUTH,
+    ApiError,
+    Request,
+    Response,
+    Route,
+    Router,
+)
 from salesforce_emulator.query import QueryService
-from salesforce_emulator.store import Store, timestamp
+from salesforce_emulator.rest import RestApi
+from salesforce_emulator.seed import seed_org
+from salesforce_emulator.store import Store
+from salesforce_emulator.tls import CA_FILE
 from salesforce_emulator.usage import Usage
 
 log = logging.getLogger("salesforce_emulator")
@@ -33,7 +53,12 @@ SEED_SNAPSHOT = "seed.sqlite"
 
 
 class Emulator:
-    """One org: its database, credentials, settings, counters, faults, queries and jobs."""
+    """One org: its database, credentials, settings, counters, faults, queries and jobs.
+
+    ``data_dir`` holds the org (created on first start, seeded with ``seed`` if given);
+    ``public_host`` is the name clients use in URLs. ``shared_activities`` and
+    ``api_limit`` override the saved settings; ``faults`` are active from the start.
+    """
 
     def __init__(
         self,
@@ -58,10 +83,10 @@ class Emulator:
             overrides["shared_activities"] = shared_activities
         if api_limit is not None:
             overrides["api_limit"] = api_limit
-        self.settings = replace(saved, **overrides)
-        self.store.set_meta("settings", asdict(self.settings))
-        self.start_settings = self.settings
-        self.usage = Usage(self.store, self.settings.api_limit)
+        self.start_settings = replace(saved, **overrides)
+        self.store.set_meta("settings", asdict(self.start_settings))
+        self.org = Org(self.store, self.auth.credentials.user_id, self.start_settings)
+        self.usage = Usage(self.store, self.start_settings.api_limit)
         self.start_faults = faults or FaultConfig()
         self.faults = Faults(self.start_faults)
         self.queries = QueryService(self.store)
@@ -69,12 +94,18 @@ class Emulator:
         snapshot = self.data_dir / SEED_SNAPSHOT
         if not snapshot.exists():
             if seed:
-                seeding.seed_org(self, seed)
+                seed_org(self.store, self.org.user_id, seed)
             self.store.snapshot(snapshot)
-        self.router = Router()
-        rest.register(self)
-        self.bulk = bulk.BulkService(self)
-        admin.register(self)
+        self.bulk = BulkService(self.org, self.queries, self.usage, self.faults, self.data_dir)
+        rest = RestApi(self.org, self.queries, self.usage)
+        self.router = Router(
+            [
+                *auth.routes(self.auth, lambda: self.instance_url),
+                *rest.routes(),
+                *self.bulk.routes(),
+                *admin.routes(self),
+            ]
+        )
 
     # ------------------------------------------------------------------ state helpers
 
@@ -83,22 +114,20 @@ class Emulator:
         return f"https://{self.public_host}:{self.port}"
 
     @property
-    def shape(self) -> OrgShape:
-        return self.settings.shape
-
-    def context(self) -> WriteContext:
-        return WriteContext(self.store, self.shape, self.auth.credentials.user_id, timestamp())
+    def settings(self) -> OrgSettings:
+        return self.org.settings
 
     def update_settings(self, values: dict[str, Any]) -> OrgSettings:
+        """Apply validated setting changes; turning Shared Activities on repairs relations."""
         with self._settings_lock:
-            before = self.settings
-            self.settings = replace(before, **values)
-            self.usage.api_limit = self.settings.api_limit
-            self.store.set_meta("settings", asdict(self.settings))
-            if self.settings.shared_activities and not before.shared_activities:
+            before = self.org.settings
+            self.org.settings = replace(before, **values)
+            self.usage.api_limit = self.org.settings.api_limit
+            self.store.set_meta("settings", asdict(self.org.settings))
+            if self.org.settings.shared_activities and not before.shared_activities:
                 with self.store.transaction() as db:
-                    rules.resync(self.context(), db)
-        return self.settings
+                    activity_relations.resync(self.org.context(), db)
+        return self.org.settings
 
     def reset(self) -> None:
         """Back to the seed: data, settings and faults as at start, counters zero, no jobs."""
@@ -107,29 +136,30 @@ class Emulator:
             self.store.restore(self.data_dir / SEED_SNAPSHOT)
             self.auth.restore_tokens(tokens)
             self.bulk.forget_all()
-            shutil.rmtree(self.data_dir / "jobs", ignore_errors=True)
-            self.settings = self.start_settings
-            self.store.set_meta("settings", asdict(self.settings))
-            self.usage.api_limit = self.settings.api_limit
+            self.org.settings = self.start_settings
+            self.store.set_meta("settings", asdict(self.org.settings))
+            self.usage.api_limit = self.org.settings.api_limit
             self.usage.zero()
             self.faults.configure(self.start_faults)
-            self.queries = QueryService(self.store)
+            self.queries.clear()
 
     def stats(self) -> dict[str, Any]:
+        """Calls, jobs, rows per object, faults and settings: the admin ``stats`` body."""
         return {
             "api": self.usage.snapshot(),
             "jobs": self.bulk.counts(),
             "rows": self.store.row_counts(),
             "faults": {**self.faults.config.to_dict(), "injected": dict(self.faults.injected)},
-            "settings": asdict(self.settings),
+            "settings": asdict(self.org.settings),
         }
 
     def connection_info(self) -> dict[str, Any]:
+        """What a client needs to connect: ``connection.json`` and the ready line."""
         c = self.auth.credentials
         return {
             "instance_url": self.instance_url,
             "access_token": c.access_token,
-            "ca_file": str(self.data_dir / "ca.pem"),
+            "ca_file": str(self.data_dir / CA_FILE),
             "data_dir": str(self.data_dir),
             "port": self.port,
             "org_id": c.org_id,
@@ -138,7 +168,7 @@ class Emulator:
             "client_secret": c.client_secret,
             "username": c.username,
             "password": c.password,
-            "api_version": "59.0",
+            "api_version": API_VERSION,
         }
 
     def close(self) -> None:
@@ -149,13 +179,14 @@ class Emulator:
     # ---------------------------------------------------------------------- requests
 
     def handle(self, request: Request) -> Response:
+        """Answer one request; never raises (errors become Salesforce-shaped responses)."""
         try:
             route, params = self.router.match(request.method, request.segments)
-            if route.kind == "oauth":
+            if route.kind == OAUTH:
                 return route.handler(request, **params)
             if not self.auth.valid(bearer_token(request.headers.get("Authorization"))):
                 raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
-            if route.kind == "admin":
+            if route.kind == ADMIN:
                 return route.handler(request, **params)
             return self._api_call(route, request, params)
         except ApiError as err:
@@ -169,13 +200,13 @@ class Emulator:
             self.usage.refuse("limit_exhausted")
             raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         fault = self.faults.for_call()
-        if fault == "503":
+        if fault == UNAVAILABLE:
             self.usage.refuse("fault_503")
             raise ApiError(503, "SERVER_UNAVAILABLE", "Service temporarily unavailable")
-        if fault == "limit":
+        if fault == REQUEST_LIMIT:
             self.usage.refuse("fault_request_limit")
             raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-        if fault == "expired":
+        if fault == EXPIRED_SESSION:
             self.usage.refuse("fault_expired_session")
             raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
         self.usage.count(f"{route.method} {route.template}")

@@ -15,13 +15,17 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from salesforce_emulator.ids import ORGANIZATION_PREFIX, USER_PREFIX
+from salesforce_emulator.protocol import OAUTH, Request, Response, Route
 from salesforce_emulator.store import Store, timestamp
 
 INTEGRATION_USERNAME = "integration@activity-sync.emulator"
+TOKEN_PATH = "/services/oauth2/token"
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,8 @@ class Auth:
             return Credentials(**saved)
         now = timestamp()
         with self.store.transaction() as db:
-            org_id = self.store.next_ids(db, "00D", 1)[0]
-            user_id = self.store.next_ids(db, "005", 1)[0]
+            org_id = self.store.next_ids(db, ORGANIZATION_PREFIX, 1)[0]
+            user_id = self.store.next_ids(db, USER_PREFIX, 1)[0]
             db.execute(
                 "INSERT INTO User (Id, IsDeleted, CreatedDate, CreatedById, LastModifiedDate, "
                 "LastModifiedById, SystemModstamp, Username, FirstName, LastName, Email, Alias, "
@@ -162,3 +166,20 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, token = authorization.partition(" ")
     return token.strip() or None if scheme.lower() in ("bearer", "oauth") else None
+
+
+def routes(auth: Auth, instance_url: Callable[[], str]) -> list[Route]:
+    """The OAuth token endpoint; ``instance_url()`` answers for a request without ``Host``."""
+
+    def token(req: Request) -> Response:
+        # The instance is wherever the client reached the token endpoint: behind Docker that
+        # is a service name, from the host it is localhost.
+        host = req.headers.get("Host")
+        status, body = auth.token_endpoint(
+            req.body,
+            req.headers.get("Authorization"),
+            f"https://{host}" if host else instance_url(),
+        )
+        return Response.json(status, body)
+
+    return [Route("POST", TOKEN_PATH, token, OAUTH)]

@@ -3,7 +3,8 @@
 REST (one record or a collection of 200) and Bulk (chunks of 10,000 rows) share this code,
 so a rule holds the same way through every door. A batch is checked a column at a time;
 rows that fail get an error and the rest are written with ``executemany``. Object-specific
-behaviour (Shared Activities) lives in ``rules.py`` and is called at fixed points.
+behaviour (Shared Activities) lives in ``activity_relations.py`` and is called at fixed
+points.
 """
 
 from __future__ import annotations
@@ -15,21 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from salesforce_emulator import rules
-from salesforce_emulator.ids import to_18
-from salesforce_emulator.objects import ALL_OBJECTS, PREFIX_TO_OBJECT, Field, OrgShape
+from salesforce_emulator import activity_relations as relations
+from salesforce_emulator.context import WriteContext
+from salesforce_emulator.ids import prefix_of, to_18
+from salesforce_emulator.objects import ALL_OBJECTS, PREFIX_TO_OBJECT, Field
 from salesforce_emulator.records import Incoming, RowErrors, coerce
-from salesforce_emulator.store import Store, quote_ident, sql_rows
-
-
-@dataclass
-class WriteContext:
-    """Who writes, when, and what the org looks like at that moment."""
-
-    store: Store
-    shape: OrgShape
-    user_id: str
-    now: str
+from salesforce_emulator.store import quote_ident, sql_rows
 
 
 @dataclass
@@ -124,7 +116,7 @@ def check_references(
         values = values[values != ctx.user_id]
         if values.empty:
             continue
-        target = values.str.slice(0, 3).map(PREFIX_TO_OBJECT)
+        target = prefix_of(values).map(PREFIX_TO_OBJECT)
         allowed = target.isin([t for t in f.reference_to if t in visible])
         errors.add(
             ~allowed,
@@ -184,7 +176,7 @@ def insert(
     required = [f for f in fields.values() if f.required and f.stored]
     _required_missing(typed, required, errors, inc.index)
     check_references(ctx, db, fields, typed, errors)
-    rules.before_insert(ctx, db, obj, typed, errors)
+    relations.before_insert(ctx, db, obj, typed, errors)
     outcome = Outcome.empty(inc.index)
     ok = errors.ok
     if not ok.any():
@@ -202,7 +194,7 @@ def insert(
     )
     outcome.ids[ok] = rows["Id"]
     outcome.created[ok] = True
-    rules.after_insert(ctx, db, obj, rows)
+    relations.after_insert(ctx, db, obj, rows)
     return outcome
 
 
@@ -212,7 +204,7 @@ def _canonical_ids(ids: pd.Series, obj: str, errors: RowErrors) -> pd.Series:
     missing = ids.isna() | (ids.astype(str) == "")
     errors.add(missing, "MISSING_ARGUMENT", "Id not specified in an update call", "Id")
     errors.add(canonical.isna(), "MALFORMED_ID", "malformed id " + ids.astype(str), "Id")
-    wrong = canonical.notna() & (canonical.str.slice(0, 3) != ALL_OBJECTS[obj].key_prefix)
+    wrong = canonical.notna() & (prefix_of(canonical) != ALL_OBJECTS[obj].key_prefix)
     errors.add(wrong, "MALFORMED_ID", f"{obj} ID: id value of incorrect type: " + canonical, "Id")
     return canonical.where(errors.ok, None)
 
@@ -256,8 +248,8 @@ def update(
                     name,
                 )
     check_references(ctx, db, fields, typed, errors)
-    current = _existing(db, obj, ids.where(errors.ok), errors, rules.tracked_columns(obj))
-    rules.before_update(ctx, db, obj, ids, typed, given, current, errors)
+    current = _existing(db, obj, ids.where(errors.ok), errors, relations.tracked_columns(obj))
+    relations.before_update(ctx, db, obj, ids, typed, given, current, errors)
     outcome = Outcome.empty(inc.index)
     ok = errors.ok
     if not ok.any():
@@ -277,7 +269,7 @@ def update(
         sql_rows(params),
     )
     outcome.ids[ok] = ids[ok]
-    rules.after_update(ctx, db, obj, ids[ok], typed[ok], given[ok], current)
+    relations.after_update(ctx, db, obj, ids[ok], typed[ok], given[ok], current)
     return outcome
 
 
@@ -380,7 +372,7 @@ def delete(
     if not ok.any():
         return outcome
     gone = ids[ok]
-    state = rules.before_delete(ctx, db, obj, gone)
+    state = relations.before_delete(ctx, db, obj, gone)
     payload = (json.dumps(gone.tolist()),)
     if hard:
         db.execute(
@@ -393,6 +385,6 @@ def delete(
             "WHERE Id IN (SELECT value FROM json_each(?))",
             (ctx.now, ctx.now, ctx.user_id, payload[0]),
         )
-    rules.after_delete(ctx, db, obj, gone, state, hard=hard)
+    relations.after_delete(ctx, db, obj, gone, state, hard=hard)
     outcome.ids[ok] = gone
     return outcome

@@ -16,6 +16,12 @@ from typing import Any
 
 import numpy as np
 
+# The faults a call or a row can get; also the keys of the ``injected`` counts in stats.
+UNAVAILABLE = "503"
+REQUEST_LIMIT = "limit"
+EXPIRED_SESSION = "expired"
+ROW_LOCK = "row_lock"
+
 
 class FaultConfigError(ValueError):
     pass
@@ -79,7 +85,7 @@ class Faults:
             self.injected: dict[str, int] = {}
 
     def for_call(self) -> str | None:
-        """The fault to answer this counted call with: "503", "limit", "expired" or None."""
+        """The fault to answer this counted call with, or None for no fault."""
         c = self.config
         if not (c.http_503_rate or c.request_limit_rate or c.expired_session_rate):
             return None
@@ -87,11 +93,11 @@ class Faults:
             draw = self._calls.random()
             verdict = None
             if draw < c.http_503_rate:
-                verdict = "503"
+                verdict = UNAVAILABLE
             elif draw < c.http_503_rate + c.request_limit_rate:
-                verdict = "limit"
+                verdict = REQUEST_LIMIT
             elif draw < c.http_503_rate + c.request_limit_rate + c.expired_session_rate:
-                verdict = "expired"
+                verdict = EXPIRED_SESSION
             if verdict:
                 self.injected[verdict] = self.injected.get(verdict, 0) + 1
             return verdict
@@ -106,7 +112,7 @@ class Faults:
             return np.zeros(count, dtype=bool)
         hits = np.random.default_rng([self.config.seed, 2, job]).random(count) < rate
         with self._lock:
-            self.injected["row_lock"] = self.injected.get("row_lock", 0) + int(hits.sum())
+            self.injected[ROW_LOCK] = self.injected.get(ROW_LOCK, 0) + int(hits.sum())
         return hits
 
     @property

@@ -14,6 +14,22 @@ import re
 import numpy as np
 import pandas as pd
 
+# Key prefixes: the first three characters of an Id name the object (or kind of thing).
+ORGANIZATION_PREFIX = "00D"
+USER_PREFIX = "005"
+ACCOUNT_PREFIX = "001"
+CONTACT_PREFIX = "003"
+LEAD_PREFIX = "00Q"
+OPPORTUNITY_PREFIX = "006"
+OPPORTUNITY_CONTACT_ROLE_PREFIX = "00K"
+TASK_PREFIX = "00T"
+TASK_RELATION_PREFIX = "0RT"
+EVENT_PREFIX = "00U"
+EVENT_RELATION_PREFIX = "0RE"
+BULK_JOB_PREFIX = "750"
+QUERY_LOCATOR_PREFIX = "01g"
+PREFIX_LENGTH = 3
+
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 SUFFIX_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 # Two characters of "pod" and one reserved character, as in real Ids (e.g. 0035g00000…).
@@ -80,4 +96,5 @@ def to_18_one(value: str) -> str | None:
 
 
 def prefix_of(ids: pd.Series) -> pd.Series:
-    return ids.str.slice(0, 3)
+    """The key prefix of each Id; an empty string where the value is missing."""
+    return ids.astype(object).where(ids.notna(), "").astype(str).str.slice(0, PREFIX_LENGTH)

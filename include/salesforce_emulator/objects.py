@@ -11,6 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from salesforce_emulator.ids import (
+    ACCOUNT_PREFIX,
+    CONTACT_PREFIX,
+    EVENT_PREFIX,
+    EVENT_RELATION_PREFIX,
+    LEAD_PREFIX,
+    OPPORTUNITY_CONTACT_ROLE_PREFIX,
+    OPPORTUNITY_PREFIX,
+    TASK_PREFIX,
+    TASK_RELATION_PREFIX,
+    USER_PREFIX,
+)
+
 TASK_EXTERNAL_ID = "Activity_Sync_Key__c"
 
 # Activity object -> (its relation object, the relation's parent field, the junction field).
@@ -187,7 +200,7 @@ def _read_only(name: str, kind: str, label: str, **kw: Any) -> Field:
 
 USER = SObject(
     "User",
-    "005",
+    USER_PREFIX,
     "User",
     "Users",
     (
@@ -205,7 +218,7 @@ USER = SObject(
 
 ACCOUNT = SObject(
     "Account",
-    "001",
+    ACCOUNT_PREFIX,
     "Account",
     "Accounts",
     (
@@ -251,7 +264,7 @@ ACCOUNT = SObject(
 
 CONTACT = SObject(
     "Contact",
-    "003",
+    CONTACT_PREFIX,
     "Contact",
     "Contacts",
     (
@@ -283,7 +296,7 @@ CONTACT = SObject(
 
 LEAD = SObject(
     "Lead",
-    "00Q",
+    LEAD_PREFIX,
     "Lead",
     "Leads",
     (
@@ -345,7 +358,7 @@ LEAD = SObject(
 _CLOSED_STAGES = "('Closed Won', 'Closed Lost')"
 OPPORTUNITY = SObject(
     "Opportunity",
-    "006",
+    OPPORTUNITY_PREFIX,
     "Opportunity",
     "Opportunities",
     (
@@ -393,7 +406,7 @@ OPPORTUNITY = SObject(
 
 OPPORTUNITY_CONTACT_ROLE = SObject(
     "OpportunityContactRole",
-    "00K",
+    OPPORTUNITY_CONTACT_ROLE_PREFIX,
     "Opportunity Contact Role",
     "Opportunity Contact Role",
     (
@@ -476,7 +489,7 @@ def _activity_fields(junction: str) -> tuple[Field, ...]:
 
 TASK = SObject(
     "Task",
-    "00T",
+    TASK_PREFIX,
     "Task",
     "Tasks",
     (
@@ -564,7 +577,7 @@ def _relation_fields(parent: str, activity: str) -> tuple[Field, ...]:
 
 TASK_RELATION = SObject(
     "TaskRelation",
-    "0RT",
+    TASK_RELATION_PREFIX,
     "Task Relation",
     "Task Relations",
     (*_system_fields(), *_relation_fields("TaskId", "Task")),
@@ -575,7 +588,7 @@ TASK_RELATION = SObject(
 
 EVENT = SObject(
     "Event",
-    "00U",
+    EVENT_PREFIX,
     "Event",
     "Events",
     (
@@ -592,7 +605,7 @@ EVENT = SObject(
 
 EVENT_RELATION = SObject(
     "EventRelation",
-    "0RE",
+    EVENT_RELATION_PREFIX,
     "Event Relation",
     "Event Relations",
     (*_system_fields(), *_relation_fields("EventId", "Event")),

@@ -29,7 +29,8 @@ from typing import Any
 
 import requests
 
-API_VERSION = "59.0"
+from salesforce_emulator.protocol import API_VERSION
+
 _INCLUDE_DIR = str(Path(__file__).resolve().parents[1])
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+# The API version the emulator advertises to clients it starts (any listed version works).
+API_VERSION = "59.0"
 VERSION_RE = re.compile(r"^v(\d{2}\.\d)$")
 
 
@@ -29,6 +31,7 @@ class ApiError(Exception):
 
 
 def not_found() -> ApiError:
+    """Salesforce's 404 for an unknown resource, record or job."""
     return ApiError(404, "NOT_FOUND", "The requested resource does not exist")
 
 
@@ -83,13 +86,20 @@ class Response:
 
 Handler = Callable[..., Response]
 
+# How the application treats a route's calls (see ``app.Emulator.handle``).
+API = "api"  # needs a token; counted, limited, may be faulted
+ADMIN = "admin"  # needs a token; never counted or faulted
+OAUTH = "oauth"  # open: it is where tokens come from
+
 
 @dataclass(frozen=True)
 class Route:
+    """``handler(request, **placeholders)`` answers ``method`` on paths matching ``template``."""
+
     method: str
     template: str
     handler: Handler
-    kind: str = "api"  # api | admin | oauth
+    kind: str = API
 
     @property
     def parts(self) -> list[str]:
@@ -97,13 +107,14 @@ class Route:
 
 
 class Router:
-    """Match a request's path segments against templates with ``{name}`` placeholders."""
+    """Match a request's path segments against templates with ``{name}`` placeholders.
 
-    def __init__(self) -> None:
-        self.routes: list[Route] = []
+    Routes are tried in order, so a literal segment (``…/describe``) must come before a
+    placeholder in the same place (``…/{id}``).
+    """
 
-    def add(self, method: str, template: str, handler: Handler, kind: str = "api") -> None:
-        self.routes.append(Route(method, template, handler, kind))
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = list(routes)
 
     def match(self, method: str, segments: list[str]) -> tuple[Route, dict[str, str]]:
         allowed = False

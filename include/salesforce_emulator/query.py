@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from salesforce_emulator.ids import QUERY_LOCATOR_PREFIX
 from salesforce_emulator.objects import OrgShape
 from salesforce_emulator.soql import parse_soql, resolve_object
 from salesforce_emulator.store import Store, quote_ident
@@ -113,7 +114,7 @@ class QueryService:
         rows = [r[0] for r in self.store.read(json_row_sql(compiled, version), compiled.params)]
         locator = None
         if len(rows) > page_size:
-            locator = f"01g{secrets.token_hex(6)}"
+            locator = f"{QUERY_LOCATOR_PREFIX}{secrets.token_hex(6)}"
             with self._lock:
                 self._expire()
                 self._cursors[locator] = _Cursor(rows, version)
@@ -127,6 +128,11 @@ class QueryService:
         if cursor is None or not offset.isdigit() or int(offset) > len(cursor.rows):
             raise QueryLocatorError(locator_path)
         return _page(cursor.rows, int(offset), page_size, base, cursor.version)
+
+    def clear(self) -> None:
+        """Forget every cursor (a reset): their locators become invalid."""
+        with self._lock:
+            self._cursors.clear()
 
     def _expire(self) -> None:
         deadline = time.monotonic() - CURSOR_TTL_SECONDS

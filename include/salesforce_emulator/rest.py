@@ -9,26 +9,31 @@ upsert by external ID, errors as a JSON array with ``errorCode`` (collections us
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from salesforce_emulator import dml
-from salesforce_emulator.ids import to_18_one
+from salesforce_emulator.ids import PREFIX_LENGTH, to_18_one
 from salesforce_emulator.objects import (
     ALL_OBJECTS,
     PREFIX_TO_OBJECT,
     describe_sobject,
     global_entry,
 )
-from salesforce_emulator.protocol import ApiError, Request, Response, not_found
-from salesforce_emulator.query import Compiled, QueryLocatorError, json_row_sql, page_size_from
+from salesforce_emulator.org import Org
+from salesforce_emulator.protocol import ApiError, Request, Response, Route, not_found
+from salesforce_emulator.query import (
+    Compiled,
+    QueryLocatorError,
+    QueryService,
+    json_row_sql,
+    page_size_from,
+)
 from salesforce_emulator.records import Incoming, RowErrors
 from salesforce_emulator.soql import SoqlError
 from salesforce_emulator.store import quote_ident
-
-if TYPE_CHECKING:
-    from salesforce_emulator.app import Emulator
+from salesforce_emulator.usage import Usage
 
 COLLECTION_LIMIT = 200
 API_VERSIONS = [f"{v}.0" for v in range(31, 63)]
@@ -60,14 +65,18 @@ def _api_error(errors: RowErrors, row: Any) -> ApiError:
 
 
 class RestApi:
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
+    """The REST resources over ``org``; ``queries`` keeps query cursors, ``usage`` the limits."""
+
+    def __init__(self, org: Org, queries: QueryService, usage: Usage) -> None:
+        self.org = org
+        self.queries = queries
+        self.usage = usage
 
     # --------------------------------------------------------------------- helpers
 
     def object_name(self, name: str) -> str:
         """The canonical name of a visible object; 404 as Salesforce answers for unknown types."""
-        canonical = self.emu.shape.resolve_object(name)
+        canonical = self.org.shape.resolve_object(name)
         if canonical is None:
             raise not_found()
         return canonical
@@ -76,7 +85,7 @@ class RestApi:
         self, obj: str, records: list[Any], *, allow_id: bool = False
     ) -> tuple[Incoming, RowErrors]:
         """Records as a column frame; unknown fields fail their record (INVALID_FIELD)."""
-        shape = self.emu.shape
+        shape = self.org.shape
         clean: list[dict[str, Any]] = []
         unknown: list[str | None] = []
         for record in records:
@@ -122,7 +131,7 @@ class RestApi:
 
     def record_json(self, obj: str, ids: list[str], fields: list[str] | None, version: str):
         """Records by Id as dicts (None where missing or deleted), every field or ``fields``."""
-        shape = self.emu.shape
+        shape = self.org.shape
         types = shape.column_types(obj)
         if fields:
             resolved = []
@@ -146,13 +155,13 @@ class RestApi:
             False,
         )
         found = {}
-        for (text,) in self.emu.store.read(json_row_sql(compiled, version), compiled.params):
+        for (text,) in self.org.store.read(json_row_sql(compiled, version), compiled.params):
             record = json.loads(text)
             found[record["Id"]] = record
         return [found.get(i) for i in ids]
 
     def external_field(self, obj: str, name: str) -> str:
-        f = self.emu.shape.resolve_field(obj, name)
+        f = self.org.shape.resolve_field(obj, name)
         if f is None or not (f.external_id or f.name == "Id"):
             raise ApiError(
                 404,
@@ -162,7 +171,7 @@ class RestApi:
         return f.name
 
     def matching_ids(self, obj: str, field: str, value: str) -> list[str]:
-        rows = self.emu.store.read(
+        rows = self.org.store.read(
             f"SELECT Id FROM {quote_ident(obj)} WHERE IsDeleted = 0 AND {quote_ident(field)} = ? "
             "ORDER BY rowid",
             (to_18_one(value) or value if field == "Id" else value,),
@@ -172,7 +181,7 @@ class RestApi:
     def record_id(self, obj: str, raw: str) -> str:
         """An Id in a record path; anything else is read as an unknown external-ID field."""
         canonical = to_18_one(raw)
-        if canonical is None or canonical[:3] != ALL_OBJECTS[obj].key_prefix:
+        if canonical is None or canonical[:PREFIX_LENGTH] != ALL_OBJECTS[obj].key_prefix:
             raise ApiError(
                 404,
                 "NOT_FOUND",
@@ -181,8 +190,8 @@ class RestApi:
         return canonical
 
     def write(self, operation, obj: str, inc: Incoming, errors: RowErrors, *extra) -> dml.Outcome:
-        with self.emu.store.transaction() as db:
-            return operation(self.emu.context(), db, obj, inc, *extra, errors)
+        with self.org.store.transaction() as db:
+            return operation(self.org.context(), db, obj, inc, *extra, errors)
 
     # ------------------------------------------------------------------- resources
 
@@ -203,10 +212,10 @@ class RestApi:
         return Response.json(200, listing)
 
     def limits(self, req: Request, version: str) -> Response:
-        return Response.json(200, self.emu.usage.limits())
+        return Response.json(200, self.usage.limits())
 
     def describe_global(self, req: Request, version: str) -> Response:
-        objects = self.emu.shape.objects()
+        objects = self.org.shape.objects()
         return Response.json(
             200,
             {
@@ -222,7 +231,7 @@ class RestApi:
 
     def describe(self, req: Request, version: str, object: str) -> Response:
         obj = ALL_OBJECTS[self.object_name(object)]
-        return Response.json(200, describe_sobject(obj, self.emu.shape, version))
+        return Response.json(200, describe_sobject(obj, self.org.shape, version))
 
     # --------------------------------------------------------------------- records
 
@@ -276,8 +285,8 @@ class RestApi:
     def _delete_ids(self, obj: str, ids: list[str]) -> Response:
         series = pd.Series(ids, dtype=object)
         errors = RowErrors(series.index)
-        with self.emu.store.transaction() as db:
-            dml.delete(self.emu.context(), db, obj, series, errors)
+        with self.org.store.transaction() as db:
+            dml.delete(self.org.context(), db, obj, series, errors)
         if not errors.ok.all():
             code = errors.code.dropna().iloc[0]
             if code == "INVALID_CROSS_REFERENCE_KEY":
@@ -346,8 +355,8 @@ class RestApi:
         if not text:
             raise ApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
         try:
-            page = self.emu.queries.first_page(
-                self.emu.shape,
+            page = self.queries.first_page(
+                self.org.shape,
                 text,
                 include_deleted=include_deleted,
                 version=version,
@@ -362,7 +371,7 @@ class RestApi:
 
     def query_more(self, req: Request, version: str, locator: str) -> Response:
         try:
-            page = self.emu.queries.next_page(
+            page = self.queries.next_page(
                 locator, page_size_from(req.headers.get("Sforce-Query-Options"))
             )
         except QueryLocatorError as err:
@@ -396,7 +405,7 @@ class RestApi:
         results: list[dict[str, Any] | None] = [None] * size
         failed = False
         try:
-            with self.emu.store.transaction() as db:
+            with self.org.store.transaction() as db:
                 for obj, positions in groups:
                     for pos, result in zip(positions, step(db, obj, positions), strict=True):
                         results[pos] = result
@@ -442,7 +451,7 @@ class RestApi:
         groups: dict[str | None, list[int]] = {}
         for i, record in enumerate(records):
             kind = record.get("attributes", {}).get("type") if isinstance(record, dict) else None
-            obj = self.emu.shape.resolve_object(kind) if isinstance(kind, str) else None
+            obj = self.org.shape.resolve_object(kind) if isinstance(kind, str) else None
             groups.setdefault(obj, []).append(i)
         return list(groups.items())
 
@@ -459,7 +468,7 @@ class RestApi:
             if obj is None:
                 return self._bad_type(positions)
             inc, errors = self.incoming(obj, [records[p] for p in positions])
-            outcome = dml.insert(self.emu.context(), db, obj, inc, errors)
+            outcome = dml.insert(self.org.context(), db, obj, inc, errors)
             return self._results(outcome, errors, upsert=False)
 
         return Response.json(
@@ -475,7 +484,7 @@ class RestApi:
             inc, errors = self.incoming(obj, [records[p] for p in positions])
             if "Id" not in inc.values:
                 inc.set("Id", None, False)
-            outcome = dml.update(self.emu.context(), db, obj, inc, errors)
+            outcome = dml.update(self.org.context(), db, obj, inc, errors)
             return self._results(outcome, errors, upsert=False)
 
         return Response.json(
@@ -489,7 +498,7 @@ class RestApi:
 
         def step(db, obj_name, positions):
             inc, errors = self.incoming(obj, [records[p] for p in positions])
-            outcome = dml.upsert(self.emu.context(), db, obj, inc, name, errors)
+            outcome = dml.upsert(self.org.context(), db, obj, inc, name, errors)
             return self._results(outcome, errors, upsert=True)
 
         return Response.json(
@@ -511,8 +520,8 @@ class RestApi:
         groups: dict[str | None, list[int]] = {}
         for i, raw in enumerate(ids):
             canonical = to_18_one(raw)
-            obj = PREFIX_TO_OBJECT.get(canonical[:3]) if canonical else None
-            if obj is not None and obj not in self.emu.shape.objects():
+            obj = PREFIX_TO_OBJECT.get(canonical[:PREFIX_LENGTH]) if canonical else None
+            if obj is not None and obj not in self.org.shape.objects():
                 obj = None
             groups.setdefault(obj, []).append(i)
 
@@ -522,7 +531,7 @@ class RestApi:
                 return [{"success": False, "errors": [error]} for _ in positions]
             series = pd.Series([ids[p] for p in positions], dtype=object)
             errors = RowErrors(series.index)
-            outcome = dml.delete(self.emu.context(), db, obj, series, errors)
+            outcome = dml.delete(self.org.context(), db, obj, series, errors)
             return self._results(outcome, errors, upsert=False)
 
         return Response.json(
@@ -544,45 +553,36 @@ class RestApi:
         ids = [to_18_one(str(i)) or str(i) for i in raw_ids]
         return Response.json(200, self.record_json(obj, ids, fields, version))
 
-    def token(self, req: Request) -> Response:
-        # The instance is wherever the client reached the token endpoint: behind Docker that
-        # is a service name, from the host it is localhost.
-        host = req.headers.get("Host")
-        instance_url = f"https://{host}" if host else self.emu.instance_url
-        status, body = self.emu.auth.token_endpoint(
-            req.body, req.headers.get("Authorization"), instance_url
-        )
-        return Response.json(status, body)
-
-
-def register(emu: Emulator) -> None:
-    api = RestApi(emu)
-    add = emu.router.add
-    base = "/services/data/{version}"
-    add("POST", "/services/oauth2/token", api.token, kind="oauth")
-    add("GET", "/services/data", api.versions)
-    add("GET", base, api.resources)
-    add("GET", f"{base}/limits", api.limits)
-    add("GET", f"{base}/sobjects", api.describe_global)
-    add("GET", f"{base}/sobjects/{{object}}", api.sobject_info)
-    add("POST", f"{base}/sobjects/{{object}}", api.create)
-    add("GET", f"{base}/sobjects/{{object}}/describe", api.describe)
-    add("GET", f"{base}/sobjects/{{object}}/{{id}}", api.get_record)
-    add("PATCH", f"{base}/sobjects/{{object}}/{{id}}", api.update_record)
-    add("DELETE", f"{base}/sobjects/{{object}}/{{id}}", api.delete_record)
-    add("GET", f"{base}/sobjects/{{object}}/{{field}}/{{value}}", api.get_by_external)
-    add("PATCH", f"{base}/sobjects/{{object}}/{{field}}/{{value}}", api.upsert_record)
-    add("DELETE", f"{base}/sobjects/{{object}}/{{field}}/{{value}}", api.delete_by_external)
-    add("GET", f"{base}/query", api.query)
-    add("GET", f"{base}/queryAll", api.query_all)
-    add("GET", f"{base}/query/{{locator}}", api.query_more)
-    add("GET", f"{base}/queryAll/{{locator}}", api.query_more)
-    add("POST", f"{base}/composite/sobjects", api.collection_create)
-    add("PATCH", f"{base}/composite/sobjects", api.collection_update)
-    add("DELETE", f"{base}/composite/sobjects", api.collection_delete)
-    add("GET", f"{base}/composite/sobjects/{{object}}", api.collection_retrieve)
-    add("POST", f"{base}/composite/sobjects/{{object}}", api.collection_retrieve)
-    add("PATCH", f"{base}/composite/sobjects/{{object}}/{{field}}", api.collection_upsert)
+    def routes(self) -> list[Route]:
+        """Every REST resource; literal segments before placeholders in the same place."""
+        base = "/services/data/{version}"
+        sobject = f"{base}/sobjects/{{object}}"
+        composite = f"{base}/composite/sobjects"
+        return [
+            Route("GET", "/services/data", self.versions),
+            Route("GET", base, self.resources),
+            Route("GET", f"{base}/limits", self.limits),
+            Route("GET", f"{base}/sobjects", self.describe_global),
+            Route("GET", sobject, self.sobject_info),
+            Route("POST", sobject, self.create),
+            Route("GET", f"{sobject}/describe", self.describe),
+            Route("GET", f"{sobject}/{{id}}", self.get_record),
+            Route("PATCH", f"{sobject}/{{id}}", self.update_record),
+            Route("DELETE", f"{sobject}/{{id}}", self.delete_record),
+            Route("GET", f"{sobject}/{{field}}/{{value}}", self.get_by_external),
+            Route("PATCH", f"{sobject}/{{field}}/{{value}}", self.upsert_record),
+            Route("DELETE", f"{sobject}/{{field}}/{{value}}", self.delete_by_external),
+            Route("GET", f"{base}/query", self.query),
+            Route("GET", f"{base}/queryAll", self.query_all),
+            Route("GET", f"{base}/query/{{locator}}", self.query_more),
+            Route("GET", f"{base}/queryAll/{{locator}}", self.query_more),
+            Route("POST", composite, self.collection_create),
+            Route("PATCH", composite, self.collection_update),
+            Route("DELETE", composite, self.collection_delete),
+            Route("GET", f"{composite}/{{object}}", self.collection_retrieve),
+            Route("POST", f"{composite}/{{object}}", self.collection_retrieve),
+            Route("PATCH", f"{composite}/{{object}}/{{field}}", self.collection_upsert),
+        ]
 
 
 def _ambiguous(version: str, obj: str, ids: list[str]) -> Response:

@@ -18,13 +18,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from salesforce_emulator.objects import ALL_OBJECTS
-from salesforce_emulator.store import quote_ident
+from salesforce_emulator.ids import (
+    ACCOUNT_PREFIX,
+    CONTACT_PREFIX,
+    LEAD_PREFIX,
+    OPPORTUNITY_CONTACT_ROLE_PREFIX,
+    OPPORTUNITY_PREFIX,
+    USER_PREFIX,
+)
+from salesforce_emulator.store import Store, quote_ident
 
 if TYPE_CHECKING:
     import sqlite3
-
-    from salesforce_emulator.app import Emulator
 
 # Seed timestamps are fixed, not "now", so that a seed always gives the same org.
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
@@ -122,8 +127,11 @@ def _with_system(frame: pd.DataFrame, rng: np.random.Generator, user_id: str) ->
     return frame
 
 
-def seed_org(emu: Emulator, spec: str) -> dict[str, int]:
-    """Write the profile's records; returns how many of each object were made."""
+def seed_org(store: Store, integration: str, spec: str) -> dict[str, int]:
+    """Write the records of seed ``spec`` into ``store``, created by user Id ``integration``.
+
+    Returns how many records of each object were made.
+    """
     # Imported here: Faker is slow to import and only a new org needs it.
     from faker import Faker
 
@@ -137,8 +145,6 @@ def seed_org(emu: Emulator, spec: str) -> dict[str, int]:
     companies = pd.Series(sorted({fake.company() for _ in range(int(profile.accounts * 1.6))}))
     cities = np.array([fake.city() for _ in range(300)])
     jobs = np.array([re.sub(r"\s+", " ", fake.job())[:128] for _ in range(300)])
-    integration = emu.auth.credentials.user_id
-    store = emu.store
 
     with store.transaction() as db:
         # Users: the sales team whose mail the pipeline syncs; a couple have left.
@@ -146,7 +152,7 @@ def seed_org(emu: Emulator, spec: str) -> dict[str, int]:
         user_first, user_last = pick(first, n), pick(last, n)
         users = pd.DataFrame(
             {
-                "Id": store.next_ids(db, ALL_OBJECTS["User"].key_prefix, n),
+                "Id": store.next_ids(db, USER_PREFIX, n),
                 "FirstName": user_first,
                 "LastName": user_last,
             }
@@ -170,7 +176,7 @@ def seed_org(emu: Emulator, spec: str) -> dict[str, int]:
         domains = domains + "." + pd.Series(pick(["com", "io", "co", "net"], n))
         accounts = pd.DataFrame(
             {
-                "Id": store.next_ids(db, ALL_OBJECTS["Account"].key_prefix, n),
+                "Id": store.next_ids(db, ACCOUNT_PREFIX, n),
                 "Name": names,
                 "Type": pick(["Prospect", "Customer - Direct", "Partner", "Other"], n),
                 "Industry": pick(INDUSTRIES, n),
@@ -206,7 +212,7 @@ def seed_org(emu: Emulator, spec: str) -> dict[str, int]:
         email = email.where(~shared, email.to_numpy()[donors])
         contacts = pd.DataFrame(
             {
-                "Id": store.next_ids(db, ALL_OBJECTS["Contact"].key_prefix, n),
+                "Id": store.next_ids(db, CONTACT_PREFIX, n),
                 "FirstName": c_first,
                 "LastName": c_last,
                 "Email": email,
@@ -239,7 +245,7 @@ def seed_org(emu: Emulator, spec: str) -> dict[str, int]:
         converted_contact = rng.integers(0, profile.contacts, n)
         leads = pd.DataFrame(
             {
-                "Id": store.next_ids(db, ALL_OBJECTS["Lead"].key_prefix, n),
+                "Id": store.next_ids(db, LEAD_PREFIX, n),
                 "FirstName": l_first,
                 "LastName": l_last,
                 "Company": company,
@@ -285,7 +291,7 @@ def seed_org(emu: Emulator, spec: str) -> dict[str, int]:
         close_days = np.where(closed, -rng.integers(1, 365, n), rng.integers(1, 180, n))
         opportunities = pd.DataFrame(
             {
-                "Id": store.next_ids(db, ALL_OBJECTS["Opportunity"].key_prefix, n),
+                "Id": store.next_ids(db, OPPORTUNITY_PREFIX, n),
                 "Name": names.to_numpy()[opp_account]
                 + " - "
                 + pick(["Renewal", "Expansion", "New Business", "Pilot", "Upsell"], n),
@@ -313,9 +319,7 @@ def seed_org(emu: Emulator, spec: str) -> dict[str, int]:
         roles = roles[["OpportunityId", "ContactId"]]
         n = len(roles)
         roles = roles.reset_index(drop=True)
-        roles.insert(
-            0, "Id", store.next_ids(db, ALL_OBJECTS["OpportunityContactRole"].key_prefix, n)
-        )
+        roles.insert(0, "Id", store.next_ids(db, OPPORTUNITY_CONTACT_ROLE_PREFIX, n))
         roles["Role"] = pick(ROLES, n)
         roles["IsPrimary"] = (~roles["OpportunityId"].duplicated()).astype(int)
         _insert(db, "OpportunityContactRole", _with_system(roles, rng, integration))

@@ -16,16 +16,13 @@ import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 from salesforce_emulator.app import Emulator
+from salesforce_emulator.files import CONNECTION_FILE, PID_FILE, write_private
 from salesforce_emulator.protocol import Request
 from salesforce_emulator.tls import ensure_certificates, server_context
 
 log = logging.getLogger("salesforce_emulator.server")
-
-CONNECTION_FILE = "connection.json"
-PID_FILE = "emulator.pid"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -87,19 +84,14 @@ class EmulatorServer(ThreadingHTTPServer):
         super().finish_request(tls, client_address)
 
 
-def _write_json_atomically(path: Path, payload: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def serve(emulator: Emulator, port: int, bind: str, cert_hosts: list[str]) -> None:
     """Listen until SIGTERM/SIGINT; write connection.json and the pid file; say when ready."""
     _, cert, key = ensure_certificates(emulator.data_dir, [emulator.public_host, *cert_hosts])
     server = EmulatorServer(emulator, (bind, port), server_context(cert, key))
     emulator.port = server.server_address[1]
     info = emulator.connection_info()
-    _write_json_atomically(emulator.data_dir / CONNECTION_FILE, info)
+    # It holds the token, the client secret and the password: owner-only, like the keys.
+    write_private(emulator.data_dir / CONNECTION_FILE, json.dumps(info, indent=2).encode())
     pid_file = emulator.data_dir / PID_FILE
     pid_file.write_text(str(os.getpid()), encoding="utf-8")
 

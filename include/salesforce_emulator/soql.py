@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from salesforce_emulator.store import quote_ident
+
 MAX_QUERY_CHARS = 100_000
 MAX_STRING_CHARS = 4_000
 # Deep enough for any real filter, shallow enough that recursion can't blow the stack.
@@ -157,7 +159,7 @@ class SoqlQuery:
         if not include_deleted:
             filters.append('"IsDeleted" = 0')
         where_sql = f" WHERE {' AND '.join(filters)}" if filters else ""
-        source = _quote_ident(entity)
+        source = quote_ident(entity)
         params = translator.params
         order_sql = translator.order_by(self.order_by)  # validated for COUNT() too, not used
         if self.is_count:
@@ -165,7 +167,7 @@ class SoqlQuery:
                 return f"SELECT COUNT(*) FROM {source}{where_sql}", params
             inner = f"SELECT 1 FROM {source}{where_sql} LIMIT ?"
             return f"SELECT COUNT(*) FROM ({inner})", [*params, self.limit]
-        column_list = ", ".join(_quote_ident(name) for name in selected)
+        column_list = ", ".join(quote_ident(name) for name in selected)
         sql = f"SELECT {column_list} FROM {source}{where_sql}{order_sql}"
         if self.limit is None:
             return sql, params
@@ -702,7 +704,7 @@ class _Translator:
         kind = _kind(sf_type)
         for value in node.values:
             self.check(node, column, sf_type, value)
-        col = _quote_ident(column)
+        col = quote_ident(column)
         collate = " COLLATE NOCASE" if kind in ("text", "id") else ""
         op = node.op
         if op == "LIKE":
@@ -797,7 +799,7 @@ class _Translator:
             direction = "DESC" if item.descending else "ASC"
             # Salesforce sorts nulls first unless told otherwise, in either direction.
             nulls = "LAST" if item.nulls_last else "FIRST"
-            terms.append(f"{_quote_ident(column)}{collate} {direction} NULLS {nulls}")
+            terms.append(f"{quote_ident(column)}{collate} {direction} NULLS {nulls}")
         return " ORDER BY " + ", ".join(terms)
 
 
@@ -846,10 +848,6 @@ def _resolve(name: str, lookup: Mapping[str, str], entity: str) -> str:
             "custom field, be sure to append the '__c' after the custom field name. Please "
             "reference your WSDL or the describe call for the appropriate names.",
         ) from None
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _malformed(text: str, pos: int, detail: str) -> SoqlError:

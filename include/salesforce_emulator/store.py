@@ -55,6 +55,7 @@ def timestamp(moment: datetime | None = None) -> str:
 
 
 def quote_ident(name: str) -> str:
+    """A table or column name as an SQLite identifier (names never travel as parameters)."""
     return '"' + name.replace('"', '""') + '"'
 
 

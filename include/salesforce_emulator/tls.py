@@ -11,7 +11,6 @@ generation to milliseconds.
 from __future__ import annotations
 
 import ipaddress
-import os
 import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from salesforce_emulator.files import write_private
 
 CA_FILE = "ca.pem"
 CA_KEY_FILE = "ca.key"
@@ -42,9 +43,7 @@ def _write_private(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+    write_private(path, data)
 
 
 def _key_usage(*, sign_certificates: bool) -> x509.KeyUsage:

@@ -1,4 +1,8 @@
-"""Shared Activities rules: who a Task may relate to, and how its relation rows follow it."""
+"""Salesforce's Shared Activities rules (not the design's R1–R14) in the local Salesforce.
+
+Who a Task may relate to, and how its relation rows follow it
+(``salesforce_emulator.activity_relations``).
+"""
 
 from __future__ import annotations
 

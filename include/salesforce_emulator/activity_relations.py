@@ -1,6 +1,6 @@
 """Shared Activities: how Tasks (and Events) and their relation rows keep each other right.
 
-Salesforce's rules, as documented for TaskRelation and Task (see the reference notes):
+These are Salesforce's own rules (not activity-sync's design rules R1–R14), as documented for TaskRelation and Task (see the reference notes):
 
 - ``WhoId`` is a Contact or Lead; a Lead ``WhoId`` allows no ``WhatId`` and no other people.
 - A Task relates to one Lead or up to 50 Contacts, and to at most one "What" record.
@@ -35,6 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from salesforce_emulator.ids import (
+    ACCOUNT_PREFIX,
+    CONTACT_PREFIX,
+    LEAD_PREFIX,
+    OPPORTUNITY_PREFIX,
+    prefix_of,
+)
 from salesforce_emulator.objects import (
     ACTIVITIES,
     ALL_OBJECTS,
@@ -45,12 +52,8 @@ from salesforce_emulator.records import RowErrors
 from salesforce_emulator.store import quote_ident, sql_rows
 
 if TYPE_CHECKING:
-    from salesforce_emulator.dml import WriteContext
+    from salesforce_emulator.context import WriteContext
 
-LEAD_PREFIX = "00Q"
-CONTACT_PREFIX = "003"
-ACCOUNT_PREFIX = "001"
-OPPORTUNITY_PREFIX = "006"
 WHO_PREFIXES = (CONTACT_PREFIX, LEAD_PREFIX)
 
 LEAD_WITH_WHAT = "A task or event whose Name is a Lead cannot be related to another record"
@@ -58,10 +61,6 @@ LEAD_WITH_OTHERS = "A task or event related to a Lead cannot be related to other
 TOO_MANY = f"A task or event can be related to at most {MAX_CONTACTS_PER_ACTIVITY} contacts"
 ONE_WHAT = "A task or event can be related to only one Related To record"
 IS_WHAT_MISMATCH = "IsWhat must be true for a Related To record and false for a Contact or Lead"
-
-
-def _prefix(ids: pd.Series) -> pd.Series:
-    return ids.astype(object).where(ids.notna(), "").astype(str).str.slice(0, 3)
 
 
 def _json(values: Any) -> str:
@@ -91,7 +90,7 @@ def _column(db: sqlite3.Connection, table: str, ids: pd.Series, column: str) -> 
 def account_of(db: sqlite3.Connection, who: pd.Series, what: pd.Series) -> pd.Series:
     """The AccountId an activity (or relation) takes: its What's Account, else its Contact's."""
     out = pd.Series(None, index=who.index, dtype=object)
-    what_prefix, who_prefix = _prefix(what), _prefix(who)
+    what_prefix, who_prefix = prefix_of(what), prefix_of(who)
     is_account = what_prefix == ACCOUNT_PREFIX
     is_opportunity = what_prefix == OPPORTUNITY_PREFIX
     out[is_account] = what[is_account]
@@ -135,7 +134,7 @@ def _check_lead_rules(
     errors: RowErrors,
 ) -> None:
     """A Lead WhoId: no WhatId, and (on update) no other people already related."""
-    is_lead = _prefix(who) == LEAD_PREFIX
+    is_lead = prefix_of(who) == LEAD_PREFIX
     errors.add(is_lead & what.notna(), "FIELD_INTEGRITY_EXCEPTION", LEAD_WITH_WHAT, "WhatId")
     if ids is None or not ctx.shape.shared_activities:
         return
@@ -200,7 +199,7 @@ def _add_relations(
     rows["IsDeleted"] = 0
     rows["CreatedDate"] = rows["LastModifiedDate"] = rows["SystemModstamp"] = ctx.now
     rows["CreatedById"] = rows["LastModifiedById"] = ctx.user_id
-    is_who = _prefix(rows["RelationId"]).isin(WHO_PREFIXES)
+    is_who = prefix_of(rows["RelationId"]).isin(WHO_PREFIXES)
     rows["AccountId"] = account_of(
         db, rows["RelationId"].where(is_who), rows["RelationId"].where(~is_who)
     )
@@ -273,7 +272,7 @@ def _check_relation_insert(
     activity, parent = RELATION_OBJECTS[obj]
     none = pd.Series(None, index=typed.index, dtype=object)
     rel, task = typed.get("RelationId", none), typed.get(parent, none)
-    is_who = _prefix(rel).isin(WHO_PREFIXES)
+    is_who = prefix_of(rel).isin(WHO_PREFIXES)
     is_what_flag = typed["IsWhat"].fillna(0).astype(int) == 1
     errors.add(
         rel.notna() & (is_who == is_what_flag),
@@ -314,8 +313,8 @@ def _check_relation_insert(
     )
     task_who = task.map(tasks["WhoId"]).astype(object)
     task_what = task.map(tasks["WhatId"]).astype(object)
-    task_is_lead = _prefix(task_who) == LEAD_PREFIX
-    row_is_lead = _prefix(rel) == LEAD_PREFIX
+    task_is_lead = prefix_of(task_who) == LEAD_PREFIX
+    row_is_lead = prefix_of(rel) == LEAD_PREFIX
     who_side = existing["IsWhat"] == 0
     existing_who = task.map(existing[who_side].groupby("parent").size()).fillna(0)
     existing_what = task.map(existing[~who_side].groupby("parent").size()).fillna(0)

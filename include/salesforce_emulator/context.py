@@ -1,0 +1,24 @@
+"""The context a write runs in: who writes, when, and what the org looks like at that moment.
+
+A leaf module: ``dml`` and ``activity_relations`` both take a ``WriteContext`` and neither
+needs the other's module to name it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from salesforce_emulator.objects import OrgShape
+    from salesforce_emulator.store import Store
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    """One write's view of the org, fixed for the whole batch (one ``now`` for every row)."""
+
+    store: Store
+    shape: OrgShape
+    user_id: str
+    now: str

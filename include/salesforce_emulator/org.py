@@ -1,0 +1,33 @@
+"""The org's live state that the API subsystems share: its database, user and settings.
+
+REST, Bulk and the Shared Activities rules need only this much of the emulator. The
+application owns one ``Org`` and replaces ``settings`` when an admin call changes them;
+every subsystem holds the same object, so each request sees the settings of its moment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from salesforce_emulator.context import WriteContext
+from salesforce_emulator.objects import OrgShape
+from salesforce_emulator.org_settings import OrgSettings
+from salesforce_emulator.store import Store, timestamp
+
+
+@dataclass
+class Org:
+    """``store``: the org's database; ``user_id``: the integration user every call runs as."""
+
+    store: Store
+    user_id: str
+    settings: OrgSettings
+
+    @property
+    def shape(self) -> OrgShape:
+        """Which objects and fields the API shows under the current settings."""
+        return self.settings.shape
+
+    def context(self) -> WriteContext:
+        """A write context stamped now: one per batch, so every row gets the same time."""
+        return WriteContext(self.store, self.shape, self.user_id, timestamp())
