@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -42,6 +43,19 @@ def test_starts_quickly_and_writes_connection_pid_and_a_localhost_certificate(
     assert "salesforce-emulator" in names.get_values_for_type(x509.DNSName)
     emu.stop()
     assert not (tmp_path / "emulator.pid").exists()
+
+
+def test_connection_file_with_the_token_and_secrets_is_readable_by_its_owner_only(
+    emulator_factory, tmp_path
+):
+    """Issue 12 item 11: connection.json holds the token, client secret and password."""
+    older = tmp_path / "connection.json"
+    older.write_text("{}", encoding="utf-8")
+    older.chmod(0o644)  # as earlier versions left it: a restart must not keep that mode
+    emu = emulator_factory(tmp_path)
+    assert json.loads(older.read_text())["client_secret"] == emu.info.client_secret
+    for name in ("connection.json", "ca.key", "server.key"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
 
 
 def test_speaks_only_https_and_only_to_clients_that_trust_its_ca(emulator):
