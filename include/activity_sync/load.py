@@ -100,7 +100,7 @@ class LoadOptions:
     """
 
     external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD
-    row_attempts: int = 4  # attempts for rows Salesforce could not lock or did not process
+    row_attempts: int = 4
     row_retry_wait: float = 2.0
     relation_query_chunk: int = 300  # Task Ids per REST TaskRelation query: the URI stays short
     relation_rest_max: int = 2_000  # above this many Tasks to check, read through Bulk queries
