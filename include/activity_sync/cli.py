@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from activity_sync.crm import CrmError, read_crm
+from activity_sync.errors import ActivitySyncError
 from activity_sync.events import EventsError, read_events
 from activity_sync.explain import UnknownEventError, explain
 from activity_sync.plan import add_rejections, plan, write_plan
@@ -23,7 +24,7 @@ from activity_sync.settings import SettingsError, load_settings
 UNUSABLE_INPUT = 2
 
 
-class OutputError(OSError):
+class OutputError(ActivitySyncError, OSError):
     """The plan folder cannot be written."""
 
 

@@ -12,12 +12,13 @@ from typing import Any
 import pandas as pd
 
 from activity_sync.crm import Crm
+from activity_sync.errors import ActivitySyncError
 from activity_sync.plan import mode_of, plan_traced
-from activity_sync.schema import ACTOR_TYPES, REASONS, SHARED_TYPES, Plan
+from activity_sync.schema import ACTOR_TYPES, BATCH_SIZE, REASONS, SHARED_MODE, SHARED_TYPES, Plan
 from activity_sync.settings import Settings
 
 
-class UnknownEventError(LookupError):
+class UnknownEventError(ActivitySyncError, LookupError):
     """No row of the events has the event_id asked about."""
 
 
@@ -49,7 +50,9 @@ def explain(
         lines += [f"rejected: {r['reason']}: {r['detail']}" for r in _records(planned.rejected)]
         return "\n".join(lines) + "\n"
     lines.append(f"planning: {_how(str(event['type']), mode)}; {_related_to(settings)}")
-    lines += _addresses(trace, planned, batched=mode == "shared" and event["type"] in SHARED_TYPES)
+    lines += _addresses(
+        trace, planned, batched=mode == SHARED_MODE and event["type"] in SHARED_TYPES
+    )
     lines += _tasks(planned)
     repeats = planned.rejected["reason"].eq("duplicate_event").sum()
     if repeats:
@@ -62,8 +65,8 @@ def _how(event_type: str, mode: str) -> str:
         return "one Task for the person who acted (R2, R10)"
     if event_type not in SHARED_TYPES:
         return f"a {event_type} is not shared: one Task per attendee (R2)"
-    if mode == "shared":
-        return "Contacts share Tasks in batches of 50, each Lead gets its own (R6, R7)"
+    if mode == SHARED_MODE:
+        return f"Contacts share Tasks in batches of {BATCH_SIZE}, each Lead gets its own (R6, R7)"
     return "one Task per matched Contact or Lead (R1)"
 
 

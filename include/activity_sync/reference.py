@@ -18,13 +18,16 @@ import pandas as pd
 
 from activity_sync.schema import (
     ACTOR_TYPES,
+    BATCH_SIZE,
     EMAIL_RE,
     EVENT_TYPES,
+    INDIVIDUAL_MODE,
     RECIPIENT_FIELDS,
     RECIPIENT_TYPES,
     REJECTED_COLUMNS,
     RELATION_COLUMNS,
     REQUIRED_FIELDS,
+    SHARED_MODE,
     SHARED_TYPES,
     SUMMARY_KEYS,
     SYSTEM_LOCAL_PARTS,
@@ -40,8 +43,6 @@ from activity_sync.schema import (
 if TYPE_CHECKING:
     from activity_sync.crm import Crm
     from activity_sync.settings import Settings
-
-BATCH_SIZE = 50
 
 
 def plan(
@@ -61,7 +62,7 @@ def plan(
     else:
         individual_mode_tasks = len(draft.tasks)
     return draft.to_plan(
-        mode="shared" if shared else "individual", individual_mode_tasks=individual_mode_tasks
+        mode=SHARED_MODE if shared else INDIVIDUAL_MODE, individual_mode_tasks=individual_mode_tasks
     )
 
 

@@ -1,6 +1,6 @@
 """The fixed contracts of DESIGN.md as code: event types, reason codes, plan columns, limits.
 
-Both planners (the vectorised one in ``plan.py`` and the row-by-row oracle in
+Both planners (the vectorised one in ``planner/`` and the row-by-row oracle in
 ``reference.py``) import their shared vocabulary from here, so that a test comparing them
 compares the rules, not two spellings of a constant.
 """
@@ -69,6 +69,18 @@ SYSTEM_LOCAL_PARTS = frozenset(
 SUBJECT_MAX = 255
 DESCRIPTION_MAX = 32_000
 TASK_KEY_MAX = 80
+BATCH_SIZE = 50  # R6: Salesforce relates at most 50 Contacts to one Task.
+
+# R11's task_key: the prefix marks the keys this product wrote (the audit reads back only
+# those); the digest is the first 20 bytes of the SHA-256 of the key's parts joined by the
+# separator, shown as 40 hex digits.
+TASK_KEY_PREFIX = "as1_"
+TASK_KEY_SEPARATOR = "\x1f"
+TASK_KEY_HASH = hashlib.sha256
+TASK_KEY_DIGEST_BYTES = 20
+
+# R1: the planning mode summary.json names (Shared Activities on, or off somewhere).
+SHARED_MODE, INDIVIDUAL_MODE = "shared", "individual"
 
 # Subject prefixes, in the style of email-sync tools: the type must be visible in the
 # Task list without opening the record.
@@ -138,8 +150,9 @@ def task_key(org_id: str, event_id: str, part: str, what_id: str | None) -> str:
     person; ``what_id`` separates the per-Opportunity copies of R8. A hash keeps the key
     within Salesforce's text field and unique however long the event ids are.
     """
-    raw = "\x1f".join((org_id, event_id, part, what_id or ""))
-    return "as1_" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+    raw = TASK_KEY_SEPARATOR.join((org_id, event_id, part, what_id or ""))
+    digest = TASK_KEY_HASH(raw.encode("utf-8")).digest()[:TASK_KEY_DIGEST_BYTES]
+    return TASK_KEY_PREFIX + digest.hex()
 
 
 def subject_for(event_type: str, subject: str | None) -> str:
