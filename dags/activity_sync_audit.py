@@ -6,8 +6,8 @@ day: events by type, Tasks made, the Tasks individual mode would have made and t
 in percent, TaskRelations, rejected recipients by reason, dead-lettered rows, the mode in
 force each hour, and a reconciliation with Salesforce (missing, extra and duplicated
 Tasks and TaskRelations, listed by key). Writes `counts.parquet`, `audit.json` and
-`report.html` under `<lake>/audit/org_id=…/date=…/`; the **Activity audit** page (Browse
-menu) lists the reports.
+`report.html` under `<lake>/audit/org_id=…/date=…/` (`docs/outputs.md` explains every
+figure); the **Activity audit** page (Browse menu) lists the reports.
 
 **When it runs.** After every hourly load (the `activity_sync_loaded` Asset: the days and
 orgs come from the asset events), and daily at 00:30 UTC for the previous day, which is
@@ -40,8 +40,9 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException
 
-LOADED = Asset(name="activity_sync_loaded")
-POOL = "salesforce_api"
+from activity_sync.airflow_adapter import LOADED_ASSET, SALESFORCE_POOL
+
+LOADED = Asset(name=LOADED_ASSET)
 
 
 @dag(
@@ -69,6 +70,8 @@ POOL = "salesforce_api"
         ),
         "orgs": Param([], type="array", description="Only these org_ids (empty: all)"),
         "reconcile": Param(True, type="boolean", description="Query Salesforce back"),
+        # audit.counts.DEFAULT_CHANGE_THRESHOLD_PCT, written out: importing the audit (pandas)
+        # would slow every parse of this file; tests/test_audit_dag.py keeps the two equal.
         "change_threshold_pct": Param(
             30.0,
             type="number",
@@ -84,28 +87,26 @@ def activity_sync_audit():
     @task
     def targets(params=None, triggering_asset_events=None, logical_date=None) -> list[dict]:
         """The (org, day) pairs this run audits."""
-        from activity_sync.audit import audit_targets
+        from activity_sync import steps
+        from activity_sync.airflow_adapter import failing_without_retry
         from activity_sync.tenants import load_orgs
 
         params = params or {}
+        with failing_without_retry(steps.UnknownOrgError):
+            orgs = steps.select_orgs(load_orgs(), params.get("orgs"))
         extras = [e.extra for events in (triggering_asset_events or {}).values() for e in events]
-        return audit_targets(
-            configured=[o.org_id for o in load_orgs()],
-            day=params.get("day"),
-            orgs=params.get("orgs") or [],
-            asset_extras=extras,
-            logical_date=logical_date,
-            run_after=get_current_context()["dag_run"].run_after,
+        return steps.step_targets(
+            orgs, params, extras, logical_date, get_current_context()["dag_run"].run_after
         )
 
     @task(
-        pool=POOL,
+        pool=SALESFORCE_POOL,
         map_index_template="{{ task.op_kwargs['target']['org_id'] }} {{ task.op_kwargs['target']['day'] }}",
     )
     def audit(target: dict, params=None) -> dict:
         """Count, reconcile, write the outputs of one org's day."""
-        from activity_sync.airflow_adapter import lake_root, salesforce_connector
-        from activity_sync.audit import step_audit
+        from activity_sync.airflow_adapter import lake_root, salesforce_client
+        from activity_sync.steps import step_audit
         from activity_sync.tenants import load_orgs
 
         return step_audit(
@@ -113,16 +114,16 @@ def activity_sync_audit():
             target,
             lake_root(),
             params or {},
-            salesforce_connector,
+            salesforce_client,
         )
 
     @task(trigger_rule="all_done", retries=0)
     def raise_alerts(results, params=None) -> int:
         """Log and send the alerts not sent before; optionally fail so Airflow notifies."""
         from activity_sync.airflow_adapter import lake_root
-        from activity_sync.audit import send_alerts
+        from activity_sync.steps import step_raise_alerts
 
-        sent = send_alerts([r for r in results if r], lake_root(), get_current_context())
+        sent = step_raise_alerts(results, lake_root(), get_current_context())
         if sent and (params or {}).get("fail_on_alert"):
             raise AirflowFailException(f"{sent} audit alert(s); see the log of this task")
         return sent

@@ -2,16 +2,18 @@
 ### Hourly activity sync
 
 Takes each org's email activity for the hour, plans it into Salesforce Tasks with Shared
-Activities (DESIGN.md rules R1–R12), and loads it so that Salesforce holds every planned Task
-and TaskRelation exactly once, whatever retries, re-runs and backfills happen.
+Activities (rules R1–R12, `docs/rules.md`), and loads it so that Salesforce holds every
+planned Task and TaskRelation exactly once, whatever retries, re-runs and backfills happen.
 
-Per org (a mapped task group over `include/config/orgs.yaml`; one org failing does not stop
-the others): **extract** the events that arrived in the data interval → **refresh_crm**
+Per org (a mapped task group over `include/config/orgs.yaml`, whose settings
+`docs/settings.md` describes; one org failing does not stop the others): **extract** the
+events that arrived in the data interval (format: `docs/events.md`) → **refresh_crm**
 (incremental mirror on SystemModstamp) → **detect** whether Shared Activities is on and the
 external-ID field exists → **plan** → **wait_for_budget** (pauses, without failing, while
 the org is over this product's share of its daily API requests) → **load** (Bulk API 2.0
 upsert on the external key, then only the missing TaskRelations). A successful load publishes
-the `activity_sync_loaded` Asset, which schedules the audit DAG.
+the `activity_sync_loaded` Asset, which schedules the audit DAG. What each step writes in
+the lake: `docs/outputs.md`.
 
 Manual runs: trigger with a logical date (the interval is the hour before it), or set
 `interval_start`/`interval_end`. `orgs` limits the run to some orgs; `dry_run` plans
@@ -36,8 +38,9 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-LOADED = Asset(name="activity_sync_loaded")
-POOL = "salesforce_api"
+from activity_sync.airflow_adapter import LOADED_ASSET, SALESFORCE_POOL
+
+LOADED = Asset(name=LOADED_ASSET)
 
 
 def _org(org: dict):
@@ -56,6 +59,12 @@ def _root():
     from activity_sync.airflow_adapter import lake_root
 
     return lake_root()
+
+
+def _when(win: dict, key: str = "start"):
+    from datetime import datetime
+
+    return datetime.fromisoformat(win[key])
 
 
 @dag(
@@ -84,7 +93,7 @@ def activity_sync_hourly():
     @task
     def window(data_interval_start=None, data_interval_end=None, params=None) -> dict:
         """The run's interval: from the timetable, or from explicit params."""
-        from activity_sync.sync import resolve_interval
+        from activity_sync.steps import resolve_interval
 
         start, end = resolve_interval(data_interval_start, data_interval_end, params or {})
         return {"start": start.isoformat(), "end": end.isoformat()}
@@ -92,54 +101,52 @@ def activity_sync_hourly():
     @task
     def select_orgs(params=None) -> list[dict]:
         """Orgs from the versioned config, filtered by the `orgs` param."""
+        from activity_sync import steps
+        from activity_sync.airflow_adapter import failing_without_retry
         from activity_sync.tenants import load_orgs
 
-        wanted = set((params or {}).get("orgs") or [])
-        orgs = [o.to_dict() for o in load_orgs() if not wanted or o.org_id in wanted]
-        unknown = wanted - {o["org_id"] for o in orgs}
-        if unknown:
-            raise AirflowFailException(f"unknown org_id(s) in params.orgs: {sorted(unknown)}")
-        return orgs
+        with failing_without_retry(steps.UnknownOrgError):
+            orgs = steps.select_orgs(load_orgs(), (params or {}).get("orgs"))
+        return [o.to_dict() for o in orgs]
 
     @task_group(group_id="org")
     def sync_org(org: dict, win: dict):
         @task
         def extract(org: dict, win: dict) -> dict:
-            from datetime import datetime
+            from activity_sync.steps import step_extract
 
-            from activity_sync.sync import step_extract
+            return step_extract(_org(org), _root(), _when(win), _when(win, "end"))
 
-            start, end = (datetime.fromisoformat(win[k]) for k in ("start", "end"))
-            return step_extract(_org(org), _root(), start, end)
-
-        @task(pool=POOL)
+        @task(pool=SALESFORCE_POOL)
         def refresh_crm(org: dict) -> dict:
-            from activity_sync.sync import step_refresh_crm
+            from activity_sync.steps import step_refresh_crm
 
             return step_refresh_crm(_org(org), _client(org), _root())
 
-        @task(pool=POOL)
+        @task(pool=SALESFORCE_POOL)
         def detect(org: dict) -> dict:
-            from activity_sync.sync import step_detect
+            from activity_sync.steps import step_detect
 
             return step_detect(_org(org), _client(org))
 
         @task
         def plan(org: dict, win: dict, caps: dict, extracted: dict, crm: dict) -> dict:
-            from datetime import datetime
+            from activity_sync.steps import step_plan
 
-            from activity_sync.sync import step_plan
-
-            return step_plan(_org(org), _root(), datetime.fromisoformat(win["start"]), caps)
+            return step_plan(_org(org), _root(), _when(win), caps)
 
         @task.sensor(
-            pool=POOL, mode="reschedule", poke_interval=15 * 60, timeout=24 * 3600, retries=0
+            pool=SALESFORCE_POOL,
+            mode="reschedule",
+            poke_interval=15 * 60,
+            timeout=24 * 3600,
+            retries=0,
         )
         def wait_for_budget(org: dict, planned: dict) -> PokeReturnValue:
             """Pause (freeing the worker slot) while the org is over its API budget."""
             import logging
 
-            from activity_sync.sync import step_budget
+            from activity_sync.steps import step_budget
 
             if get_current_context()["params"].get("dry_run"):
                 raise AirflowSkipException("dry run: nothing will be loaded")
@@ -150,13 +157,11 @@ def activity_sync_hourly():
                 )
             return PokeReturnValue(is_done=not budget["exhausted"], xcom_value=budget)
 
-        @task(pool=POOL)
+        @task(pool=SALESFORCE_POOL)
         def load(org: dict, win: dict, budget: dict) -> dict:
-            from datetime import datetime
+            from activity_sync.steps import step_load
 
-            from activity_sync.sync import step_load
-
-            return step_load(_org(org), _client(org), _root(), datetime.fromisoformat(win["start"]))
+            return step_load(_org(org), _client(org), _root(), _when(win))
 
         extracted = extract(org, win)
         crm = refresh_crm(org)
@@ -167,17 +172,13 @@ def activity_sync_hourly():
     @task(outlets=[LOADED], trigger_rule="all_done")
     def publish(loaded, win: dict, outlet_events=None) -> dict:
         """One Asset event per run (not per org), carrying what loaded."""
-        # With a single org Airflow hands over the lone mapped result unwrapped.
-        results = [loaded] if isinstance(loaded, dict) else [r for r in loaded or [] if r]
-        if not results:
+        from activity_sync.steps import step_publish
+
+        extra = step_publish(loaded, win)
+        if extra is None:
             raise AirflowSkipException("no org loaded in this run")
-        outlet_events[LOADED].extra = {
-            "start": win["start"],
-            "end": win["end"],
-            "orgs": sorted(r["org_id"] for r in results),
-            "tasks_planned": sum(r["tasks_planned"] for r in results),
-        }
-        return outlet_events[LOADED].extra
+        outlet_events[LOADED].extra = extra
+        return extra
 
     @task(trigger_rule="one_failed", retries=0)
     def fail_if_any_org_failed() -> None:

@@ -6,9 +6,10 @@ every route checks the caller itself: a valid Airflow JWT, from ``Authorization:
 or the ``_token`` cookie the UI sets, validated by the deployment's auth manager, and
 permission to see the Airflow website; otherwise 401 (403 without the permission).
 
-Reports are only ever read from ``<lake>/audit/org_id=<org>/date=<YYYY-MM-DD>/``: the org
-and day from the URL must match strict patterns, and on a local disk the resolved path
-must still lie inside the audit folder (a symlink cannot lead out of it).
+Reports are only ever read from ``lake.audit_folder`` (``<lake>/audit/org_id=<org>/date=<day>/``):
+the org and day from the URL must match strict patterns, and on a local disk the resolved
+path must still lie inside the audit folder (a symlink cannot lead out of it). The page
+itself is ``activity_sync/templates/audit_index.html``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse
+
+from activity_sync import lake
 
 URL_PREFIX = "/activity-audit"
 # No "/" can pass, so a URL part is always one folder name below the audit folder.
@@ -57,10 +59,10 @@ async def require_viewer(request: Request) -> Any:
     return user
 
 
-def _audit_root() -> Any:
+def _lake() -> Any:
     from activity_sync.airflow_adapter import lake_root
 
-    return lake_root() / "audit"
+    return lake_root()
 
 
 def _local(path: Any) -> Path | None:
@@ -79,38 +81,37 @@ def _inside(folder: Any, audit_root: Any) -> bool:
     return local.resolve().is_relative_to(local_root.resolve())
 
 
-def report_folder(audit_root: Any, org_id: str, day: str) -> Any:
-    """The folder of one report, refusing anything that could reach outside ``audit_root``."""
+def report_folder(root: Any, org_id: str, day: str) -> Any:
+    """The folder of one report, refusing anything that could reach outside the audit root.
+
+    Args:
+        root: the lake root.
+        org_id, day: as they came in the URL.
+
+    Returns:
+        ``lake.audit_folder(root, org_id, day)``; 404 for anything else.
+    """
     if not ORG_ID.fullmatch(org_id) or not DAY.fullmatch(day):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report")
-    folder = audit_root / f"org_id={org_id}" / f"date={day}"
-    if not _inside(folder, audit_root):
+    folder = lake.audit_folder(root, org_id, day)
+    if not _inside(folder, lake.audit_root(root)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report")
     return folder
 
 
-def _listing(audit_root: Any, limit: int) -> list[dict[str, Any]]:
+def _listing(root: Any, limit: int) -> list[dict[str, Any]]:
     """The most recent reports first; only the listed ones are read."""
-    found: list[tuple[str, str, Any]] = []
-    if not audit_root.exists():
-        return []
-    for org_dir in audit_root.iterdir():
-        org_id = org_dir.name.removeprefix("org_id=")
-        if not org_dir.name.startswith("org_id=") or not ORG_ID.fullmatch(org_id):
-            continue
-        for day_dir in org_dir.iterdir():
-            day = day_dir.name.removeprefix("date=")
-            if (
-                day_dir.name.startswith("date=")
-                and DAY.fullmatch(day)
-                and _inside(day_dir, audit_root)
-            ):
-                found.append((day, org_id, day_dir))
+    audit_root = lake.audit_root(root)
+    found = [
+        (day, org_id, day_dir)
+        for org_id, day, day_dir in lake.audit_folders(root)
+        if ORG_ID.fullmatch(org_id) and DAY.fullmatch(day) and _inside(day_dir, audit_root)
+    ]
     found.sort(key=lambda item: (item[0], item[1]), reverse=True)
     rows = []
     for day, org_id, day_dir in found[:limit]:
-        document = day_dir / "audit.json"
-        if not (day_dir / "report.html").exists() or not document.exists():
+        document = day_dir / lake.AUDIT_DOCUMENT
+        if not (day_dir / lake.AUDIT_REPORT).exists() or not document.exists():
             continue
         with document.open("r") as fh:
             audit = json.load(fh)
@@ -126,52 +127,19 @@ def _listing(audit_root: Any, limit: int) -> list[dict[str, Any]]:
     return rows
 
 
-_INDEX = jinja2.Environment(autoescape=True).from_string(
-    """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Activity audit</title>
-<style>
-  body { font: 14px/1.45 system-ui, sans-serif; color: #111827; margin: 0; padding: 20px; }
-  h1 { font-size: 20px; margin: 0 0 12px; }
-  table { border-collapse: collapse; width: 100%; font-size: 13px; }
-  th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid #f3f4f6; }
-  th { background: #f9fafb; }
-  td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
-  .ok { color: #15803d; } .bad { color: #b91c1c; } .muted { color: #6b7280; }
-</style></head>
-<body>
-<h1>Activity audit</h1>
-<p class="muted">Shared Activities audit reports, one per org and day (newest first).</p>
-<table id="reports">
-<thead><tr><th>Day</th><th>Org</th><th class="n">Events</th><th class="n">Tasks created</th>
-<th class="n">Individual mode</th><th class="n">Change</th><th>Reconciliation</th>
-<th class="n">Alerts</th><th></th></tr></thead>
-<tbody>
-{% for r in rows %}<tr><td>{{ r.day }}</td><td>{{ r.org_id }}</td>
-<td class="n">{{ n(r.headline.events) }}</td><td class="n">{{ n(r.headline.tasks_loaded) }}</td>
-<td class="n">{{ n(r.headline.individual_mode_tasks) }}</td><td class="n">{{ pct(r.headline.change_pct) }}</td>
-<td class="{{ {'ok': 'ok', 'differences': 'bad'}.get(r.headline.reconciliation, '') }}">{{ r.headline.reconciliation }}</td>
-<td class="n {{ 'bad' if r.alerts else '' }}">{{ r.alerts }}</td>
-<td><a href="reports/{{ r.org_id }}/{{ r.day }}">Open report</a></td></tr>
-{% else %}<tr><td colspan="9" class="muted">No audit reports yet.</td></tr>
-{% endfor %}</tbody></table>
-</body></html>
-"""
-)
-
 app = FastAPI(title="Activity audit", dependencies=[Depends(require_viewer)])
 
 
 @app.get("/", response_class=HTMLResponse)
 def index(limit: int = Query(200, ge=1, le=5000)) -> HTMLResponse:
-    from activity_sync.report import fmt_int, fmt_pct
+    from activity_sync.report import render_index
 
-    rows = _listing(_audit_root(), limit)
-    return HTMLResponse(_INDEX.render(rows=rows, n=fmt_int, pct=fmt_pct))
+    return HTMLResponse(render_index(_listing(_lake(), limit)))
 
 
 @app.get("/reports/{org_id}/{day}", response_class=HTMLResponse)
 def report(org_id: str, day: str) -> HTMLResponse:
-    path = report_folder(_audit_root(), org_id, day) / "report.html"
+    path = report_folder(_lake(), org_id, day) / lake.AUDIT_REPORT
     if not path.exists():
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report")
     with path.open("r") as fh:
@@ -181,7 +149,7 @@ def report(org_id: str, day: str) -> HTMLResponse:
 
 @app.get("/reports/{org_id}/{day}/audit.json")
 def audit_document(org_id: str, day: str) -> JSONResponse:
-    path = report_folder(_audit_root(), org_id, day) / "audit.json"
+    path = report_folder(_lake(), org_id, day) / lake.AUDIT_DOCUMENT
     if not path.exists():
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report")
     with path.open("r") as fh:

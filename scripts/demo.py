@@ -65,10 +65,12 @@ def _output_to(path: Path):
             os.close(saved[1])
 
 
-def _hour_report(lake: Path, hour: datetime) -> dict:
-    part = f"org_id={ORG}/date={hour:%Y-%m-%d}/hour={hour:%H}"
-    plan = json.loads((lake / "plan" / part / "summary.json").read_text())
-    load_file = lake / "loaded" / part / "load_summary.json"
+def _hour_report(root: Path, hour: datetime) -> dict:
+    from activity_sync import lake
+
+    plan_file = lake.partition(root, lake.PLAN, ORG, hour) / lake.PLAN_SUMMARY
+    load_file = lake.partition(root, lake.LOADED, ORG, hour) / lake.LOAD_SUMMARY
+    plan = json.loads(plan_file.read_text())
     loaded = json.loads(load_file.read_text()) if load_file.exists() else {}
     return {"plan": plan, "load": loaded}
 
@@ -126,14 +128,20 @@ def main() -> int:
     from airflow.models.pool import Pool
     from airflow.utils import db
 
+    from activity_sync import lake
+    from activity_sync.airflow_adapter import (
+        SALESFORCE_POOL,
+        SALESFORCE_POOL_DESCRIPTION,
+        SALESFORCE_POOL_SLOTS,
+    )
     from activity_sync.crm import read_crm
-    from activity_sync.generate import generate_day, write_landing
     from activity_sync.mirror import refresh_crm
     from activity_sync.salesforce import SalesforceClient
+    from demo_data.generate import generate_day, write_landing
     from salesforce_emulator import process
 
     started = time.monotonic()
-    lake = OUT / "lake"
+    root = OUT / "lake"
     print(f"Starting the local Salesforce (demo org) in {OUT / 'emulator'} ...")
     emulator = process.start(OUT / "emulator", seed="demo")
     try:
@@ -144,16 +152,19 @@ def main() -> int:
         print(f"Preparing Airflow (SQLite metadata DB in {OUT / 'airflow'}) ...")
         db.initdb()
         Pool.create_or_update_pool(
-            "salesforce_api", slots=4, description="Salesforce API calls", include_deferred=False
+            SALESFORCE_POOL,
+            slots=SALESFORCE_POOL_SLOTS,
+            description=SALESFORCE_POOL_DESCRIPTION,
+            include_deferred=False,
         )
 
         print(f"Generating a day of email activity for {DAY} ...")
         client = SalesforceClient(emulator.simple_salesforce, poll_wait=0.2)
-        crm_dir = lake / "crm" / f"org_id={ORG}"
+        crm_dir = lake.crm_folder(root, ORG)
         refresh_crm(client, crm_dir)
         events = generate_day(read_crm(crm_dir), org_id=ORG, day=DAY)
-        write_landing(events, lake / "landing", ORG)
-        print(f"  {len(events):,} events landed under {lake / 'landing'}")
+        write_landing(events, root / "landing", ORG)
+        print(f"  {len(events):,} events landed under {root / 'landing'}")
 
         bag = DagBag(dag_folder=str(ROOT / "dags"))
         if bag.import_errors:
@@ -176,7 +187,7 @@ def main() -> int:
                 raise SystemExit(
                     f"run for {hour:%H}:00 ended {run.state}; see {logs}/hourly-{hour:%Y%m%dT%H}.log"
                 )
-            rows.append((hour, _hour_report(lake, hour)))
+            rows.append((hour, _hour_report(root, hour)))
             print(f"  {hour:%H}:00 done", flush=True)
         print()
         _print_table(rows)
@@ -187,11 +198,11 @@ def main() -> int:
             t.retries = 0
         with _output_to(logs / f"audit-{DAY}.log"):
             audit.test(run_conf={"day": DAY.isoformat(), "orgs": [], "reconcile": True})
-        report = lake / "audit" / f"org_id={ORG}" / f"date={DAY}" / "report.html"
+        report = lake.audit_folder(root, ORG, DAY.isoformat()) / lake.AUDIT_REPORT
         calls = emulator.stats()["api"]["api_calls"]
         print(f"\nSalesforce API calls today (the emulator's counter): {calls:,}")
-        print(f"Results:      {lake}/loaded/org_id={ORG}/date={DAY}/")
-        print(f"Plans:        {lake}/plan/org_id={ORG}/date={DAY}/")
+        print(f"Results:      {lake.day_folder(root, lake.LOADED, ORG, str(DAY))}/")
+        print(f"Plans:        {lake.day_folder(root, lake.PLAN, ORG, str(DAY))}/")
         print(f"Audit report: {report}" + ("" if report.exists() else " (not produced)"))
         print(f"Done in {time.monotonic() - started:.0f} s.")
     finally:

@@ -1,10 +1,18 @@
-"""airflow_adapter.py: a client from an Airflow connection alone, through the real SalesforceHook."""
+"""airflow_adapter.py: a client from an Airflow connection alone, through the real SalesforceHook;
+the lake root; errors that must not be retried."""
 
 from __future__ import annotations
 
 import json
 
-from activity_sync.airflow_adapter import lake_root, object_path, salesforce_client
+import pytest
+
+from activity_sync.airflow_adapter import (
+    failing_without_retry,
+    lake_root,
+    object_path,
+    salesforce_client,
+)
 
 
 def test_a_client_is_built_from_the_airflow_connection_and_trusts_its_ca(
@@ -35,3 +43,18 @@ def test_the_lake_root_comes_from_the_environment_as_an_object_storage_path(tmp_
         fh.write("ok")
     assert (tmp_path / "x" / "y.txt").read_text() == "ok"
     assert object_path("s3://bucket/lake").protocol == "s3"
+
+
+def test_an_error_in_the_runs_params_fails_the_task_without_retries_and_others_pass_through():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    class ParamsError(ValueError):
+        pass
+
+    with (
+        pytest.raises(AirflowFailException, match="unknown org"),
+        failing_without_retry(ParamsError),
+    ):
+        raise ParamsError("unknown org_id(s) in params.orgs: ['x']")
+    with pytest.raises(KeyError), failing_without_retry(ParamsError):
+        raise KeyError("a bug keeps its type, and Airflow's retries")

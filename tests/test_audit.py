@@ -1,4 +1,4 @@
-"""audit.py on hand-written lake partitions: exact counts, percentages, alerts, outputs.
+"""The audit package on hand-written lake partitions: exact counts, percentages, alerts, outputs.
 
 The partitions are written here, column for column as the planner and loader write them,
 so these tests do not depend on either. ``write_hour`` and ``sample_day`` are reused by
@@ -20,6 +20,7 @@ import pytest
 
 from activity_sync import audit, lake
 from activity_sync.audit import AuditOptions, day_over_day_alert, percent_change
+from activity_sync.errors import ActivitySyncError
 from activity_sync.schema import REJECTED_COLUMNS, RELATION_COLUMNS, TASK_COLUMNS, task_key
 
 ORG = "acme"
@@ -74,29 +75,29 @@ def write_hour(
 ) -> None:
     """One hour's events, plan and (when ``task_results`` is given) load partitions."""
     start = datetime.fromisoformat(f"{day}T{hour:02d}:00:00+00:00")
-    ev = lake.partition(root, "events", org_id, start)
+    ev = lake.partition(root, lake.EVENTS, org_id, start)
     ev.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(events).to_parquet(ev / "events.parquet", index=False)
-    plan = lake.partition(root, "plan", org_id, start)
+    pd.DataFrame(events).to_parquet(ev / lake.EVENTS_FILE, index=False)
+    plan = lake.partition(root, lake.PLAN, org_id, start)
     plan.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(tasks, columns=TASK_COLUMNS).to_parquet(plan / "tasks.parquet", index=False)
+    pd.DataFrame(tasks, columns=TASK_COLUMNS).to_parquet(plan / lake.PLAN_TASKS, index=False)
     pd.DataFrame(relations, columns=RELATION_COLUMNS).to_parquet(
-        plan / "task_relations.parquet", index=False
+        plan / lake.PLAN_RELATIONS, index=False
     )
     pd.DataFrame(rejected, columns=REJECTED_COLUMNS).to_parquet(
-        plan / "rejected.parquet", index=False
+        plan / lake.PLAN_REJECTED, index=False
     )
-    (plan / "summary.json").write_text(
+    (plan / lake.PLAN_SUMMARY).write_text(
         json.dumps({"org_id": org_id, "interval_start": start.isoformat(), **summary})
     )
     if task_results is None:
         return
-    loaded = lake.partition(root, "loaded", org_id, start)
+    loaded = lake.partition(root, lake.LOADED, org_id, start)
     loaded.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(
         task_results,
         columns=["task_key", "Id", "created", "success", "error_code", "error_message", "attempts"],
-    ).to_parquet(loaded / "task_results.parquet", index=False)
+    ).to_parquet(loaded / lake.TASK_RESULTS, index=False)
     pd.DataFrame(
         relation_results or [],
         columns=[
@@ -108,12 +109,12 @@ def write_hour(
             "error_code",
             "error_message",
         ],
-    ).to_parquet(loaded / "relation_results.parquet", index=False)
+    ).to_parquet(loaded / lake.RELATION_RESULTS, index=False)
     pd.DataFrame(
         dead_letter or [],
         columns=["object", "task_key", "RelationId", "error_code", "error_message", "attempts"],
-    ).to_parquet(loaded / "dead_letter.parquet", index=False)
-    (loaded / "load_summary.json").write_text(json.dumps({"org_id": org_id}))
+    ).to_parquet(loaded / lake.DEAD_LETTER, index=False)
+    (loaded / lake.LOAD_SUMMARY).write_text(json.dumps({"org_id": org_id}))
 
 
 def _summary(mode: str, reason: str, sf_on: bool, **counts: int) -> dict[str, Any]:
@@ -536,8 +537,15 @@ def test_notify_without_alerts_calls_nothing(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_a_malformed_callback_path_is_an_error_that_names_the_variable() -> None:
-    with pytest.raises(ValueError, match=audit.ALERT_CALLBACK_ENV):
+    with pytest.raises(audit.AlertCallbackError, match=audit.ALERT_CALLBACK_ENV):
         audit.load_callback("just_a_module")
+    with pytest.raises(audit.AlertCallbackError, match="is not callable"):
+        audit.load_callback("activity_sync.audit:ALERT_CALLBACK_ENV")
+
+
+def test_the_audits_own_errors_are_activity_sync_errors() -> None:
+    assert issubclass(audit.AlertCallbackError, ActivitySyncError)
+    assert issubclass(audit.AuditTargetError, ActivitySyncError)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -547,9 +555,9 @@ def test_outputs_are_written_to_the_audit_folder_and_match_the_counts(lake_root:
     result = audit.run_audit(lake_root, ORG, DAY, now=NOW)
     out = lake.audit_folder(lake_root, ORG, DAY)
     assert sorted(p.name for p in out.iterdir()) == ["audit.json", "counts.parquet", "report.html"]
-    counts = pd.read_parquet(out / "counts.parquet")
+    counts = pd.read_parquet(out / lake.AUDIT_COUNTS)
     pd.testing.assert_frame_equal(counts, result.senders)
-    document = json.loads((out / "audit.json").read_text())
+    document = json.loads((out / lake.AUDIT_DOCUMENT).read_text())
     assert document["headline"]["tasks"] == 7
     assert document["by_type"] == {
         "sent": {"events": 3, "tasks": 6},
@@ -557,7 +565,7 @@ def test_outputs_are_written_to_the_audit_folder_and_match_the_counts(lake_root:
         "open": {"events": 1, "tasks": 1},
     }
     assert [h["mode"] for h in document["hours"]] == ["shared", "individual"]
-    assert (out / "report.html").read_text().startswith("<!doctype html>")
+    assert (out / lake.AUDIT_REPORT).read_text().startswith("<!doctype html>")
 
 
 def test_rerunning_an_audit_gives_the_same_outputs(lake_root: Path) -> None:
@@ -571,8 +579,9 @@ def test_rerunning_an_audit_gives_the_same_outputs(lake_root: Path) -> None:
 
 
 def test_a_day_param_audits_that_day_for_the_chosen_orgs() -> None:
-    assert audit.audit_targets(configured=["a", "b"], day="2026-10-01", orgs=["b"]) == [
-        {"org_id": "b", "day": "2026-10-01"}
+    assert audit.audit_targets(orgs=["b", "a"], day="2026-10-01") == [
+        {"org_id": "a", "day": "2026-10-01"},
+        {"org_id": "b", "day": "2026-10-01"},
     ]
 
 
@@ -582,27 +591,37 @@ def test_an_asset_triggered_run_audits_the_days_and_orgs_that_loaded() -> None:
         {"start": "2026-11-21T00:00:00+00:00", "orgs": ["a", "b"]},
         {"start": "2026-11-21T01:00:00+00:00", "orgs": ["b"]},
     ]
-    assert audit.audit_targets(configured=["a", "b", "c"], asset_extras=extras) == [
+    assert audit.audit_targets(orgs=["a", "b", "c"], asset_extras=extras) == [
         {"org_id": "a", "day": "2026-11-20"},
         {"org_id": "a", "day": "2026-11-21"},
         {"org_id": "b", "day": "2026-11-21"},
     ]
 
 
+def test_an_asset_event_naming_no_orgs_stands_for_every_org_the_run_covers() -> None:
+    extras = [
+        {"start": "2026-11-21T00:00:00+00:00", "orgs": ["a", "b"]},
+        {"start": "2026-11-22T00:00:00+00:00"},
+    ]
+    assert audit.audit_targets(orgs=["b", "c"], asset_extras=extras) == [
+        {"org_id": "b", "day": "2026-11-21"},
+        {"org_id": "b", "day": "2026-11-22"},
+        {"org_id": "c", "day": "2026-11-22"},
+    ]
+
+
 def test_the_daily_run_and_a_backfill_audit_the_day_before_their_logical_date() -> None:
     logical = datetime(2026, 11, 21, 0, 30, tzinfo=UTC)
-    assert audit.audit_targets(configured=["a"], logical_date=logical) == [
+    assert audit.audit_targets(orgs=["a"], logical_date=logical) == [
         {"org_id": "a", "day": "2026-11-20"}
     ]
 
 
-def test_an_unknown_org_or_a_malformed_day_is_refused_with_a_clear_message() -> None:
-    with pytest.raises(
-        audit.AuditTargetError, match=r"unknown org_id\(s\) in params.orgs: \['x'\]"
-    ):
-        audit.audit_targets(configured=["a"], orgs=["x"], day=DAY)
+def test_a_malformed_day_or_a_run_without_any_day_is_refused_with_a_clear_message() -> None:
     with pytest.raises(audit.AuditTargetError, match="YYYY-MM-DD"):
-        audit.audit_targets(configured=["a"], day="20/11/2026")
+        audit.audit_targets(orgs=["a"], day="20/11/2026")
+    with pytest.raises(audit.AuditTargetError, match="set params.day"):
+        audit.audit_targets(orgs=["a"])
 
 
 def test_per_sender_individual_mode_is_exact_when_the_planner_counted_it_per_sender(
@@ -615,9 +634,9 @@ def test_per_sender_individual_mode_is_exact_when_the_planner_counted_it_per_sen
     ):
         path = (
             lake.partition(
-                lake_root, "plan", ORG, datetime.fromisoformat(f"{DAY}T{hour:02d}:00:00+00:00")
+                lake_root, lake.PLAN, ORG, datetime.fromisoformat(f"{DAY}T{hour:02d}:00:00+00:00")
             )
-            / "summary.json"
+            / lake.PLAN_SUMMARY
         )
         summary = json.loads(path.read_text())
         path.write_text(json.dumps({**summary, "individual_mode_tasks_by_sender": counts}))

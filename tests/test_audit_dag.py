@@ -15,6 +15,8 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
 from test_audit import DAY, ORG, sample_day
 
 from activity_sync import audit, lake
+from activity_sync.airflow_adapter import LOADED_ASSET, SALESFORCE_POOL
+from activity_sync.audit.counts import DEFAULT_CHANGE_THRESHOLD_PCT
 
 ROOT = Path(__file__).resolve().parents[1]
 RECEIVED: list[dict] = []
@@ -38,7 +40,7 @@ def test_the_audit_dag_runs_after_every_load_and_daily_for_backfills(dag) -> Non
     schedule = dag.timetable
     assert isinstance(schedule, AssetOrTimeSchedule)
     assert isinstance(schedule.timetable, CronTriggerTimetable)
-    assert [a.name for a in schedule.asset_condition.objects] == ["activity_sync_loaded"]
+    assert [a.name for a in schedule.asset_condition.objects] == [LOADED_ASSET]
     # Backfill needs a periodic timetable; the scheduler sees the serialized one.
     serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
     assert serialized.timetable.periodic
@@ -49,11 +51,11 @@ def test_the_audit_dag_offers_a_day_and_orgs_for_manual_runs(dag) -> None:
         dag.params.keys()
     )
     assert dag.params["fail_on_alert"] is False
-    assert dag.params["change_threshold_pct"] == 30.0
+    assert dag.params["change_threshold_pct"] == DEFAULT_CHANGE_THRESHOLD_PCT == 30.0
 
 
 def test_only_the_audit_task_calls_salesforce_and_it_is_in_the_api_pool(dag) -> None:
-    assert {t.task_id for t in dag.tasks if t.pool == "salesforce_api"} == {"audit"}
+    assert {t.task_id for t in dag.tasks if t.pool == SALESFORCE_POOL} == {"audit"}
     assert dag.get_task("raise_alerts").trigger_rule == "all_done"
     assert dag.get_task("fail_if_any_audit_failed").trigger_rule == "one_failed"
 

@@ -8,6 +8,8 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import CronDataIntervalTimetable
 
+from activity_sync.airflow_adapter import LOADED_ASSET, SALESFORCE_POOL
+
 ROOT = Path(__file__).resolve().parents[1]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 
@@ -39,7 +41,7 @@ def test_hourly_dag_owns_an_hour_long_data_interval(dagbag):
 
 def test_hourly_dag_calls_salesforce_only_from_tasks_in_the_api_pool(dagbag):
     dag = dagbag.dags["activity_sync_hourly"]
-    pooled = {t.task_id for t in dag.tasks if t.pool == "salesforce_api"}
+    pooled = {t.task_id for t in dag.tasks if t.pool == SALESFORCE_POOL}
     assert pooled == {"org.refresh_crm", "org.detect", "org.wait_for_budget", "org.load"}
 
 
@@ -47,6 +49,7 @@ def test_hourly_dag_publishes_its_asset_from_one_unmapped_task(dagbag):
     dag = dagbag.dags["activity_sync_hourly"]
     producers = [t for t in dag.tasks if t.outlets]
     assert [t.task_id for t in producers] == ["publish"]
+    assert [a.name for a in producers[0].outlets] == [LOADED_ASSET]
     assert not producers[0].get_closest_mapped_task_group()
 
 

@@ -73,9 +73,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     outside.mkdir()
     (outside / "report.html").write_text(SECRET)
     (outside / "audit.json").write_text(json.dumps({"headline": {}, "secret": SECRET}))
-    evil = lake_root / "audit" / "org_id=evil"
-    evil.mkdir(parents=True)
-    (evil / f"date={DAY}").symlink_to(outside, target_is_directory=True)
+    evil = lake.audit_folder(lake_root, "evil", DAY)
+    evil.parent.mkdir(parents=True)
+    evil.symlink_to(outside, target_is_directory=True)
 
     passwords = base / "passwords.json"
     passwords.write_text(json.dumps({"admin": "admin"}))
@@ -196,5 +196,5 @@ def test_chromium_with_the_ui_cookie_sees_the_list_and_opens_the_report(server: 
 def test_the_report_folder_is_under_the_audit_root(tmp_path: Path) -> None:
     import activity_audit
 
-    folder = activity_audit.report_folder(tmp_path / "audit", ORG, DAY)
+    folder = activity_audit.report_folder(tmp_path, ORG, DAY)
     assert folder == lake.audit_folder(tmp_path, ORG, DAY)

@@ -12,7 +12,13 @@ from browser import dump_dom, requires_chromium, text_by_id
 from test_audit import DAY, NOW, ORG, sample_day
 
 from activity_sync import audit, lake
-from activity_sync.report import MAX_DIFFERENCES_SHOWN, fmt_pct, hour_chart, render_report
+from activity_sync.report import (
+    MAX_DIFFERENCES_SHOWN,
+    fmt_pct,
+    hour_chart,
+    render_index,
+    render_report,
+)
 
 
 @pytest.fixture
@@ -25,7 +31,7 @@ def document(tmp_path: Path) -> dict:
 def test_chromium_renders_the_headline_numbers_of_the_report(tmp_path: Path) -> None:
     sample_day(tmp_path)
     audit.run_audit(tmp_path, ORG, DAY, now=NOW)
-    report = lake.audit_folder(tmp_path, ORG, DAY) / "report.html"
+    report = lake.audit_folder(tmp_path, ORG, DAY) / lake.AUDIT_REPORT
     dom = dump_dom(report.as_uri())
     text = text_by_id(dom)
     assert text["metric-events"].startswith("5 ")
@@ -110,3 +116,24 @@ def test_percentages_are_signed_with_one_decimal() -> None:
         "–",
         "–",
     )
+
+
+def test_the_templates_are_package_data_of_the_installed_package() -> None:
+    from importlib.resources import files
+
+    templates = files("activity_sync") / "templates"
+    assert {"report.html", "audit_index.html"} <= {t.name for t in templates.iterdir()}
+
+
+def test_the_list_of_reports_escapes_what_it_read_from_the_lake(document: dict) -> None:
+    row = {
+        "org_id": "<b>acme</b>",
+        "day": DAY,
+        "headline": document["headline"],
+        "alerts": 1,
+        "generated_at": document["generated_at"],
+    }
+    html = render_index([row])
+    assert "<b>acme" not in html and "&lt;b&gt;acme&lt;/b&gt;" in html
+    assert f'href="reports/&lt;b&gt;acme&lt;/b&gt;/{DAY}"' in html
+    assert "No audit reports yet." in render_index([])

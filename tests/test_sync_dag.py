@@ -21,6 +21,7 @@ from salesforce_state import (
     salesforce_tasks,
 )
 
+from activity_sync import lake
 from activity_sync.crm import read_crm
 from activity_sync.load import LoadOptions, load_plan, task_rows
 from activity_sync.mirror import refresh_crm
@@ -56,16 +57,16 @@ class Deployment:
         self.client = SalesforceClient(emulator.simple_salesforce, poll_wait=0.05, backoff=0.05)
 
     def land_day(self, sends: int = 120) -> None:
-        crm_dir = self.lake / "crm" / f"org_id={ORG}"
+        crm_dir = lake.crm_folder(self.lake, ORG)
         refresh_crm(self.client, crm_dir)
         events = generate_day(read_crm(crm_dir), org_id=ORG, day=DAY, sends=sends)
         write_landing(events, self.lake / "landing", ORG)
 
     def part(self, area: str) -> Path:
-        return self.lake / area / f"org_id={ORG}" / f"date={DAY}" / f"hour={HOUR:%H}"
+        return lake.partition(self.lake, area, ORG, HOUR)
 
     def plan(self) -> Plan:
-        return read_plan(self.part("plan"))
+        return read_plan(self.part(lake.PLAN))
 
     def salesforce_tasks(self) -> pd.DataFrame:
         return salesforce_tasks(self.client)
@@ -77,7 +78,7 @@ class Deployment:
         assert_salesforce_holds_exactly(self.client, [self.plan()])
 
     def load_summary(self) -> dict:
-        return json.loads((self.part("loaded") / "load_summary.json").read_text())
+        return json.loads((self.part(lake.LOADED) / lake.LOAD_SUMMARY).read_text())
 
 
 @pytest.fixture
@@ -176,15 +177,15 @@ def test_with_five_percent_faults_every_row_is_loaded_or_dead_lettered(hourly_da
     deployment.emulator.set_faults()
     assert sum(stats["faults"]["injected"].values()) > 0, "no fault was injected"
     plan = deployment.plan()
-    loaded = pd.read_parquet(deployment.part("loaded") / "task_results.parquet")
-    dead = pd.read_parquet(deployment.part("loaded") / "dead_letter.parquet")
+    loaded = pd.read_parquet(deployment.part(lake.LOADED) / lake.TASK_RESULTS)
+    dead = pd.read_parquet(deployment.part(lake.LOADED) / lake.DEAD_LETTER)
     held = set(deployment.salesforce_tasks()[EXT])
     dead_tasks = set(dead.loc[dead["object"] == "Task", "task_key"])
     assert held | dead_tasks == set(plan.tasks["task_key"]), "a Task was lost"
     assert not held & dead_tasks
     assert dead["error_code"].notna().all()
     assert set(loaded["task_key"]) == set(plan.tasks["task_key"])
-    relations = pd.read_parquet(deployment.part("loaded") / "relation_results.parquet")
+    relations = pd.read_parquet(deployment.part(lake.LOADED) / lake.RELATION_RESULTS)
     assert len(relations) == len(plan.relations)
     assert (
         relations["status"].isin(["primary", "inserted", "existing", "failed", "task_failed"]).all()

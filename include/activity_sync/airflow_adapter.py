@@ -1,14 +1,16 @@
-"""The one module that touches Airflow: Salesforce connections and lake paths.
+"""The one module that touches Airflow: Salesforce connections, lake paths, shared names.
 
 Everything else in the package takes plain objects (a ``simple_salesforce.Salesforce``, a
 path-like) so it can be tested without Airflow running. Airflow imports stay inside the
-functions, as the Salesforce provider does, so importing this module is cheap.
+functions, as the Salesforce provider does, so importing this module is cheap: the DAG
+files import it when they are parsed.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,12 @@ if TYPE_CHECKING:
     from activity_sync.salesforce import SalesforceClient
 
 DEFAULT_LAKE = Path(__file__).resolve().parents[2] / "lake"
+# The pool every task that calls Salesforce runs in: it caps concurrent calls per deployment.
+SALESFORCE_POOL = "salesforce_api"
+SALESFORCE_POOL_SLOTS = 4
+SALESFORCE_POOL_DESCRIPTION = "Salesforce API calls"
+# The Asset the hourly DAG publishes after a load and the audit DAG is scheduled on.
+LOADED_ASSET = "activity_sync_loaded"
 
 
 def salesforce_connector(conn_id: str) -> Callable[[], Salesforce]:
@@ -71,3 +79,17 @@ def object_path(url: str) -> Any:
 def lake_root() -> Any:
     """The data lake root, from ACTIVITY_SYNC_LAKE (default: ./lake in the project)."""
     return object_path(os.environ.get("ACTIVITY_SYNC_LAKE", str(DEFAULT_LAKE)))
+
+
+@contextmanager
+def failing_without_retry(*errors: type[BaseException]) -> Iterator[None]:
+    """Turn ``errors`` into a task failure that Airflow does not retry.
+
+    For errors in the run's own params (an unknown org): a retry reads the same params.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except errors as exc:
+        raise AirflowFailException(str(exc)) from exc

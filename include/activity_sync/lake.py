@@ -1,8 +1,10 @@
-"""Where each step reads and writes: one partition per org and hour (DESIGN.md data flow).
+"""Where each step reads and writes: one partition per org and hour (docs/outputs.md).
 
 Every step overwrites its partition whole, so a retry, re-run or backfill of an hour is
 repeatable. Paths are built on whatever root is given (a ``pathlib.Path`` in tests, an
-``ObjectStoragePath`` for ``file://``, ``s3://`` or ``gs://`` in Airflow).
+``ObjectStoragePath`` for ``file://``, ``s3://`` or ``gs://`` in Airflow). This module is
+the one place that knows the layout: ``<root>/<area>/org_id=<org>/date=<YYYY-MM-DD>/hour=<HH>/``
+and the names of the files in each folder.
 """
 
 from __future__ import annotations
@@ -15,26 +17,88 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-AREAS = ("events", "plan", "loaded")
+EVENTS, PLAN, LOADED = "events", "plan", "loaded"
+AREAS = (EVENTS, PLAN, LOADED)
+CRM, AUDIT = "crm", "audit"
+
+# The files of each area's folder (docs/outputs.md describes their columns).
+EVENTS_FILE = "events.parquet"
+MALFORMED_FILE = "rejected.parquet"  # events area: lines the reader could not parse
+PLAN_SUMMARY = "summary.json"
+PLAN_TASKS = "tasks.parquet"
+PLAN_RELATIONS = "task_relations.parquet"
+PLAN_REJECTED = "rejected.parquet"
+TASK_RESULTS = "task_results.parquet"
+RELATION_RESULTS = "relation_results.parquet"
+DEAD_LETTER = "dead_letter.parquet"
+LOAD_SUMMARY = "load_summary.json"
+AUDIT_DOCUMENT = "audit.json"
+AUDIT_COUNTS = "counts.parquet"
+AUDIT_REPORT = "report.html"
+AUDIT_NOTIFIED = "notified.json"
+
+_ORG, _DATE, _HOUR = "org_id=", "date=", "hour="
 
 
 def partition(root: Any, area: str, org_id: str, start: datetime) -> Any:
+    """The folder of one org's hour in ``area`` (events, plan or loaded)."""
+    return day_folder(root, area, org_id, f"{start:%Y-%m-%d}") / f"{_HOUR}{start:%H}"
+
+
+def day_folder(root: Any, area: str, org_id: str, day: str) -> Any:
+    """The folder holding one org's hour partitions of ``day`` (``YYYY-MM-DD``) in ``area``."""
     if area not in AREAS:
         raise ValueError(f"unknown lake area {area!r}; expected one of {AREAS}")
-    return root / area / f"org_id={org_id}" / f"date={start:%Y-%m-%d}" / f"hour={start:%H}"
+    return root / area / f"{_ORG}{org_id}" / f"{_DATE}{day}"
+
+
+def hour_folders(root: Any, area: str, org_id: str, day: str) -> list[tuple[int, Any]]:
+    """``(hour, folder)`` of every hour partition of ``day`` in ``area``, earliest first."""
+    folder = day_folder(root, area, org_id, day)
+    if not folder.exists():
+        return []
+    found = []
+    for child in folder.iterdir():
+        hour = child.name.removeprefix(_HOUR)
+        if child.name.startswith(_HOUR) and hour.isdigit():
+            found.append((int(hour), child))
+    return sorted(found, key=lambda item: item[0])
 
 
 def landing_hour(landing_root: Any, org_id: str, hour: datetime) -> Any:
     """Raw JSON Lines as they arrived, one folder per arrival hour."""
-    return landing_root / f"org_id={org_id}" / f"date={hour:%Y-%m-%d}" / f"hour={hour:%H}"
+    return landing_root / f"{_ORG}{org_id}" / f"{_DATE}{hour:%Y-%m-%d}" / f"{_HOUR}{hour:%H}"
 
 
 def crm_folder(root: Any, org_id: str) -> Any:
-    return root / "crm" / f"org_id={org_id}"
+    """One org's CRM snapshot, refreshed in place by each run."""
+    return root / CRM / f"{_ORG}{org_id}"
+
+
+def audit_root(root: Any) -> Any:
+    """The folder under which every org's daily audits lie."""
+    return root / AUDIT
 
 
 def audit_folder(root: Any, org_id: str, day: str) -> Any:
-    return root / "audit" / f"org_id={org_id}" / f"date={day}"
+    """The outputs of one org's audit of ``day`` (``YYYY-MM-DD``)."""
+    return audit_root(root) / f"{_ORG}{org_id}" / f"{_DATE}{day}"
+
+
+def audit_folders(root: Any) -> Iterator[tuple[str, str, Any]]:
+    """``(org_id, day, folder)`` for every audit folder, as named on disk (unvalidated).
+
+    Callers that take org and day from outside (the UI plugin) check both themselves.
+    """
+    top = audit_root(root)
+    if not top.exists():
+        return
+    for org_dir in top.iterdir():
+        if not org_dir.name.startswith(_ORG):
+            continue
+        for day_dir in org_dir.iterdir():
+            if day_dir.name.startswith(_DATE):
+                yield org_dir.name.removeprefix(_ORG), day_dir.name.removeprefix(_DATE), day_dir
 
 
 def is_local(path: Any) -> bool:

@@ -37,6 +37,7 @@ import pandas as pd
 from simple_salesforce.format import format_soql
 
 from activity_sync.salesforce import SalesforceClient
+from activity_sync.schema import TASK_KEY_PREFIX
 from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,10 @@ _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 @dataclass(frozen=True)
 class ReconcileOptions:
+    """Which Tasks are ours (external-ID field, key prefix) and how queries are cut."""
+
     external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD
-    key_prefix: str = "as1_"
+    key_prefix: str = TASK_KEY_PREFIX
     # More planned Tasks than one REST page (2,000) -> Bulk API 2.0 query jobs.
     bulk_threshold: int = 2_000
     # Characters of IN (...) values per query: a REST query travels in the URL, a Bulk
@@ -327,11 +330,24 @@ def reconcile(
     known_keys: Callable[[], set[str]],
     options: ReconcileOptions | None = None,
 ) -> dict[str, Any]:
-    """The reconciliation section of audit.json.
+    """Query Salesforce back and diff it with the plans: the reconciliation of audit.json.
 
-    ``known_keys`` is called after Salesforce was read: every Task found then was planned
-    (plans are written before loads), so reading the plans afterwards cannot mistake a
-    Task that an hour loaded in the meantime for an extra one.
+    Args:
+        client: the org's Salesforce.
+        planned_tasks, planned_relations: the plans' Tasks and TaskRelations of the hours
+            that should be in Salesforce by now.
+        task_results, relation_results: what the loads of those hours reported (which
+            copy of a duplicated Task is the one kept).
+        known_keys: every task_key the plans of the neighbouring days hold. It is called
+            after Salesforce was read: every Task found then was planned (plans are written
+            before loads), so reading the plans afterwards cannot mistake a Task that an
+            hour loaded in the meantime for an extra one.
+        options: the external-ID field, the key prefix and query sizes.
+
+    Returns:
+        ``status`` (``ok`` or ``differences``), ``counts`` per kind of difference, a
+        one-line ``summary``, Tasks and relations expected and found, the API calls and
+        Bulk jobs used, and every difference as a ``DIFFERENCE_COLUMNS`` record.
     """
     options = options or ReconcileOptions()
     calls, jobs = client.total_calls, client.bulk_jobs

@@ -1,0 +1,346 @@
+"""Pure counting (R13): per sender, per hour, per event type, and the day's headline.
+
+Nothing here reads or writes; every function takes the frames ``inputs.read_day`` returns.
+
+Definitions a reader of the report relies on:
+
+- *Tasks* are the planned Tasks (``summary.json`` ``tasks``); *loaded* are those the load
+  reported as upserted. *Change* compares planned Tasks with what individual mode would
+  have planned: ``(tasks - individual_mode_tasks) / individual_mode_tasks * 100``.
+- The org/day/hour *individual mode* figures are the planner's exact ``individual_mode_tasks``.
+  Per sender they are the planner's ``individual_mode_tasks_by_sender`` where the plan
+  carries it; for older plans they are the sum of ``who_count`` over the sender's Tasks:
+  each Contact on a shared Task counted as one Task per Related-To copy. That is exact
+  unless a shared email mixed Contacts whose Accounts (or Opportunity roles) differ from
+  the primary's (R9); such senders are flagged as estimated and the report says so.
+- *Fallback* hours are hours planned in individual mode because Salesforce had Shared
+  Activities off while the tenant setting had it on (R12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from activity_sync.audit.inputs import DayInputs
+from activity_sync.schema import EVENT_TYPES, REASONS
+
+DEFAULT_CHANGE_THRESHOLD_PCT = 30.0
+# Below this many Tasks a day, a few emails swing the ratio; no day-over-day alert.
+DEFAULT_MIN_TASKS_FOR_CHANGE_ALERT = 20
+# A planned hour with no load result is "in progress" (not yet expected in Salesforce)
+# for this long after its plan was written; after that it counts as not loaded.
+DEFAULT_LOAD_GRACE = timedelta(hours=2)
+UNKNOWN_SENDER = "(unknown)"
+TYPE_ORDER = ("sent", "internal_reply", "reply", "open", "click", "download", "bounce", "meeting")
+assert set(TYPE_ORDER) == EVENT_TYPES
+REASON_ORDER = tuple(REASONS)
+RECIPIENT_REASONS = ("invalid_email", "excluded", "bcc_not_synced", "unmatched")
+
+SENDER_COLUMNS = [
+    "org_id",
+    "date",
+    "sender",
+    "events",
+    *(f"events_{t}" for t in TYPE_ORDER),
+    "tasks",
+    "tasks_loaded",
+    "relations",
+    "individual_mode_tasks",
+    "individual_mode_estimated",
+    "change_pct",
+    "rejected",
+    *(f"rejected_{r}" for r in REASON_ORDER),
+    "dead_lettered",
+]
+HOUR_COLUMNS = [
+    "hour",
+    "interval_start",
+    "mode",
+    "mode_reason",
+    "fallback",
+    "salesforce_shared_activities",
+    "setting_shared_activities",
+    "events",
+    "events_rejected",
+    "tasks",
+    "shared_tasks",
+    "individual_mode_tasks",
+    "change_pct",
+    "relations",
+    "load_state",
+    "tasks_loaded",
+    "dead_lettered",
+]
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    """The audit's thresholds.
+
+    Attributes:
+        change_threshold_pct: the day-over-day change in Tasks (percent) that, unexplained
+            by the event mix, raises an alert.
+        min_tasks_for_change_alert: days with fewer Tasks than this (today's or expected)
+            never raise the day-over-day alert.
+        load_grace: how long after its plan an hour without load results is in progress
+            rather than not loaded (and left out of the reconciliation).
+    """
+
+    change_threshold_pct: float = DEFAULT_CHANGE_THRESHOLD_PCT
+    min_tasks_for_change_alert: int = DEFAULT_MIN_TASKS_FOR_CHANGE_ALERT
+    load_grace: timedelta = DEFAULT_LOAD_GRACE
+
+
+def percent_change(tasks: Any, individual: Any) -> Any:
+    """(tasks - individual) / individual * 100; NaN where individual mode made nothing."""
+    tasks = np.asarray(tasks, dtype="float64")
+    individual = np.asarray(individual, dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.where(individual > 0, (tasks - individual) / individual * 100.0, np.nan)
+    return change if change.ndim else float(change)
+
+
+def _normalise_sender(sender: pd.Series) -> pd.Series:
+    cleaned = sender.astype("string").str.strip().str.lower()
+    return cleaned.mask(cleaned.isna() | cleaned.eq(""), UNKNOWN_SENDER).astype(object)
+
+
+def _events(inputs: DayInputs) -> pd.DataFrame:
+    """Distinct events of known types per hour, with the normalised sender."""
+    events = inputs.events[inputs.events["type"].isin(EVENT_TYPES)]
+    events = events.drop_duplicates(["hour", "event_id"])
+    return events.assign(sender=_normalise_sender(events["sender"]))[
+        ["hour", "event_id", "type", "sender"]
+    ]
+
+
+def _event_senders(inputs: DayInputs) -> pd.DataFrame:
+    """hour, event_id -> sender for every event row (whatever its type), first row wins.
+
+    Rows without an event_id are dropped: pandas would join their null key to the null
+    event_id of a malformed line's rejection.
+    """
+    events = inputs.events.dropna(subset=["event_id"]).drop_duplicates(["hour", "event_id"])
+    return events.assign(sender=_normalise_sender(events["sender"]))[["hour", "event_id", "sender"]]
+
+
+def _with_sender(frame: pd.DataFrame, senders: pd.DataFrame) -> pd.DataFrame:
+    out = frame.merge(senders, on=["hour", "event_id"], how="left")
+    out["sender"] = out["sender"].fillna(UNKNOWN_SENDER)
+    return out
+
+
+def _count(frame: pd.DataFrame, by: str, name: str) -> pd.Series:
+    return frame.groupby(by).size().rename(name)
+
+
+def sender_counts(inputs: DayInputs) -> pd.DataFrame:
+    """One row per sender with the day's counts (R13).
+
+    Args:
+        inputs: the day, as ``read_day`` returns it.
+
+    Returns:
+        The rows of ``counts.parquet``, columns ``SENDER_COLUMNS``, most Tasks first.
+        Senders are trimmed and lower-cased; events without one count as ``UNKNOWN_SENDER``.
+    """
+    events = _events(inputs)
+    senders = _event_senders(inputs)
+    tasks = _with_sender(inputs.tasks, senders)
+    tasks["who_count"] = pd.to_numeric(tasks["who_count"]).fillna(1).astype("int64")
+    task_sender = tasks[["hour", "task_key", "sender"]]
+
+    by_type = (
+        events.groupby(["sender", "type"])
+        .size()
+        .unstack("type")
+        .reindex(columns=list(TYPE_ORDER))
+        .add_prefix("events_")
+    )
+    loaded = inputs.task_results[inputs.task_results["success"].astype(bool)]
+    loaded = loaded.merge(task_sender, on=["hour", "task_key"], how="inner")
+    relations = inputs.relations.merge(task_sender, on=["hour", "task_key"], how="inner")
+    rejected = _with_sender(inputs.rejected, senders)
+    rejected_by_reason = (
+        rejected.groupby(["sender", "reason"])
+        .size()
+        .unstack("reason")
+        .reindex(columns=list(REASON_ORDER))
+        .add_prefix("rejected_")
+    )
+    dead = inputs.dead_letter.merge(task_sender, on=["hour", "task_key"], how="left")
+    dead["sender"] = dead["sender"].fillna(UNKNOWN_SENDER)
+
+    table = pd.concat(
+        [
+            _count(events, "sender", "events"),
+            by_type,
+            _count(tasks, "sender", "tasks"),
+            _count(loaded, "sender", "tasks_loaded"),
+            _count(relations, "sender", "relations"),
+            *_individual_by_sender(inputs, tasks),
+            _count(rejected, "sender", "rejected"),
+            rejected_by_reason,
+            _count(dead, "sender", "dead_lettered"),
+        ],
+        axis=1,
+    )
+    table.index.name = "sender"
+    table = table.reset_index()
+    counts = [c for c in SENDER_COLUMNS if c not in ("org_id", "date", "sender")]
+    counts.remove("individual_mode_estimated")
+    counts.remove("change_pct")
+    table = table.reindex(columns=["sender", *counts, "individual_mode_estimated"])
+    table[counts] = table[counts].fillna(0).astype("int64")
+    table["individual_mode_estimated"] = (
+        table["individual_mode_estimated"].astype("boolean").fillna(False).astype(bool)
+    )
+    table["change_pct"] = percent_change(table["tasks"], table["individual_mode_tasks"])
+    table.insert(0, "org_id", inputs.org_id)
+    table.insert(1, "date", inputs.day)
+    table = table.sort_values(["tasks", "events", "sender"], ascending=[False, False, True])
+    return table[SENDER_COLUMNS].reset_index(drop=True)
+
+
+def _individual_by_sender(inputs: DayInputs, tasks: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per sender, the Tasks individual mode would have made, and whether that is estimated.
+
+    Exact for hours whose plan summary carries the planner's per-sender count; for older
+    plans without it, the people on each Task (an estimate when one email mixed Contacts
+    whose Accounts or Opportunities differ from the primary's).
+    """
+    by_hour = inputs.summaries.get("individual_mode_tasks_by_sender")
+    exact_hours: set[int] = set()
+    exact = pd.Series(dtype="int64")
+    if by_hour is not None:
+        known = inputs.summaries[by_hour.map(lambda v: isinstance(v, dict))]
+        exact_hours = set(known["hour"])
+        records = pd.DataFrame(
+            [(s, n) for counts in known[by_hour.name] for s, n in counts.items()],
+            columns=["sender", "n"],
+        )
+        if not records.empty:
+            records["sender"] = _normalise_sender(records["sender"])
+            exact = records.groupby("sender")["n"].sum()
+    rest = tasks[~tasks["hour"].isin(exact_hours)]
+    estimate = rest.groupby("sender")["who_count"].sum()
+    individual = exact.add(estimate, fill_value=0).astype("int64")
+    estimated = rest.groupby("sender")["who_count"].max().gt(1)
+    return individual.rename("individual_mode_tasks"), estimated.rename("individual_mode_estimated")
+
+
+def hour_counts(inputs: DayInputs, now: datetime, options: AuditOptions) -> pd.DataFrame:
+    """One row per planned hour: the mode in force and why, and the hour's figures.
+
+    Args:
+        inputs: the day, as ``read_day`` returns it.
+        now: the audit's time, which tells an hour still loading from one that failed to.
+        options: ``load_grace`` is how long an unloaded hour counts as in progress.
+
+    Returns:
+        Columns ``HOUR_COLUMNS``, earliest hour first; ``load_state`` is ``loaded``,
+        ``in_progress`` or ``not_loaded``.
+    """
+    s = inputs.summaries
+    if s.empty:
+        return pd.DataFrame(columns=HOUR_COLUMNS)
+    s = s.sort_values("hour").reset_index(drop=True)
+
+    def column(name: str, default: Any) -> pd.Series:
+        return s[name] if name in s else pd.Series(default, index=s.index)
+
+    hours = pd.DataFrame({"hour": s["hour"].astype("int64")})
+    hours["interval_start"] = column("interval_start", None)
+    hours["mode"] = column("mode", "unknown").fillna("unknown")
+    hours["mode_reason"] = column("mode_reason", "").fillna("")
+    for name in ("salesforce_shared_activities", "setting_shared_activities"):
+        hours[name] = column(name, True).astype("boolean").fillna(True).astype(bool)
+    # Plans record the fallback (R12); older partitions are judged from the two flags.
+    derived = (
+        hours["mode"].eq("individual")
+        & hours["setting_shared_activities"]
+        & ~hours["salesforce_shared_activities"]
+    )
+    hours["fallback"] = column("fallback", None).astype("boolean").fillna(derived).astype(bool)
+    for name in (
+        "events",
+        "events_rejected",
+        "tasks",
+        "shared_tasks",
+        "individual_mode_tasks",
+        "relations",
+    ):
+        hours[name] = pd.to_numeric(column(name, 0)).fillna(0).astype("int64")
+    hours["change_pct"] = percent_change(hours["tasks"], hours["individual_mode_tasks"])
+
+    written = pd.to_datetime(s["plan_written_at"], utc=True)
+    recent = written.notna() & (written > pd.Timestamp(now) - options.load_grace)
+    loaded = hours["hour"].isin(inputs.loaded_hours)
+    hours["load_state"] = np.select(
+        [loaded, recent.to_numpy()], ["loaded", "in_progress"], "not_loaded"
+    )
+
+    ok = inputs.task_results[inputs.task_results["success"].astype(bool)]
+    hours["tasks_loaded"] = hours["hour"].map(ok.groupby("hour").size()).fillna(0).astype("int64")
+    dead = inputs.dead_letter.groupby("hour").size()
+    hours["dead_lettered"] = hours["hour"].map(dead).fillna(0).astype("int64")
+    return hours[HOUR_COLUMNS]
+
+
+def type_mix(inputs: DayInputs) -> dict[str, dict[str, int]]:
+    """Events and planned Tasks per event type: the baseline of tomorrow's comparison.
+
+    Returns:
+        ``{type: {"events": n, "tasks": n}}`` for the types the day has, in ``TYPE_ORDER``.
+    """
+    events = _events(inputs).groupby("type").size()
+    tasks = inputs.tasks.groupby("event_type").size()
+    return {
+        t: {"events": int(events.get(t, 0)), "tasks": int(tasks.get(t, 0))}
+        for t in TYPE_ORDER
+        if events.get(t, 0) or tasks.get(t, 0)
+    }
+
+
+def headline(
+    inputs: DayInputs, hours: pd.DataFrame, senders: pd.DataFrame, reconciliation: Mapping
+) -> dict[str, Any]:
+    """The day's totals, as the report's headline cards and ``audit.json`` show them.
+
+    Args:
+        inputs: the day, as ``read_day`` returns it.
+        hours: ``hour_counts`` of the same day (totals of Tasks and modes come from plans).
+        senders: ``sender_counts`` of the same day (events received come from events).
+        reconciliation: the reconciliation section; only its ``status`` is used.
+    """
+    rejected = inputs.rejected["reason"].value_counts()
+    tasks = int(hours["tasks"].sum())
+    individual = int(hours["individual_mode_tasks"].sum())
+    change = percent_change(tasks, individual)
+    return {
+        "events": int(hours["events"].sum()),
+        "events_received": int(senders["events"].sum()),
+        # An at-least-once feed may deliver an event again in a later hour; each hour's
+        # plan counts it (its Task is upserted again, not duplicated).
+        "events_redelivered": int(_events(inputs)["event_id"].duplicated().sum()),
+        "events_rejected": int(hours["events_rejected"].sum()),
+        "tasks": tasks,
+        "tasks_loaded": int(hours["tasks_loaded"].sum()),
+        "individual_mode_tasks": individual,
+        "change_pct": None if np.isnan(change) else round(float(change), 1),
+        "relations": int(hours["relations"].sum()),
+        "rejected_recipients": int(rejected.reindex(list(RECIPIENT_REASONS)).fillna(0).sum()),
+        "rejected_by_reason": {r: int(rejected[r]) for r in REASON_ORDER if r in rejected},
+        "dead_lettered": len(inputs.dead_letter),
+        "hours_planned": len(hours),
+        "hours_loaded": int(hours["load_state"].eq("loaded").sum()),
+        "fallback_hours": [int(h) for h in hours.loc[hours["fallback"], "hour"]],
+        "senders": len(senders),
+        "reconciliation": reconciliation.get("status", "skipped"),
+    }

@@ -1,0 +1,375 @@
+"""The steps of both DAGs, as their tasks call them: one function per task.
+
+Hourly sync, per org: ``resolve_interval`` → ``select_orgs`` → ``step_extract`` →
+``step_refresh_crm`` → ``step_detect`` → ``step_plan`` → ``step_budget`` → ``step_load``,
+then ``step_publish`` once per run. Daily audit: ``select_orgs`` → ``step_targets`` →
+``step_audit`` per (org, day) → ``step_raise_alerts``.
+
+Each step reads and writes the lake partition of its interval and returns a small dict
+for XCom. Airflow-specific things (connections, the lake root, the run's context) are
+passed in, so every step runs the same in a test, in ``dag.test()`` and on a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from activity_sync import lake
+from activity_sync.audit import (
+    AuditOptions,
+    AuditTargetError,
+    audit_targets,
+    run_audit,
+    send_alerts,
+)
+from activity_sync.crm import read_crm
+from activity_sync.errors import ActivitySyncError
+from activity_sync.events import read_events
+from activity_sync.extract import extract_interval
+from activity_sync.load import LoadOptions, load_plan, write_load_result
+from activity_sync.mirror import refresh_crm
+from activity_sync.org import OrgCapabilities, api_budget, detect_capabilities
+from activity_sync.plan import add_rejections, read_plan, write_plan
+from activity_sync.plan import plan as make_plan
+from activity_sync.reconcile import ReconcileOptions
+from activity_sync.salesforce import SalesforceClient
+from activity_sync.tenants import Org
+
+log = logging.getLogger(__name__)
+
+
+class IntervalError(ActivitySyncError, ValueError):
+    """The run has no usable data interval."""
+
+
+def resolve_interval(
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
+    params: Mapping[str, Any],
+) -> tuple[datetime, datetime]:
+    """The hourly run's window: explicit params win, else the timetable's data interval.
+
+    A manual run triggered without a logical date has no data interval in Airflow 3 (the
+    context keys are absent); guessing "the last hour" would silently sync the wrong hour.
+
+    Args:
+        data_interval_start, data_interval_end: the run's, from the Airflow context.
+        params: the run's params; ``interval_start`` and ``interval_end`` (ISO-8601 with a
+            time zone) override the data interval.
+
+    Returns:
+        ``(start, end)``, time-zone aware.
+
+    Raises:
+        IntervalError: no interval at all, an empty one, or unusable params.
+    """
+    if params.get("interval_start") or params.get("interval_end"):
+        try:
+            start = pd.Timestamp(params["interval_start"])
+            end = pd.Timestamp(params["interval_end"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise IntervalError(
+                "params interval_start and interval_end must both be ISO-8601 timestamps "
+                f"with a time zone (got {params.get('interval_start')!r}, "
+                f"{params.get('interval_end')!r})"
+            ) from exc
+        if start.tzinfo is None or end.tzinfo is None:
+            raise IntervalError("params interval_start/interval_end need a time zone offset")
+        start, end = start.to_pydatetime(), end.to_pydatetime()
+    elif data_interval_start is not None and data_interval_end is not None:
+        start, end = data_interval_start, data_interval_end
+    else:
+        raise IntervalError(
+            "this run has no data interval (a manual run without a logical date): trigger it "
+            "with a logical date, or set the params interval_start and interval_end"
+        )
+    if end <= start:
+        raise IntervalError(
+            f"data interval is empty: {start.isoformat()} .. {end.isoformat()}; the hourly DAG "
+            "needs a timetable with data intervals (CronDataIntervalTimetable)"
+        )
+    return start, end
+
+
+class UnknownOrgError(ActivitySyncError, ValueError):
+    """The run's ``orgs`` param names an org that is not in the orgs config."""
+
+
+def select_orgs(configured: Sequence[Org], wanted: Iterable[str] | None) -> list[Org]:
+    """The orgs a run of either DAG covers.
+
+    Args:
+        configured: every org of the orgs config (``tenants.load_orgs()``), in its order.
+        wanted: the run's ``orgs`` param; empty or None means all.
+
+    Returns:
+        The configured orgs named in ``wanted`` (all of them if it is empty), in config order.
+
+    Raises:
+        UnknownOrgError: ``wanted`` names an org the config does not have.
+    """
+    wanted = set(wanted or ())
+    unknown = sorted(wanted - {o.org_id for o in configured})
+    if unknown:
+        raise UnknownOrgError(f"unknown org_id(s) in params.orgs: {unknown}")
+    return [o for o in configured if not wanted or o.org_id in wanted]
+
+
+# --------------------------------------------------------------------------- hourly sync
+
+
+def landing_root(root: Any, org: Org) -> Any:
+    """Where the org's raw events land: a URL of its own, or a folder under the lake root."""
+    if "://" in org.landing:
+        from activity_sync.airflow_adapter import object_path
+
+        return object_path(org.landing)
+    return root / org.landing
+
+
+def step_extract(org: Org, root: Any, start: datetime, end: datetime) -> dict[str, Any]:
+    """Gather the events that arrived in ``[start, end)`` into the hour's events partition.
+
+    Returns:
+        The interval (ISO strings) and the extract's counts (events, malformed lines…).
+    """
+    out = lake.partition(root, lake.EVENTS, org.org_id, start)
+    stats = extract_interval(landing_root(root, org), org.org_id, start, end, out)
+    return {"start": start.isoformat(), "end": end.isoformat(), **stats}
+
+
+def step_refresh_crm(org: Org, client: SalesforceClient, root: Any) -> dict[str, Any]:
+    """Bring the org's CRM snapshot in the lake up to date (incremental on SystemModstamp).
+
+    Returns:
+        Per object what was fetched, and the API calls this client made.
+    """
+    stats = refresh_crm(client, lake.crm_folder(root, org.org_id))
+    return {"objects": stats, "api_calls": client.total_calls}
+
+
+def step_detect(org: Org, client: SalesforceClient) -> dict[str, Any]:
+    """Ask Salesforce whether Shared Activities is on and the external-ID field exists.
+
+    Returns:
+        ``OrgCapabilities`` as a dict (what ``step_plan`` takes back).
+
+    Raises:
+        OrgSetupError: the external-ID field is missing; the message says how to create it.
+    """
+    caps = detect_capabilities(client, org.external_id_field)
+    return caps.to_dict()
+
+
+def step_plan(org: Org, root: Any, start: datetime, caps: dict[str, Any]) -> dict[str, Any]:
+    """Plan the hour's events against the CRM snapshot and write the plan partition.
+
+    Args:
+        org: the org, with its settings.
+        root: the lake root.
+        start: the hour's start (names the partition).
+        caps: what ``step_detect`` returned; Shared Activities off forces individual mode
+            (R12, recorded as ``fallback`` when the tenant wanted shared mode).
+
+    Returns:
+        The plan summary without its nested counts (those stay in ``summary.json``).
+    """
+    capabilities = OrgCapabilities(**caps)
+    events_dir = lake.partition(root, lake.EVENTS, org.org_id, start)
+    with lake.local_copy(events_dir) as local_events:
+        events, _ = read_events(local_events / lake.EVENTS_FILE)
+        malformed = pd.read_parquet(local_events / lake.MALFORMED_FILE)
+    with lake.local_copy(lake.crm_folder(root, org.org_id)) as crm_dir:
+        crm = read_crm(crm_dir)
+    result = make_plan(
+        events, crm, org.settings, salesforce_shared_activities=capabilities.shared_activities
+    )
+    result = add_rejections(result, malformed)
+    result.summary.update(
+        {
+            "org_id": org.org_id,
+            "interval_start": start.isoformat(),
+            "salesforce_shared_activities": capabilities.shared_activities,
+            "setting_shared_activities": org.settings.shared_activities,
+            # R12: the tenant wants shared mode but Salesforce has it off.
+            "fallback": org.settings.shared_activities and not capabilities.shared_activities,
+        }
+    )
+    with lake.local_output(lake.partition(root, lake.PLAN, org.org_id, start)) as out:
+        write_plan(result, out)
+    log.info("plan %s %s: %s", org.org_id, start.isoformat(), json.dumps(result.summary))
+    return {k: v for k, v in result.summary.items() if not isinstance(v, dict)}
+
+
+def step_budget(org: Org, client: SalesforceClient) -> dict[str, Any]:
+    """Whether the org is over this product's share of its daily API requests.
+
+    Returns:
+        ``exhausted``, ``used``, ``limit`` and a sentence for the log.
+    """
+    budget = api_budget(client, org.api_budget_share)
+    return {
+        "exhausted": budget.exhausted,
+        "used": budget.used,
+        "limit": budget.limit,
+        "message": budget.describe(),
+    }
+
+
+def step_load(
+    org: Org,
+    client: SalesforceClient,
+    root: Any,
+    start: datetime,
+    options: LoadOptions | None = None,
+) -> dict[str, Any]:
+    """Load the hour's plan into Salesforce and write the loaded partition.
+
+    Args:
+        org: the org; its ``external_id_field`` is the upsert key unless ``options`` say.
+        client: the org's Salesforce.
+        root: the lake root.
+        start: the hour's start (names the partitions).
+        options: load options (default: the org's external-ID field).
+
+    Returns:
+        The load summary (Tasks created/updated, relations inserted, dead letters…).
+    """
+    options = options or LoadOptions(external_id_field=org.external_id_field)
+    with lake.local_copy(lake.partition(root, lake.PLAN, org.org_id, start)) as plan_dir:
+        planned = read_plan(plan_dir)
+    result = load_plan(planned, client, options)
+    result.summary.update(
+        {
+            "org_id": org.org_id,
+            "interval_start": start.isoformat(),
+            "mode": planned.summary.get("mode"),
+        }
+    )
+    write_load_result(result, lake.partition(root, lake.LOADED, org.org_id, start))
+    return result.summary
+
+
+def step_publish(loaded: Any, window: Mapping[str, str]) -> dict[str, Any] | None:
+    """The ``extra`` of the run's one ``activity_sync_loaded`` Asset event.
+
+    Args:
+        loaded: the orgs' ``step_load`` results: a list, with None for orgs that did not
+            load, or a lone dict (Airflow hands over a single mapped result unwrapped).
+        window: the run's interval, ``start`` and ``end`` as ISO strings.
+
+    Returns:
+        The interval, the orgs that loaded and their planned Tasks; None if none loaded.
+    """
+    results = [loaded] if isinstance(loaded, dict) else [r for r in loaded or [] if r]
+    if not results:
+        return None
+    return {
+        "start": window["start"],
+        "end": window["end"],
+        "orgs": sorted(r["org_id"] for r in results),
+        "tasks_planned": sum(r["tasks_planned"] for r in results),
+    }
+
+
+# --------------------------------------------------------------------------- daily audit
+
+
+def step_targets(
+    orgs: Sequence[Org],
+    params: Mapping[str, Any],
+    asset_extras: Iterable[Mapping[str, Any]],
+    logical_date: datetime | None,
+    run_after: datetime | None,
+) -> list[dict[str, str]]:
+    """The (org, day) pairs an audit run covers (``audit.audit_targets`` says which).
+
+    Args:
+        orgs: the orgs ``select_orgs`` chose.
+        params: the run's params (``day``).
+        asset_extras: the ``extra`` of each triggering Asset event.
+        logical_date, run_after: the run's, from the Airflow context.
+
+    Returns:
+        ``[{"org_id": ..., "day": "YYYY-MM-DD"}]``, one mapped ``audit`` task each.
+    """
+    return audit_targets(
+        orgs=[o.org_id for o in orgs],
+        day=params.get("day"),
+        asset_extras=asset_extras,
+        logical_date=logical_date,
+        run_after=run_after,
+    )
+
+
+def step_audit(
+    orgs: Mapping[str, Org],
+    target: Mapping[str, str],
+    root: Any,
+    params: Mapping[str, Any],
+    client_for: Callable[[str], SalesforceClient],
+) -> dict[str, Any]:
+    """Audit one org's day: count, reconcile, write the outputs.
+
+    Args:
+        orgs: the configured orgs by org_id.
+        target: one of ``step_targets``' pairs.
+        root: the lake root.
+        params: the run's params: ``reconcile`` (query Salesforce back, default on) and
+            ``change_threshold_pct``.
+        client_for: opens a Salesforce client for a connection id
+            (``airflow_adapter.salesforce_client``, the hourly steps' too); only called
+            when reconciling.
+
+    Returns:
+        What ``step_raise_alerts`` needs: ``org_id``, ``day``, the headline and the alerts.
+
+    Raises:
+        AuditTargetError: the target's org is not in the orgs config.
+    """
+    org = orgs.get(target["org_id"])
+    if org is None:
+        raise AuditTargetError(
+            f"org {target['org_id']!r} is not in the orgs config; add it or drop it from params.orgs"
+        )
+    client = client_for(org.salesforce_conn_id) if params.get("reconcile", True) else None
+    result = run_audit(
+        root,
+        org.org_id,
+        target["day"],
+        client=client,
+        options=AuditOptions(
+            change_threshold_pct=float(
+                params.get("change_threshold_pct", AuditOptions.change_threshold_pct)
+            )
+        ),
+        reconcile_options=ReconcileOptions(external_id_field=org.external_id_field),
+    )
+    return {
+        "org_id": org.org_id,
+        "day": target["day"],
+        "headline": result.document["headline"],
+        "alerts": result.alerts,
+    }
+
+
+def step_raise_alerts(
+    results: Iterable[Mapping[str, Any] | None], root: Any, context: Mapping[str, Any]
+) -> int:
+    """Send the alerts of this run's audits not sent before (log, then the user's callback).
+
+    Args:
+        results: ``step_audit``'s results, None for audits that failed.
+        root: the lake root.
+        context: the Airflow task context, handed to the callback.
+
+    Returns:
+        How many alerts were sent.
+    """
+    return send_alerts([r for r in results if r], root, context)

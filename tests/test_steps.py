@@ -1,0 +1,194 @@
+"""steps.py: the run's interval and orgs, an hour's steps on a lake that is not local disk,
+the Asset event, and the audit's steps on a hand-written day."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+from airflow.sdk.io import attach
+from fsspec.implementations.memory import MemoryFileSystem
+from test_audit import DAY, ORG, sample_day
+
+from activity_sync import lake
+from activity_sync.audit import AuditTargetError
+from activity_sync.crm import read_crm
+from activity_sync.errors import ActivitySyncError
+from activity_sync.salesforce import SalesforceClient
+from activity_sync.steps import (
+    IntervalError,
+    UnknownOrgError,
+    resolve_interval,
+    select_orgs,
+    step_audit,
+    step_detect,
+    step_extract,
+    step_load,
+    step_plan,
+    step_publish,
+    step_raise_alerts,
+    step_refresh_crm,
+    step_targets,
+)
+from activity_sync.tenants import Org
+from demo_data.generate import generate_day, write_landing
+
+H13 = datetime(2026, 11, 27, 13, tzinfo=UTC)
+H14 = datetime(2026, 11, 27, 14, tzinfo=UTC)
+
+
+def test_the_interval_is_the_timetables_data_interval():
+    assert resolve_interval(H13, H14, {}) == (H13, H14)
+
+
+def test_explicit_params_win_over_the_data_interval():
+    start, end = resolve_interval(
+        H13,
+        H14,
+        {"interval_start": "2026-11-26T05:00:00+00:00", "interval_end": "2026-11-26T07:00:00Z"},
+    )
+    assert (start.hour, end.hour, start.day) == (5, 7, 26)
+
+
+def test_a_manual_run_without_logical_date_fails_with_a_message_saying_what_to_do():
+    with pytest.raises(IntervalError, match="interval_start and interval_end"):
+        resolve_interval(None, None, {})
+
+
+def test_a_zero_width_interval_is_refused_naming_the_timetable_it_needs():
+    with pytest.raises(IntervalError, match="CronDataIntervalTimetable"):
+        resolve_interval(H13, H13, {})
+
+
+def test_interval_params_without_time_zone_are_refused():
+    with pytest.raises(IntervalError, match="time zone"):
+        resolve_interval(
+            None, None, {"interval_start": "2026-11-26T05:00", "interval_end": "2026-11-26T06:00"}
+        )
+
+
+def test_an_hour_runs_on_an_object_store_lake_end_to_end(fresh_emulator, tmp_path):
+    """The lake need not be local disk: the same steps on an fsspec store (here in memory,
+    for users s3:// or gs://) extract, plan and load, and write every partition there."""
+    attach("memory", fs=MemoryFileSystem())
+    root = ObjectStoragePath(f"memory://lake-{uuid4().hex}")
+    org = Org.from_dict({"org_id": "acme", "salesforce_conn_id": "unused"})
+    client = SalesforceClient(fresh_emulator.simple_salesforce, poll_wait=0.02)
+    start = datetime(2026, 11, 26, 14, tzinfo=UTC)
+
+    step_refresh_crm(org, client, root)
+    with lake.local_copy(lake.crm_folder(root, "acme")) as crm_dir:
+        events = generate_day(read_crm(crm_dir), org_id="acme", day=start.date(), sends=60)
+    for path in write_landing(events, tmp_path / "landing", "acme"):
+        target = root / "landing" / path.relative_to(tmp_path / "landing").as_posix()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as fh:
+            fh.write(path.read_bytes())
+
+    extracted = step_extract(org, root, start, start.replace(hour=15))
+    planned = step_plan(org, root, start, step_detect(org, client))
+    loaded = step_load(org, client, root, start)
+
+    assert extracted["events"] > 0
+    assert planned["tasks"] > 0
+    assert loaded["tasks_created"] == planned["tasks"]
+    for area, name in [
+        ("events", "events.parquet"),
+        ("plan", "tasks.parquet"),
+        ("loaded", "dead_letter.parquet"),
+    ]:
+        assert (lake.partition(root, area, "acme", start) / name).exists(), area
+
+
+def _orgs(*org_ids: str) -> list[Org]:
+    return [Org.from_dict({"org_id": o, "salesforce_conn_id": f"salesforce_{o}"}) for o in org_ids]
+
+
+def test_without_an_orgs_param_a_run_covers_every_configured_org_in_config_order():
+    assert [o.org_id for o in select_orgs(_orgs("b", "a", "c"), [])] == ["b", "a", "c"]
+    assert [o.org_id for o in select_orgs(_orgs("b", "a"), None)] == ["b", "a"]
+
+
+def test_the_orgs_param_limits_the_run_to_those_orgs():
+    assert [o.org_id for o in select_orgs(_orgs("b", "a", "c"), ["c", "b"])] == ["b", "c"]
+
+
+def test_an_unknown_org_in_the_params_is_refused_naming_it():
+    with pytest.raises(UnknownOrgError, match=r"unknown org_id\(s\) in params.orgs: \['x'\]"):
+        select_orgs(_orgs("a"), ["a", "x"])
+
+
+def test_the_steps_own_errors_are_activity_sync_errors():
+    assert issubclass(UnknownOrgError, ActivitySyncError)
+    assert issubclass(IntervalError, ActivitySyncError)
+
+
+def test_the_asset_event_names_the_orgs_that_loaded_and_their_planned_tasks():
+    window = {"start": "2026-11-27T13:00:00+00:00", "end": "2026-11-27T14:00:00+00:00"}
+    loaded = [
+        {"org_id": "b", "tasks_planned": 3},
+        None,  # an org that failed
+        {"org_id": "a", "tasks_planned": 4},
+    ]
+    assert step_publish(loaded, window) == {**window, "orgs": ["a", "b"], "tasks_planned": 7}
+    # With one org, Airflow hands over the mapped result unwrapped.
+    assert step_publish({"org_id": "a", "tasks_planned": 2}, window)["orgs"] == ["a"]
+    assert step_publish([None], window) is None
+
+
+def test_an_audit_run_targets_the_chosen_orgs_for_the_day_param():
+    targets = step_targets(_orgs("a", "b"), {"day": "2026-10-01"}, [], None, None)
+    assert targets == [{"org_id": "a", "day": "2026-10-01"}, {"org_id": "b", "day": "2026-10-01"}]
+
+
+class _NoSalesforceHere(Exception):
+    """Raised where a client would be opened: these tests have no Salesforce."""
+
+
+class _ClientFactory:
+    """Stands in for ``airflow_adapter.salesforce_client``: records which connections opened."""
+
+    def __init__(self) -> None:
+        self.opened: list[str] = []
+
+    def __call__(self, conn_id: str) -> SalesforceClient:
+        self.opened.append(conn_id)
+        raise _NoSalesforceHere(conn_id)
+
+
+def test_the_audit_step_opens_no_salesforce_client_without_reconciliation(tmp_path):
+    sample_day(tmp_path)
+    clients = _ClientFactory()
+    orgs = {o.org_id: o for o in _orgs(ORG)}
+    result = step_audit(orgs, {"org_id": ORG, "day": DAY}, tmp_path, {"reconcile": False}, clients)
+    assert clients.opened == []
+    assert (result["org_id"], result["day"], result["headline"]["tasks"]) == (ORG, DAY, 7)
+    assert [a["kind"] for a in result["alerts"]] == ["fallback"]
+    assert (lake.audit_folder(tmp_path, ORG, DAY) / lake.AUDIT_REPORT).exists()
+
+
+def test_the_audit_step_opens_the_orgs_connection_through_the_given_factory(tmp_path):
+    sample_day(tmp_path)
+    clients = _ClientFactory()
+    orgs = {o.org_id: o for o in _orgs(ORG)}
+    with pytest.raises(_NoSalesforceHere):
+        step_audit(orgs, {"org_id": ORG, "day": DAY}, tmp_path, {}, clients)
+    assert clients.opened == [f"salesforce_{ORG}"]
+
+
+def test_the_audit_step_refuses_an_org_missing_from_the_config(tmp_path):
+    with pytest.raises(AuditTargetError, match="not in the orgs config"):
+        step_audit({}, {"org_id": "x", "day": DAY}, tmp_path, {}, _ClientFactory())
+
+
+def test_alerts_are_sent_once_and_failed_audits_are_skipped(tmp_path, monkeypatch):
+    sample_day(tmp_path)
+    monkeypatch.delenv("ACTIVITY_SYNC_ALERT_CALLBACK", raising=False)
+    orgs = {o.org_id: o for o in _orgs(ORG)}
+    result = step_audit(
+        orgs, {"org_id": ORG, "day": DAY}, tmp_path, {"reconcile": False}, _ClientFactory()
+    )
+    assert step_raise_alerts([result, None], tmp_path, {}) == 1
+    assert step_raise_alerts([result], tmp_path, {}) == 0
