@@ -7,7 +7,8 @@ and Airflow's ``SalesforceHook`` talk to it over HTTPS unchanged.
 
 Modules, one concern each, from the top down: ``server`` (HTTPS), ``app`` (request policy;
 the one module that knows every subsystem and composes their routes), ``admin`` (test
-controls), ``auth`` (credentials, OAuth), ``rest``, ``bulk`` (HTTP) + ``bulk_jobs`` (job
+controls), ``auth`` (credentials, OAuth), ``rest`` + ``composite`` (sObject Collections)
++ ``rest_records`` (JSON records in and out), ``bulk`` (HTTP) + ``bulk_jobs`` (job
 records) + ``bulk_worker`` (processing), ``query`` + ``soql`` (SOQL), ``seed``, ``dml``
 (writes), ``activity_relations`` (Salesforce's Shared Activities rules), ``records`` (value
 checks), ``org`` (the live state subsystems share), ``context`` (a write's context),

@@ -21,6 +21,7 @@ from typing import Any
 from salesforce_emulator import activity_relations, admin, auth
 from salesforce_emulator.auth import Auth, bearer_token
 from salesforce_emulator.bulk import BulkService
+from salesforce_emulator.composite import Collections
 from salesforce_emulator.faults import (
     EXPIRED_SESSION,
     REQUEST_LIMIT,
@@ -102,6 +103,7 @@ class Emulator:
             [
                 *auth.routes(self.auth, lambda: self.instance_url),
                 *rest.routes(),
+                *Collections(self.org).routes(),
                 *self.bulk.routes(),
                 *admin.routes(self),
             ]

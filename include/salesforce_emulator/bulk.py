@@ -128,9 +128,7 @@ class BulkService:
     # ------------------------------------------------------------------ ingest API
 
     def create_ingest(self, req: Request, version: str) -> Response:
-        body = req.json()
-        if not isinstance(body, dict):
-            raise ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+        body = req.json_object()
         self._check_format(body)
         operation = body.get("operation")
         if operation not in INGEST_OPERATIONS:
@@ -235,9 +233,7 @@ class BulkService:
     # ------------------------------------------------------------------- query API
 
     def create_query(self, req: Request, version: str) -> Response:
-        body = req.json()
-        if not isinstance(body, dict):
-            raise ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+        body = req.json_object()
         self._check_format(body)
         operation = body.get("operation", Operation.QUERY)
         if operation not in QUERY_OPERATIONS:

@@ -53,6 +53,13 @@ class Request:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ApiError(400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}") from exc
 
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object; anything else is Salesforce's JSON_PARSER_ERROR."""
+        body = self.json()
+        if not isinstance(body, dict):
+            raise ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+        return body
+
     @classmethod
     def build(cls, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Request:
         path, _, query = target.partition("?")
