@@ -248,8 +248,8 @@ def test_without_shared_activities_the_whoid_is_the_relation(fresh_emulator) -> 
 
 def test_the_audit_reports_the_reconciliation_and_raises_an_alert(loaded, tmp_path: Path) -> None:
     start = datetime(2026, 11, 20, 9, tzinfo=UTC)
-    write_plan(loaded.plan, lake.partition(tmp_path, "plan", ORG, start))
-    write_load_result(loaded.result, lake.partition(tmp_path, "loaded", ORG, start))
+    write_plan(loaded.plan, lake.partition(tmp_path, lake.PLAN, ORG, start))
+    write_load_result(loaded.result, lake.partition(tmp_path, lake.LOADED, ORG, start))
     now = datetime(2026, 11, 21, tzinfo=UTC)
     clean = audit.run_audit(tmp_path, ORG, DAY, client=loaded.client, now=now)
     assert clean.document["headline"]["reconciliation"] == "ok"

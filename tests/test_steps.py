@@ -95,9 +95,9 @@ def test_an_hour_runs_on_an_object_store_lake_end_to_end(fresh_emulator, tmp_pat
     assert planned["tasks"] > 0
     assert loaded["tasks_created"] == planned["tasks"]
     for area, name in [
-        ("events", "events.parquet"),
-        ("plan", "tasks.parquet"),
-        ("loaded", "dead_letter.parquet"),
+        (lake.EVENTS, lake.EVENTS_FILE),
+        (lake.PLAN, lake.PLAN_TASKS),
+        (lake.LOADED, lake.DEAD_LETTER),
     ]:
         assert (lake.partition(root, area, "acme", start) / name).exists(), area
 

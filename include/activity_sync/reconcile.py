@@ -42,6 +42,8 @@ from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD
 
 log = logging.getLogger(__name__)
 
+# The reconciliation's status in audit.json; SKIPPED when the audit ran without Salesforce.
+OK, DIFFERENCES, SKIPPED = "ok", "differences", "skipped"
 DIFFERENCE_COLUMNS = ["object", "kind", "task_key", "Id", "TaskId", "RelationId", "cause"]
 COUNT_LABELS = {
     "missing_tasks": "missing Tasks",
@@ -364,7 +366,7 @@ def reconcile(
     )
     counts = count_differences(differences)
     result = {
-        "status": "differences" if len(differences) else "ok",
+        "status": DIFFERENCES if len(differences) else OK,
         "counts": counts,
         "summary": describe_counts(counts) or "Salesforce holds every planned Task and relation",
         "tasks_expected": int(planned_tasks["task_key"].nunique()),

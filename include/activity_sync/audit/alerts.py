@@ -29,7 +29,7 @@ from activity_sync import lake
 from activity_sync.audit.counts import AuditOptions, percent_change
 from activity_sync.audit.inputs import read_json
 from activity_sync.errors import ActivitySyncError
-from activity_sync.reconcile import describe_counts
+from activity_sync.reconcile import DIFFERENCES, describe_counts
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def fallback_alerts(org_id: str, day: str, hours: pd.DataFrame) -> list[dict]:
 
 def reconciliation_alert(org_id: str, day: str, reconciliation: Mapping) -> dict | None:
     """An alert when the reconciliation found differences, with their counts; else None."""
-    if reconciliation.get("status") != "differences":
+    if reconciliation.get("status") != DIFFERENCES:
         return None
     counts = reconciliation["counts"]
     digest = ",".join(f"{label}={n}" for label, n in counts.items())

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from activity_sync.audit.inputs import DayInputs
+from activity_sync.reconcile import SKIPPED
 from activity_sync.schema import EVENT_TYPES, REASONS
 
 DEFAULT_CHANGE_THRESHOLD_PCT = 30.0
@@ -37,6 +38,8 @@ DEFAULT_MIN_TASKS_FOR_CHANGE_ALERT = 20
 # for this long after its plan was written; after that it counts as not loaded.
 DEFAULT_LOAD_GRACE = timedelta(hours=2)
 UNKNOWN_SENDER = "(unknown)"
+# An hour's load_state: loaded, or planned and not loaded yet (within the grace) or at all.
+LOADED, IN_PROGRESS, NOT_LOADED = "loaded", "in_progress", "not_loaded"
 TYPE_ORDER = ("sent", "internal_reply", "reply", "open", "click", "download", "bounce", "meeting")
 assert set(TYPE_ORDER) == EVENT_TYPES
 REASON_ORDER = tuple(REASONS)
@@ -282,9 +285,7 @@ def hour_counts(inputs: DayInputs, now: datetime, options: AuditOptions) -> pd.D
     written = pd.to_datetime(s["plan_written_at"], utc=True)
     recent = written.notna() & (written > pd.Timestamp(now) - options.load_grace)
     loaded = hours["hour"].isin(inputs.loaded_hours)
-    hours["load_state"] = np.select(
-        [loaded, recent.to_numpy()], ["loaded", "in_progress"], "not_loaded"
-    )
+    hours["load_state"] = np.select([loaded, recent.to_numpy()], [LOADED, IN_PROGRESS], NOT_LOADED)
 
     ok = inputs.task_results[inputs.task_results["success"].astype(bool)]
     hours["tasks_loaded"] = hours["hour"].map(ok.groupby("hour").size()).fillna(0).astype("int64")
@@ -339,8 +340,8 @@ def headline(
         "rejected_by_reason": {r: int(rejected[r]) for r in REASON_ORDER if r in rejected},
         "dead_lettered": len(inputs.dead_letter),
         "hours_planned": len(hours),
-        "hours_loaded": int(hours["load_state"].eq("loaded").sum()),
+        "hours_loaded": int(hours["load_state"].eq(LOADED).sum()),
         "fallback_hours": [int(h) for h in hours.loc[hours["fallback"], "hour"]],
         "senders": len(senders),
-        "reconciliation": reconciliation.get("status", "skipped"),
+        "reconciliation": reconciliation.get("status", SKIPPED),
     }

@@ -19,10 +19,17 @@ import pandas as pd
 
 from activity_sync import lake
 from activity_sync.audit.alerts import day_over_day_alert, fallback_alerts, reconciliation_alert
-from activity_sync.audit.counts import AuditOptions, headline, hour_counts, sender_counts, type_mix
+from activity_sync.audit.counts import (
+    IN_PROGRESS,
+    AuditOptions,
+    headline,
+    hour_counts,
+    sender_counts,
+    type_mix,
+)
 from activity_sync.audit.inputs import DayInputs, neighbour_days, planned_keys, read_day, read_json
 from activity_sync.errors import ActivitySyncError
-from activity_sync.reconcile import ReconcileOptions, reconcile
+from activity_sync.reconcile import SKIPPED, ReconcileOptions, reconcile
 from activity_sync.report import render_report
 from activity_sync.salesforce import SalesforceClient
 
@@ -113,7 +120,7 @@ def reconcile_day(
     Hours still in progress (planned recently, no load result yet) are left out, so an
     audit that runs while a later hour loads does not report that hour's Tasks missing.
     """
-    settled = set(hours.loc[hours["load_state"].ne("in_progress"), "hour"])
+    settled = set(hours.loc[hours["load_state"].ne(IN_PROGRESS), "hour"])
 
     def settled_only(frame: pd.DataFrame) -> pd.DataFrame:
         return frame[frame["hour"].isin(settled)]
@@ -161,7 +168,7 @@ def run_audit(
     reconciliation: Mapping[str, Any] = (
         reconcile_day(client, root, inputs, hours, reconcile_options)
         if client is not None
-        else {"status": "skipped"}
+        else {"status": SKIPPED}
     )
     yesterday = read_audit(root, org_id, previous_day(day))
     document, senders = build_audit(inputs, hours, reconciliation, yesterday, options, now)
