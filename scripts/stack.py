@@ -57,6 +57,7 @@ from stack_processes import (
     Layout,
     StackError,
     base_url,
+    free_port,
     health,
     http,
     port,
@@ -210,11 +211,11 @@ def land_events(
     import pandas as pd
 
     from activity_sync.crm import read_crm
-    from activity_sync.generate import generate_day, write_landing
     from activity_sync.lake import crm_folder
     from activity_sync.mirror import refresh_crm
     from activity_sync.salesforce import SalesforceClient
     from activity_sync.tenants import load_orgs
+    from demo_data.generate import generate_day, write_landing
 
     if not hours:
         return 0
@@ -267,14 +268,14 @@ def _start_emulator(layout: Layout, conn_id: str, port: int, seed: str, env: dic
 
 
 def _wait_until_ready(
-    layout: Layout, url: str, password: str, timeout: float, workers: list[str], env: dict
+    layout: Layout, url: str, password: str, timeout: float, workers: dict[str, str], env: dict
 ) -> None:
-    """Healthy components, a login that works, both DAGs parsed, no import errors, and every
-    Celery worker answering."""
+    """Healthy components, a login that works, both DAGs parsed, no import errors, and each
+    Celery worker (component name: node name) answering a ping."""
     deadline = time.monotonic() + timeout
     waiting_for = "the API server"
     while time.monotonic() < deadline:
-        for name in [*AIRFLOW_COMPONENTS, *(f"worker-{n}" for n in range(1, len(workers) + 1))]:
+        for name in [*AIRFLOW_COMPONENTS, *workers]:
             if running_pid(layout, name) is None:
                 raise StackError(f"airflow {name} exited:\n{tail(layout.log(name))}")
         states = health(url)
@@ -295,7 +296,8 @@ def _wait_until_ready(
                 raise StackError(f"DAG import errors:\n{details}")
             _, dags = http("GET", f"{url}/api/v2/dags?limit=100", token=token)
             parsed = {d["dag_id"] for d in dags.get("dags", [])}
-            silent = set(workers) - workers_answering(workers, env) if workers else set()
+            nodes = list(workers.values())
+            silent = set(nodes) - workers_answering(nodes, env) if nodes else set()
             if parsed.issuperset(DAG_IDS) and not silent:
                 return
             waiting_for = (
@@ -360,8 +362,8 @@ def up(args: argparse.Namespace) -> int:
         backends = {}
         if args.executor == "celery":
             print("Starting PostgreSQL and Redis ...", flush=True)
-            backends["database"] = start_postgres(layout, port(0, "127.0.0.1", ""))
-            backends["broker"] = start_redis(layout, port(0, "127.0.0.1", ""))
+            backends["database"] = start_postgres(layout, free_port())
+            backends["broker"] = start_redis(layout, free_port())
         settings = airflow_settings(
             layout,
             executor=args.executor,
@@ -391,12 +393,14 @@ def up(args: argparse.Namespace) -> int:
             if name == "api-server":
                 argv += ["--host", host, "--port", str(api_port), "--workers", "1"]
             spawn(layout, name, argv, env)
-        workers = []
+        workers: dict[str, str] = {}
         if args.executor == "celery":
             print(f"Starting {CELERY_WORKERS} Celery workers ...", flush=True)
             workers = start_workers(layout, CELERY_WORKERS, env)
         hours = last_complete_hours(datetime.now(UTC), args.demo_hours)
-        for org_id, conn_id in org_conns.items() if hours else ():
+        for org_id, conn_id in org_conns.items():
+            if not hours:
+                break
             connect = emulators[conn_id].simple_salesforce
             landed = land_events(layout.lake, connect, hours, org_id=org_id)
             print(
@@ -426,7 +430,7 @@ def up(args: argparse.Namespace) -> int:
         "logs": str(layout.logs),
         "lake": str(layout.lake),
         "env_file": str(layout.env_file),
-        "workers": workers,
+        "workers": sorted(workers.values()),
         "emulators": {
             org_id: {
                 "conn_id": conn_id,
