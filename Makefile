@@ -37,12 +37,15 @@ test: lint browser
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-# A local Airflow 3 (UI, scheduler, DAG processor, triggerer; SQLite) with the local
-# Salesforce and a day of demo events, in .airflow/. Prints the URL and login.
+# A local Airflow 3 (UI, scheduler, DAG processor, triggerer) with the local Salesforce
+# and a day of demo events, in .airflow/. Prints the URL and login. EXECUTOR=local (the
+# default): SQLite and the LocalExecutor. EXECUTOR=celery: docker-compose.yaml's deployment
+# without Docker (PostgreSQL, Redis, two Celery workers).
+EXECUTOR ?= local
 up: $(STAMP)
-	$(BIN)/python scripts/stack.py up
+	$(BIN)/python scripts/stack.py up --executor $(EXECUTOR)
 
-# Stops everything `make up` started; safe to run at any time.
+# Stops everything `make up` started (PostgreSQL and Redis too); safe to run at any time.
 down:
 	$(PYTHON) scripts/stack.py down
 

@@ -1,6 +1,8 @@
 """The Docker deployment (docker-compose.yaml, Dockerfile, .env.example) keeps its promises.
 
-No Docker engine runs where the tests run, so the files are checked as data. Each check is
+No Docker engine runs where the tests run, so the files are checked as data; the settings
+they share with ``scripts/stack.py --executor celery`` (deploy/airflow.env) are checked to
+reach that stack as written, and tests/test_stack_celery.py runs it. Each check is
 a function that lists what is wrong. Every test runs it on the real files (nothing wrong)
 and on a copy broken on purpose (the break is reported), so no check passes by being blind.
 """
@@ -15,8 +17,20 @@ from typing import Any
 
 import pytest
 import yaml
+from stack_client import load_script
+
+from activity_sync.airflow_adapter import (
+    SALESFORCE_POOL,
+    SALESFORCE_POOL_DESCRIPTION,
+    SALESFORCE_POOL_SLOTS,
+)
+
+stack_script = load_script()
+services = load_script("stack_services")
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED_SETTINGS = "deploy/airflow.env"
+SHARED_TEXT = (ROOT / SHARED_SETTINGS).read_text(encoding="utf-8")
 COMPOSE_TEXT = (ROOT / "docker-compose.yaml").read_text(encoding="utf-8")
 DOCKERFILE_TEXT = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 ENV_EXAMPLE_TEXT = (ROOT / ".env.example").read_text(encoding="utf-8")
@@ -121,13 +135,64 @@ def unmounted_folders(compose: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _env_files(service: dict[str, Any]) -> list[str]:
+    files = service.get("env_file") or []
+    files = [files] if isinstance(files, str | dict) else files
+    return [str(Path(f["path"] if isinstance(f, dict) else f)) for f in files]
+
+
+def _effective_environment(service: dict[str, Any]) -> dict[str, str]:
+    """What a container gets: the shared settings if it reads them, then ``environment:``."""
+    shared = services.shared_settings() if SHARED_SETTINGS in _env_files(service) else {}
+    return shared | _environment(service)
+
+
 def not_celery(compose: dict[str, Any]) -> list[str]:
     return [
         name
         for name in AIRFLOW_SERVICES
-        if _environment(compose["services"][name]).get("AIRFLOW__CORE__EXECUTOR")
+        if _effective_environment(compose["services"][name]).get("AIRFLOW__CORE__EXECUTOR")
         != "CeleryExecutor"
     ]
+
+
+def not_reading_shared_settings(compose: dict[str, Any]) -> list[str]:
+    """Airflow services that do not read deploy/airflow.env, the stack's settings too."""
+    return [
+        name
+        for name in AIRFLOW_SERVICES
+        if _env_files(compose["services"][name]) != [SHARED_SETTINGS]
+    ]
+
+
+def shared_settings_set_again(compose: dict[str, Any]) -> list[str]:
+    """Shared settings that a service also sets under ``environment:``, which would win."""
+    shared = services.shared_settings()
+    places = {"x-airflow-common": compose["x-airflow-common"], **compose["services"]}
+    return [
+        f"{where}.{key}"
+        for where, service in places.items()
+        for key in _environment(service)
+        if key in shared
+    ]
+
+
+def unplain_lines(text: str) -> list[str]:
+    """Lines of the shared file that compose and stack.py could read differently.
+
+    Compose strips quotes and expands ``${...}``; stack.py takes values as written.
+    """
+    plain = re.compile(r"[A-Z][A-Z0-9_]*=[^\s'\"$#]+")
+    return [
+        line
+        for line in text.splitlines()
+        if line.strip() and not line.startswith("#") and not plain.fullmatch(line)
+    ]
+
+
+def unapplied(shared: dict[str, str], settings: dict[str, str], *, but: set[str]) -> list[str]:
+    """Shared settings (other than ``but``) that the stack's processes do not get as written."""
+    return [key for key, value in shared.items() if key not in but and settings.get(key) != value]
 
 
 def unchecked_backends(compose: dict[str, Any]) -> list[str]:
@@ -259,7 +324,61 @@ def test_the_executor_is_celery_everywhere(compose):
     compose["services"]["airflow-worker"]["environment"]["AIRFLOW__CORE__EXECUTOR"] = (
         "LocalExecutor"
     )
-    assert not_celery(compose) == ["airflow-worker"]
+    del compose["services"]["airflow-triggerer"]["env_file"]
+    assert not_celery(compose) == ["airflow-triggerer", "airflow-worker"]
+
+
+def test_every_airflow_service_reads_the_shared_settings_file(compose):
+    assert not_reading_shared_settings(compose) == []
+    compose["services"]["airflow-worker"]["env_file"] = ["deploy/worker.env"]
+    assert not_reading_shared_settings(compose) == ["airflow-worker"]
+
+
+def test_no_service_sets_a_shared_setting_a_second_time(compose):
+    assert shared_settings_set_again(compose) == []
+    compose["services"]["airflow-worker"]["environment"]["AIRFLOW__CORE__PARALLELISM"] = "64"
+    assert shared_settings_set_again(compose) == ["airflow-worker.AIRFLOW__CORE__PARALLELISM"]
+
+
+def test_the_shared_settings_file_holds_plain_lines_both_readers_agree_on():
+    assert unplain_lines(SHARED_TEXT) == []
+    assert set(services.shared_settings()) >= {
+        "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__CORE__PARALLELISM",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT",
+    }
+    broken = ["A=1 # why", "B='x'", "C=${D}", "E = 2"]
+    assert unplain_lines("\n".join([SHARED_TEXT, *broken])) == broken
+
+
+@pytest.mark.parametrize(
+    ("executor", "swapped"),
+    [
+        ("celery", set()),
+        # The quick stack swaps in its executor, and fewer workers than the file's slots.
+        ("local", {"AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CORE__PARALLELISM"}),
+    ],
+)
+def test_the_stack_runs_the_shared_settings_as_written(executor, swapped, tmp_path, monkeypatch):
+    shared = services.shared_settings()
+    for key in shared:  # the caller's environment overrides the file, as in compose
+        monkeypatch.delenv(key, raising=False)
+    settings = stack_script.airflow_settings(
+        stack_script.Layout(tmp_path),
+        executor=executor,
+        host="127.0.0.1",
+        port=8080,
+        log_ports=(8793, 8794),
+        connections={},
+        database="airflow:pw@127.0.0.1:5432/airflow",
+        broker="redis://127.0.0.1:6379/0",
+    )
+    assert unapplied(shared, settings, but=swapped) == []
+    assert unapplied({**shared, "AIRFLOW__CORE__NEW": "1"}, settings, but=swapped) == [
+        "AIRFLOW__CORE__NEW"
+    ]
+    assert {key for key in swapped if settings[key] != shared[key]} == swapped
 
 
 def test_postgres_and_redis_are_health_checked_and_waited_for(compose):
@@ -342,7 +461,8 @@ def test_the_project_environment_points_at_the_mounted_lake_and_orgs_file(compos
 def test_airflow_init_migrates_and_creates_the_salesforce_api_pool(compose):
     init = compose["services"]["airflow-init"]
     script = init["command"][-1]
-    assert 'airflow pools set salesforce_api 4 "Salesforce API calls"' in script
+    pool = f'airflow pools set {SALESFORCE_POOL} {SALESFORCE_POOL_SLOTS} "{SALESFORCE_POOL_DESCRIPTION}"'
+    assert pool in script
     assert _environment(init)["_AIRFLOW_DB_MIGRATE"] == "true"
     for name in set(AIRFLOW_SERVICES) - {"airflow-init"}:
         condition = compose["services"][name]["depends_on"]["airflow-init"]["condition"]
