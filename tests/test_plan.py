@@ -13,7 +13,6 @@ import pyarrow as pa
 import pytest
 from strategies import comparable, crm_of, events_of, settings_of
 
-from activity_sync import plan as planner
 from activity_sync.plan import (
     add_rejections,
     mode_of,
@@ -22,6 +21,7 @@ from activity_sync.plan import (
     read_plan,
     write_plan,
 )
+from activity_sync.planner.keys import digest_order, hex_keys, task_digests
 from activity_sync.schema import (
     REJECTED_COLUMNS,
     RELATION_COLUMNS,
@@ -76,8 +76,8 @@ def test_keys_are_those_of_schema_task_key_for_any_text():
     event_ids = pa.array(["e1", "ünï-cødé ✉", "e1", "x" * 300], pa.large_string())
     parts = pa.array(["b0", "w003A", "b12", "w00Q\x1fodd"], pa.large_string())
     what_ids = pa.array(["006A", None, "", "001Ä"], pa.large_string())
-    digests = planner._task_digests("acme", event_ids, parts, what_ids)
-    keys = planner._hex_keys(digests).to_pylist()
+    digests = task_digests("acme", event_ids, parts, what_ids)
+    keys = hex_keys(digests).to_pylist()
     expected = [
         task_key("acme", e, p, w)
         for e, p, w in zip(
@@ -91,8 +91,8 @@ def test_task_keys_sort_as_text_even_when_their_first_bytes_tie():
     rng = np.random.default_rng(1)
     digests = rng.integers(0, 256, (200, 20), dtype=np.uint8)
     digests[100:, :8] = digests[:100, :8]  # pairs equal in the first 64 bits
-    order = planner._digest_order(digests)
-    keys = planner._hex_keys(digests).to_pylist()
+    order = digest_order(digests)
+    keys = hex_keys(digests).to_pylist()
     assert [keys[i] for i in order] == sorted(keys)
 
 

@@ -1,0 +1,88 @@
+"""Small Arrow helpers the planner's layers share: one string type, masks, joins, takes.
+
+Every text column of the planner is a ``large_string`` array (``STRING``), so that arrays
+from different sources concatenate and compare without casts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+STRING = pa.large_string()
+
+
+def text_scalar(value: str) -> pa.Scalar:
+    return pa.scalar(value, STRING)
+
+
+def join_text(*pieces: str | pa.Array) -> pa.Array:
+    """Concatenate text arrays and literals row by row (null if any array value is null)."""
+    return pc.binary_join_element_wise(
+        *(text_scalar(p) if isinstance(p, str) else p for p in pieces), text_scalar("")
+    )
+
+
+def mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow result as numpy, null counting as false."""
+    return pc.fill_null(values, False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def single_chunk(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def from_series(values: pd.Series) -> pa.Array:
+    """A pandas column of text (or nulls) as one ``STRING`` array."""
+    return single_chunk(pa.array(values, type=STRING, from_pandas=True))
+
+
+def sorted_strings(values: Iterable[str]) -> pa.Array:
+    """A set of strings as a sorted ``STRING`` array, for ``is_in`` lookups."""
+    return pa.array(sorted(values), STRING)
+
+
+def index_in(values: pa.Array, lookup: pa.Array) -> np.ndarray:
+    """Position of each value in ``lookup`` (distinct values), -1 where it is not there."""
+    at = pc.index_in(values, value_set=lookup)
+    return pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def take_or_null(values: pa.Array, at: np.ndarray) -> pa.Array:
+    """``values`` at positions ``at``, null where ``at`` is -1."""
+    return values.take(pa.array(at, pa.int64(), mask=at < 0))
+
+
+def text_at(values: pa.Array, at: np.ndarray) -> np.ndarray:
+    """``take_or_null`` as a numpy object array, for building pandas frames."""
+    return take_or_null(values, at).to_numpy(zero_copy_only=False)
+
+
+def fixed_width_strings(text: np.ndarray) -> pa.Array:
+    """Rows of UTF-8 bytes, all of one width, as an Arrow string array."""
+    n, width = text.shape
+    offsets = pa.py_buffer(np.arange(n + 1, dtype=np.int64) * width)
+    data = pa.py_buffer(np.ascontiguousarray(text).tobytes())
+    return pa.LargeStringArray.from_buffers(n, offsets, data)
+
+
+def repeated_string(value: str, n: int) -> pa.Array:
+    """``value`` n times, built as one buffer rather than n Python strings."""
+    text = np.frombuffer(value.encode(), np.uint8)
+    return fixed_width_strings(np.broadcast_to(text, (n, len(text))))
+
+
+def string_dtype(arrow_type: pa.DataType) -> pd.StringDtype | None:
+    """The pandas dtype of a plan's text columns (a ``types_mapper`` for ``to_pandas``)."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return pd.StringDtype("pyarrow")
+    return None
+
+
+def to_pandas(table: pa.Table, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of ``table`` as a frame whose text columns are Arrow-backed strings."""
+    return table.select(columns).to_pandas(types_mapper=string_dtype)

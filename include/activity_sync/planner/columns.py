@@ -1,0 +1,274 @@
+"""Decoding the event columns, whatever shape the input gave them, into Arrow arrays.
+
+A column Arrow can take as a whole (text, or lists of {email, field} objects) is read in
+one go; a column holding mixed cells (only from frames built in memory or odd files) is
+sorted cell by cell in Python. Text is normalised the way Python's ``str.strip`` /
+``str.lower`` do it (what the rules and the reference planner mean): by Arrow for ASCII
+text, where the two provably agree, and by Python for the rare value that is not ASCII.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from activity_sync.planner.arrow import STRING, mask, single_chunk
+from activity_sync.schema import RECIPIENT_FIELDS
+
+# What str.strip() removes from ASCII text (str.isspace), for the Arrow fast path.
+_ASCII_SPACE = "".join(c for c in map(chr, range(128)) if c.isspace())
+# Timestamps pandas parses exactly as datetime.fromisoformat does (with an offset); any
+# other string is judged by fromisoformat itself, one distinct value at a time.
+_ISO_FAST = (
+    r"^([1-9]\d{3}|0[1-9]\d\d|00[1-9]\d|000[1-9])-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+    r"T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?"
+    r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+)
+# The calendar of datetime.date: a time whose local date falls outside it has no ActivityDate.
+_FIRST_DAY, _LAST_DAY = np.datetime64("0001-01-01"), np.datetime64("9999-12-31")
+_RECIPIENT = pa.struct([("email", STRING), ("field", STRING)])
+_RECIPIENT_LISTS = pa.list_(_RECIPIENT)
+
+
+# --------------------------------------------------------------------------- text
+
+
+def like_python(
+    values: pa.Array, arrow: Callable[[pa.Array], pa.Array], python: Callable[[str], str]
+) -> pa.Array:
+    """``arrow`` applied where it equals ``python`` (ASCII text), ``python`` on the rest."""
+    out = arrow(values)
+    non_ascii = pc.invert(pc.fill_null(pc.string_is_ascii(values), True))
+    if not pc.any(non_ascii).as_py():
+        return out
+    slow = [python(v) for v in values.filter(non_ascii).to_pylist()]
+    return pc.replace_with_mask(out, non_ascii, pa.array(slow, out.type))
+
+
+def normalise_email(values: pa.Array) -> pa.Array:
+    """R3: trimmed and lower-cased, exactly as ``value.strip().lower()``."""
+    return like_python(
+        values,
+        lambda a: pc.ascii_lower(pc.ascii_trim(a, _ASCII_SPACE)),
+        lambda v: v.strip().lower(),
+    )
+
+
+def strip(values: pa.Array) -> pa.Array:
+    """Trimmed exactly as ``value.strip()``."""
+    return like_python(values, lambda a: pc.ascii_trim(a, _ASCII_SPACE), str.strip)
+
+
+@dataclass(frozen=True)
+class TextColumn:
+    """One text column as Arrow strings; a cell holding anything but a string is null here."""
+
+    values: pa.Array
+    null: np.ndarray  # the cell is null (None, NaN, NA)
+    foreign: np.ndarray  # the cell holds a value that is not a string
+
+    @property
+    def empty(self) -> np.ndarray:
+        return self.null | mask(pc.equal(self.values, ""))
+
+
+def text_column(events: pd.DataFrame, name: str) -> TextColumn:
+    """Column ``name`` of the events (all null if there is no such column)."""
+    n = len(events)
+    if name not in events.columns:
+        return TextColumn(pa.nulls(n, STRING), np.ones(n, bool), np.zeros(n, bool))
+    column = events[name]
+    null = column.isna().to_numpy(dtype=bool)
+    values = _arrow_as(column, _is_string_type)
+    if values is not None:
+        return TextColumn(values.cast(STRING), null, np.zeros(n, bool))
+    # Mixed cells: sort them one by one.
+    cells = column.to_numpy(dtype=object)
+    text = np.fromiter((_is_text(v) for v in cells), bool, n)
+    values = pa.array(np.where(text, cells, None), type=STRING)
+    return TextColumn(values, null, ~text & ~null)
+
+
+def _arrow_as(column: pd.Series, wanted: Callable[[pa.DataType], bool]) -> pa.Array | None:
+    """The column as Arrow infers it, if that type is ``wanted``; else None (slow path).
+
+    Inferred rather than converted to a target type, because conversion would quietly
+    decode bytes as text, and bytes are not a string (the agreed rule)."""
+    try:
+        values = single_chunk(pa.array(column, from_pandas=True))
+    except (pa.ArrowException, TypeError, ValueError, UnicodeError):
+        return None
+    return values if wanted(values.type) else None
+
+
+def _is_string_type(arrow_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_null(arrow_type)
+    )
+
+
+def _is_text(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a JSON "\ud800" escape
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- recipients
+
+
+@dataclass(frozen=True)
+class RecipientColumn:
+    lists: pa.ListArray  # null where missing or invalid
+    missing: np.ndarray  # null or an empty list
+    invalid: np.ndarray  # not a list of {"email": str, "field": to/cc/bcc}
+
+
+def recipient_column(events: pd.DataFrame) -> RecipientColumn:
+    """The recipients of every event as Arrow lists of (email, field), with what is wrong."""
+    n = len(events)
+    if "recipients" not in events.columns:
+        return RecipientColumn(pa.nulls(n, _RECIPIENT_LISTS), np.ones(n, bool), np.zeros(n, bool))
+    column = events["recipients"]
+    lists = _arrow_recipients(column)
+    if lists is None:
+        lists, missing, invalid = _python_recipients(column.to_numpy(dtype=object))
+    else:
+        missing = mask(pc.is_null(lists)) | mask(pc.equal(pc.list_value_length(lists), 0))
+        invalid = np.zeros(n, bool)
+    # Entries that are no object, or lack a string email or a to/cc/bcc field.
+    flat = pc.list_flatten(lists)
+    field = pc.struct_field(flat, "field")
+    bad = mask(pc.is_null(flat)) | mask(pc.is_null(pc.struct_field(flat, "email")))
+    bad |= ~mask(pc.is_in(field, value_set=pa.array(RECIPIENT_FIELDS, STRING)))
+    parents = pc.list_parent_indices(lists).to_numpy()
+    invalid[np.unique(parents[bad])] = True
+    lists = pc.if_else(pa.array(invalid), pa.nulls(n, _RECIPIENT_LISTS), lists)
+    return RecipientColumn(lists, missing, invalid & ~missing)
+
+
+def _arrow_recipients(column: pd.Series) -> pa.ListArray | None:
+    """The column as an Arrow list of (email, field), or None if it needs the slow path."""
+    values = _arrow_as(column, _is_recipients_type)
+    return None if values is None else values.cast(_RECIPIENT_LISTS)
+
+
+def _is_recipients_type(arrow_type: pa.DataType) -> bool:
+    """A list of objects whose email and field are text, or a column with no lists at all."""
+    if pa.types.is_null(arrow_type):
+        return True
+    if not (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)):
+        return False
+    item = arrow_type.value_type
+    if pa.types.is_null(item):
+        return True
+    names = {item.field(i).name: item.field(i).type for i in range(item.num_fields)}
+    return (
+        pa.types.is_struct(item)
+        and {"email", "field"} <= set(names)
+        and all(_is_string_type(names[k]) for k in ("email", "field"))
+    )
+
+
+def _python_recipients(cells: np.ndarray) -> tuple[pa.ListArray, np.ndarray, np.ndarray]:
+    """Recipients cell by cell, for columns holding something Arrow cannot take as a whole."""
+    n = len(cells)
+    missing, invalid = np.zeros(n, bool), np.zeros(n, bool)
+    lists: list[Any] = [None] * n
+    for i, cell in enumerate(cells):
+        if isinstance(cell, list | tuple | np.ndarray):
+            if len(cell) == 0:
+                missing[i] = True
+            elif all(_is_recipient(r) for r in cell):
+                lists[i] = [{"email": r["email"], "field": r["field"]} for r in cell]
+            else:
+                invalid[i] = True
+        elif cell is None or (not isinstance(cell, dict) and pd.isna(cell)):
+            missing[i] = True
+        else:
+            invalid[i] = True
+    return pa.array(lists, type=_RECIPIENT_LISTS), missing, invalid
+
+
+def _is_recipient(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and _is_text(value.get("email"))
+        and value.get("field") in RECIPIENT_FIELDS
+    )
+
+
+# --------------------------------------------------------------------------- occurred_at
+
+
+def activity_dates(events: pd.DataFrame, timezone: str) -> pa.Array:
+    """occurred_at as the org's local date ("YYYY-MM-DD"); null unless it has an offset."""
+    n = len(events)
+    column = events["occurred_at"] if "occurred_at" in events.columns else None
+    dates = np.full(n, np.datetime64("NaT"), "datetime64[D]")
+    if column is None or pd.api.types.is_datetime64_dtype(column.dtype):
+        return pa.nulls(n, STRING)  # absent, or timestamps without a zone
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        dates[:] = _local_days(column, timezone)
+        return _day_strings(_in_calendar(dates))
+    text = text_column(events, "occurred_at")
+    fast = mask(pc.match_substring_regex(text.values, _ISO_FAST))
+    stamps = pd.to_datetime(
+        text.values.filter(pa.array(fast)).to_pandas(), format="ISO8601", utc=True, errors="coerce"
+    )
+    dates[fast] = _local_days(stamps, timezone)
+    dates = _in_calendar(dates)  # pandas reaches past it; Python decides what is left
+    # Everything else that is not null goes to fromisoformat, once per distinct value.
+    slow = np.flatnonzero(np.isnat(dates) & ~text.null)
+    if len(slow):
+        zone = ZoneInfo(timezone)
+        cells = pd.Series(column.iloc[slow].to_numpy(dtype=object))
+        codes, distinct = pd.factorize(cells.map(_parsable), use_na_sentinel=False)
+        days = np.array([_python_day(v, zone) for v in distinct], "datetime64[D]")
+        dates[slow] = days[codes]
+    return _day_strings(dates)
+
+
+def _parsable(value: Any) -> str | datetime | None:
+    """What fromisoformat can judge; anything else (hashable or not) stands as None."""
+    return value if isinstance(value, str | datetime) else None
+
+
+def _local_days(stamps: pd.Series, timezone: str) -> np.ndarray:
+    local = stamps.dt.tz_convert(timezone).dt.tz_localize(None)
+    return local.to_numpy().astype("datetime64[D]")
+
+
+def _python_day(value: Any, zone: ZoneInfo) -> np.datetime64:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return np.datetime64("NaT")
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        return np.datetime64("NaT")
+    try:
+        return np.datetime64(value.astimezone(zone).date().isoformat(), "D")
+    except (OverflowError, ValueError):  # so near year 1 or 9999 that the zone leaves the calendar
+        return np.datetime64("NaT")
+
+
+def _in_calendar(dates: np.ndarray) -> np.ndarray:
+    return np.where((dates < _FIRST_DAY) | (dates > _LAST_DAY), np.datetime64("NaT"), dates)
+
+
+def _day_strings(dates: np.ndarray) -> pa.Array:
+    return pc.cast(pa.array(dates, from_pandas=True), STRING)
