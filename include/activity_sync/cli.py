@@ -14,12 +14,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from activity_sync.crm import CrmError, read_crm
+from activity_sync.crm import read_crm
 from activity_sync.errors import ActivitySyncError
-from activity_sync.events import EventsError, read_events
-from activity_sync.explain import UnknownEventError, explain
+from activity_sync.events import read_events
+from activity_sync.explain import explain
 from activity_sync.plan import add_rejections, plan, write_plan
-from activity_sync.settings import SettingsError, load_settings
+from activity_sync.settings import load_settings
 
 UNUSABLE_INPUT = 2
 
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.command(args)
-    except (EventsError, CrmError, SettingsError, UnknownEventError, OutputError) as exc:
+    except ActivitySyncError as exc:
         print(f"activity-sync: error: {exc}", file=sys.stderr)
         return UNUSABLE_INPUT
 
