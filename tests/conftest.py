@@ -7,8 +7,11 @@ the project's folders are set here, before any test module imports it.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,3 +25,13 @@ os.environ.setdefault("PYTHONPATH", str(ROOT / "include"))
 
 # Fixture modules, one per concern, kept out of this file so their owners don't collide.
 pytest_plugins: list[str] = ["fixtures_emulator", "fixtures_airflow"]
+
+_RULE_TEST = re.compile(r"^test_(r(?:[1-9]|1[0-4]))_")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every `test_rN_…` with `rN`, so `pytest -m r6` runs one rule's tests."""
+    for item in items:
+        rule = _RULE_TEST.match(item.name)
+        if rule:
+            item.add_marker(rule.group(1))
