@@ -153,14 +153,20 @@ class Stack:
         response.raise_for_status()
         return response.json()["task_instances"]
 
-    def task_instance(self, run_id: str, task_id: str, map_index: int = -1) -> dict:
+    def find_task_instance(self, run_id: str, task_id: str, map_index: int = -1) -> dict | None:
+        """The task instance, or None while it does not exist (a mapped one not expanded)."""
         found = [
             ti
             for ti in self.task_instances(run_id)
             if ti["task_id"] == task_id and ti["map_index"] == map_index
         ]
-        assert len(found) == 1, (task_id, map_index, found)
-        return found[0]
+        assert len(found) <= 1, (task_id, map_index, found)
+        return found[0] if found else None
+
+    def task_instance(self, run_id: str, task_id: str, map_index: int = -1) -> dict:
+        found = self.find_task_instance(run_id, task_id, map_index)
+        assert found is not None, f"no task instance {task_id}[{map_index}] in {run_id}"
+        return found
 
     def backfill(
         self,
