@@ -17,8 +17,8 @@ three Salesforce orgs.
 
 Retries wait 5 s instead of the DAG's 2 minutes and more: a cluster policy in the stack's
 ``config/airflow_local_settings.py``, which Airflow imports in every component, shortens
-them. The module takes about 5 minutes on a 2-core machine: the stack starts in ~35 s, the
-backfill takes ~170 s (126 task instances), the crash ~90 s.
+them. The module takes 5-6 minutes on a 2-core machine: the stack starts in ~35 s, the
+backfill takes 160-190 s (126 task instances), the crash ~90 s.
 """
 
 from __future__ import annotations
