@@ -3,7 +3,7 @@ the Asset event, and the audit's steps on a hand-written day."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -50,6 +50,19 @@ def test_explicit_params_win_over_the_data_interval():
         {"interval_start": "2026-11-26T05:00:00+00:00", "interval_end": "2026-11-26T07:00:00Z"},
     )
     assert (start.hour, end.hour, start.day) == (5, 7, 26)
+
+
+def test_an_interval_given_in_another_offset_is_the_same_utc_hour():
+    """The lake's hour partitions are UTC: 15:00+02:00 is the hour=13 partition, not hour=15."""
+    start, end = resolve_interval(
+        None,
+        None,
+        {
+            "interval_start": "2026-11-26T15:00:00+02:00",
+            "interval_end": "2026-11-26T16:00:00+02:00",
+        },
+    )
+    assert (start.hour, end.hour, start.utcoffset()) == (13, 14, timedelta(0))
 
 
 def test_a_manual_run_without_logical_date_fails_with_a_message_saying_what_to_do():

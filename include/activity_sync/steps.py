@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -64,7 +64,8 @@ def resolve_interval(
             time zone) override the data interval.
 
     Returns:
-        ``(start, end)``, time-zone aware.
+        ``(start, end)`` in UTC: the lake's hour partitions are UTC hours, so an override
+        given as ``15:00+02:00`` must land in ``hour=13``.
 
     Raises:
         IntervalError: no interval at all, an empty one, or unusable params.
@@ -94,7 +95,7 @@ def resolve_interval(
             f"data interval is empty: {start.isoformat()} .. {end.isoformat()}; the hourly DAG "
             "needs a timetable with data intervals (CronDataIntervalTimetable)"
         )
-    return start, end
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 class UnknownOrgError(ActivitySyncError, ValueError):
