@@ -1,5 +1,5 @@
-"""airflow_adapter.py: a client from an Airflow connection alone, through the real SalesforceHook;
-the lake root; errors that must not be retried."""
+"""airflow_adapter.py: a client from an Airflow connection alone, through the real SalesforceHook,
+with the connection's timeouts; the lake root; errors that must not be retried."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from activity_sync.airflow_adapter import (
     object_path,
     salesforce_client,
 )
+from activity_sync.transport import HttpTimeouts, TimeoutSettingError, session_timeouts
 
 
 def test_a_client_is_built_from_the_airflow_connection_and_trusts_its_ca(
@@ -25,6 +26,29 @@ def test_a_client_is_built_from_the_airflow_connection_and_trusts_its_ca(
     assert client.sf.session.trust_env is False
     assert client.sf.session.verify == fresh_emulator.info.ca_file
     assert not client.query("SELECT Id FROM User LIMIT 1").empty
+
+
+def test_the_connections_timeouts_bound_every_request_of_the_session_the_hook_logs_in_with(
+    fresh_emulator, monkeypatch
+):
+    connection = fresh_emulator.airflow_connection()
+    connection["extra"].update(connect_timeout=3, read_timeout="7.5")
+    monkeypatch.setenv("AIRFLOW_CONN_SF_TEST", json.dumps(connection))
+    client = salesforce_client("sf_test")
+    assert session_timeouts(client.sf.session) == HttpTimeouts(connect=3, read=7.5)
+
+
+def test_without_timeout_extras_the_defaults_apply(fresh_emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SF_TEST", json.dumps(fresh_emulator.airflow_connection()))
+    assert session_timeouts(salesforce_client("sf_test").sf.session) == HttpTimeouts()
+
+
+def test_a_bad_timeout_extra_fails_naming_the_connection_and_key(fresh_emulator, monkeypatch):
+    connection = fresh_emulator.airflow_connection()
+    connection["extra"]["connect_timeout"] = "never"
+    monkeypatch.setenv("AIRFLOW_CONN_SF_TEST", json.dumps(connection))
+    with pytest.raises(TimeoutSettingError, match="connection 'sf_test': connect_timeout"):
+        salesforce_client("sf_test")
 
 
 def test_a_fresh_login_each_time_the_factory_is_called(fresh_emulator, monkeypatch):

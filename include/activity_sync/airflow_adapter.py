@@ -32,9 +32,16 @@ def salesforce_connector(conn_id: str) -> Callable[[], Salesforce]:
     """Return a function that opens a fresh, authenticated client for ``conn_id``.
 
     A factory rather than a client, because an expired session is cured by logging in
-    again, and the loader must be able to do that mid-run. The connection's extra may hold
-    ``ca_bundle``: the CA file to trust (a private CA such as the local emulator's). The
-    session then ignores REQUESTS_CA_BUNDLE, which would otherwise override it.
+    again, and the loader must be able to do that mid-run. The connection's extra may hold:
+
+    - ``connect_timeout``, ``read_timeout``: seconds (defaults in
+      :mod:`activity_sync.transport`). They bound every request of the session handed to
+      ``SalesforceHook``, so the login and simple-salesforce's own calls too.
+    - ``ca_bundle``: the CA file to trust (a private CA such as the local emulator's). The
+      session then ignores REQUESTS_CA_BUNDLE, which would otherwise override it.
+
+    Raises (when called):
+        TimeoutSettingError: a timeout extra is not a positive number.
     """
 
     def connect() -> Salesforce:
@@ -42,8 +49,11 @@ def salesforce_connector(conn_id: str) -> Callable[[], Salesforce]:
         from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
         from airflow.sdk import BaseHook
 
+        from activity_sync.transport import HttpTimeouts, with_timeouts
+
         extra: dict[str, Any] = BaseHook.get_connection(conn_id).extra_dejson
-        session = requests.Session()
+        timeouts = HttpTimeouts.from_extra(extra, f"connection {conn_id!r}")
+        session = with_timeouts(requests.Session(), timeouts)
         if extra.get("ca_bundle"):
             session.verify = extra["ca_bundle"]
             session.trust_env = False

@@ -23,6 +23,7 @@ import pandas as pd
 import requests
 
 from activity_sync.errors import ActivitySyncError
+from activity_sync.transport import HttpTimeouts, is_transient, session_timeouts, with_timeouts
 
 if TYPE_CHECKING:
     from simple_salesforce import Salesforce
@@ -92,7 +93,6 @@ RESULT_ERROR = "sf__Error"
 # Error codes the client and the loader act on.
 # Row-level codes worth another attempt: Salesforce says so for lock contention.
 TRANSIENT_ROW_CODES = frozenset({"UNABLE_TO_LOCK_ROW"})
-REQUEST_LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
 DUPLICATE_VALUE = "DUPLICATE_VALUE"
 INVALID_FIELD_FOR_INSERT_UPDATE = "INVALID_FIELD_FOR_INSERT_UPDATE"
 
@@ -110,23 +110,6 @@ class BulkJobFailed(ActivitySyncError):
         self.job_id = job_id
         self.state = state
         self.error_message = error_message
-
-
-def is_transient(exc: BaseException) -> bool:
-    """5xx, REQUEST_LIMIT_EXCEEDED, an expired session, or a dropped connection."""
-    from simple_salesforce.exceptions import (
-        SalesforceExpiredSession,
-        SalesforceGeneralError,
-        SalesforceRefusedRequest,
-    )
-
-    if isinstance(exc, SalesforceExpiredSession | requests.ConnectionError | requests.Timeout):
-        return True
-    if isinstance(exc, SalesforceRefusedRequest):
-        return REQUEST_LIMIT_EXCEEDED in str(exc.content)
-    if isinstance(exc, SalesforceGeneralError):
-        return exc.status >= 500
-    return False
 
 
 @dataclass
@@ -148,7 +131,12 @@ def _csv_frame(text: str) -> pd.DataFrame:
 
 
 class SalesforceClient:
-    """One org's Salesforce API, with call counting, retries and re-login."""
+    """One org's Salesforce API, with call counting, retries and re-login.
+
+    Every request is bounded by the connect and read timeouts of the session the factory
+    returns (:mod:`activity_sync.transport`); a session without any gets the defaults.
+    A timeout, like any transient failure, is retried with backoff, the login included.
+    """
 
     def __init__(
         self,
@@ -170,16 +158,38 @@ class SalesforceClient:
         self.sleep = sleep
         self.calls: Counter[str] = Counter()
         self.bulk_jobs = 0
-        self.sf = connect()
+        self.sf: Salesforce = self._retrying("log in", self._login)
 
     # --- plumbing -----------------------------------------------------------------
 
+    def _login(self) -> Salesforce:
+        """A fresh, logged-in client from the factory, its session bounded by timeouts.
+
+        The factory's session should carry them already (the Airflow adapter mounts the
+        connection's before logging in); one that has none gets the defaults here, so no
+        later request can wait forever.
+        """
+        sf = self._connect()
+        if session_timeouts(sf.session) is None:
+            log.info("the Salesforce session has no timeouts; using the defaults")
+            with_timeouts(sf.session, HttpTimeouts())
+        return sf
+
     def _retrying(self, what: str, fn: Callable[[], T]) -> T:
-        """Run ``fn``; on a transient failure back off (with jitter) and try again."""
+        """Run ``fn``; on a transient failure back off (with jitter) and try again.
+
+        After an expired session the next attempt logs in first; a login that fails
+        transiently is retried like the call itself.
+        """
         from simple_salesforce.exceptions import SalesforceExpiredSession
 
+        relogin = False
         for attempt in range(1, self.max_attempts + 1):
             try:
+                if relogin:
+                    self.calls["login"] += 1
+                    self.sf = self._login()
+                    relogin = False
                 return fn()
             except Exception as exc:
                 if not is_transient(exc):
@@ -192,9 +202,7 @@ class SalesforceClient:
                 delay *= 0.5 + random.random() / 2
                 log.warning("%s failed (%s); retry %d in %.1fs", what, exc, attempt, delay)
                 self.sleep(delay)
-                if isinstance(exc, SalesforceExpiredSession):
-                    self.calls["login"] += 1
-                    self.sf = self._connect()
+                relogin = relogin or isinstance(exc, SalesforceExpiredSession)
         raise AssertionError("unreachable")
 
     def _http(self, method: str, url: str, kind: str, **kwargs: Any) -> requests.Response:
