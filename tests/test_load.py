@@ -8,43 +8,58 @@ live in test_sync.py.
 
 from __future__ import annotations
 
+import io
 import itertools
 
 import pandas as pd
 import pytest
 
-from activity_sync.load import BULK_NULL, LoadOptions, load_plan
-from activity_sync.salesforce import IngestResult
+from activity_sync.bulk import BULK_NULL, IngestResult
+from activity_sync.load import LoadOptions, load_plan
 from activity_sync.schema import RELATION_COLUMNS, TASK_COLUMNS, Plan
 from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD as EXT
 
+RESULTS = {"successful": 0, "failed": 1, "unprocessed": 2}
+
 
 class FakeOrg:
-    """Tasks keyed by external id, relation pairs, and scripted row-level failures."""
+    """Tasks keyed by external id, relation pairs, and scripted failures.
 
-    def __init__(self, fail: dict[str, list[str]] | None = None) -> None:
+    ``fail`` scripts row-level errors by row key; ``job_fates`` scripts whole jobs, by
+    the order they are submitted: ``"failed_silent"`` ends Failed before processing with
+    three empty result files (as Salesforce may for InvalidBatch), ``"unprocessed"``
+    ends Failed listing every row as unprocessed, ``"drops_half"`` completes but reports
+    only the first half of its rows. Jobs receive the CSV bytes the loader sends.
+    """
+
+    def __init__(
+        self, fail: dict[str, list[str]] | None = None, job_fates: dict[int, str] | None = None
+    ) -> None:
         self.tasks: dict[str, dict] = {}
         self.relations: set[tuple[str, str]] = set()
         self.fail = fail or {}  # row key -> error codes to return on successive attempts
+        self.job_fates = job_fates or {}
         self.jobs: list[tuple[str, str, int]] = []
-        self.queries: list[str] = []
-        self.bulk_queries: list[str] = []
+        self.bodies: list[bytes] = []
+        self.results: dict[str, IngestResult] = {}
+        self.rest_upserts: list[pd.DataFrame] = []
+        self.queries: list[tuple[str, bool]] = []
+        self.bulk_queries: list[tuple[str, bool]] = []
         self.ids = (f"00T{n:015d}" for n in itertools.count())
         self.total_calls = 0
         self.bulk_jobs = 0
+        self.sleeps: list[float] = []
 
     def sleep(self, seconds: float) -> None:
-        pass
+        self.sleeps.append(seconds)
 
     def _failure(self, key: str) -> str | None:
         codes = self.fail.get(key)
         return codes.pop(0) if codes else None
 
-    def ingest(self, object_name, operation, rows, *, external_id_field=None) -> IngestResult:
-        self.jobs.append((object_name, operation, len(rows)))
-        self.bulk_jobs += 1
+    def _apply(self, object_name: str, rows: list[dict]) -> tuple[list[dict], list[dict]]:
         ok, failed = [], []
-        for row in rows.to_dict("records"):
+        for row in rows:
             if object_name == "Task":
                 key = row[EXT]
                 code = self._failure(key)
@@ -66,22 +81,61 @@ class FakeOrg:
                     continue
                 self.relations.add(pair)
                 ok.append({"sf__Id": "07R", "sf__Created": "true", **row})
-        return IngestResult(
-            "750x",
-            "JobComplete",
+        return ok, failed
+
+    def ingest(
+        self, object_name, operation, body, *, external_id_field=None, on_created=None
+    ) -> IngestResult:
+        job_id = f"750{len(self.bodies):015d}"
+        if on_created:
+            on_created(job_id)
+        fate = self.job_fates.get(len(self.bodies))
+        self.bodies.append(body)
+        rows = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
+        self.jobs.append((object_name, operation, len(rows)))
+        self.bulk_jobs += 1
+        records = rows.to_dict("records")
+        state, unprocessed = "JobComplete", []
+        if fate == "failed_silent":
+            state, records = "Failed", []
+        elif fate == "unprocessed":
+            state, unprocessed, records = "Failed", records, []
+        elif fate == "drops_half":
+            records = records[: len(records) // 2]
+        ok, failed = self._apply(object_name, records)
+        if fate == "drops_half":
+            ok = ok[: len(ok) // 2] if ok else ok  # processed, yet half never reported
+        self.results[job_id] = IngestResult(
+            job_id,
+            state,
             pd.DataFrame(ok, dtype=object),
             pd.DataFrame(failed, dtype=object),
-            pd.DataFrame(),
+            pd.DataFrame(unprocessed, dtype=object),
+        )
+        return self.results[job_id]
+
+    def job_status(self, kind, job_id) -> dict:
+        return {"id": job_id, "state": self.results[job_id].state}
+
+    def settle_ingest_job(self, job_id) -> IngestResult:
+        return self.results[job_id]
+
+    def upsert_records(self, object_name, external_id_field, rows) -> IngestResult:
+        self.rest_upserts.append(rows)
+        ok, failed = self._apply(object_name, rows.to_dict("records"))
+        return IngestResult(
+            "", "JobComplete", pd.DataFrame(ok, dtype=object), pd.DataFrame(failed), pd.DataFrame()
         )
 
     def query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
-        self.queries.append(soql)
+        self.queries.append((soql, include_deleted))
         rows = [{"TaskId": t, "RelationId": r} for t, r in self.relations if t in soql]
         return pd.DataFrame(rows, columns=["TaskId", "RelationId"])
 
     def bulk_query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
-        self.bulk_queries.append(soql)
-        return self.query(soql)
+        self.bulk_queries.append((soql, include_deleted))
+        rows = [{"TaskId": t, "RelationId": r} for t, r in self.relations if t in soql]
+        return pd.DataFrame(rows, columns=["TaskId", "RelationId"])
 
 
 def make_plan(n_contacts: int = 3, n_tasks: int = 1) -> Plan:
@@ -171,10 +225,31 @@ def test_row_lock_failures_are_retried_until_they_succeed():
 def test_rows_still_locked_after_every_attempt_are_dead_lettered_with_the_error():
     org = FakeOrg(fail={"as1_task0": ["UNABLE_TO_LOCK_ROW"] * 9})
     result = load_plan(make_plan(n_contacts=3), org, LoadOptions(row_attempts=3))
-    assert result.dead_letter[["object", "task_key", "error_code"]].to_dict("records") == [
-        {"object": "Task", "task_key": "as1_task0", "error_code": "UNABLE_TO_LOCK_ROW"}
+    dead = result.dead_letter
+    assert dead.loc[dead["object"] == "Task", ["task_key", "error_code"]].to_dict("records") == [
+        {"task_key": "as1_task0", "error_code": "UNABLE_TO_LOCK_ROW"}
     ]
     assert set(result.relation_results["status"]) == {"task_failed"}
+    assert len(org.jobs) == 3
+
+
+def test_relations_of_a_dead_lettered_task_are_dead_lettered_too_naming_its_failure():
+    """Issue 12 item 9: the dead letter alone lists everything that is not in Salesforce."""
+    org = FakeOrg(fail={"as1_task1": ["FIELD_INTEGRITY_EXCEPTION"]})
+    result = load_plan(make_plan(n_contacts=3, n_tasks=2), org)
+    relations = result.dead_letter[result.dead_letter["object"] == "TaskRelation"]
+    planned = make_plan(n_contacts=3, n_tasks=2).relations
+    assert sorted(relations["RelationId"]) == sorted(
+        planned.loc[planned["task_key"] == "as1_task1", "RelationId"]
+    )
+    assert set(relations["error_code"]) == {"TASK_FAILED"}
+    assert (
+        relations["error_message"]
+        .str.startswith("its Task was not loaded: FIELD_INTEGRITY_EXCEPTION: boom")
+        .all()
+    )
+    assert (relations["attempts"] == 0).all()
+    assert result.summary["dead_letter"] == 1 + 3
 
 
 def test_a_permanent_task_error_is_dead_lettered_at_once_and_its_relations_recorded():
@@ -182,6 +257,7 @@ def test_a_permanent_task_error_is_dead_lettered_at_once_and_its_relations_recor
     result = load_plan(make_plan(n_contacts=2, n_tasks=2), org)
     assert [j for j in org.jobs if j[0] == "Task"] == [("Task", "upsert", 2)]
     dead = result.dead_letter.iloc[0]
+    assert dead["object"] == "Task"
     assert (dead["task_key"], dead["error_code"], dead["attempts"]) == (
         "as1_task1",
         "FIELD_INTEGRITY_EXCEPTION",

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
+from activity_sync.bulk import JobTimeout
 from activity_sync.errors import ActivitySyncError
 from activity_sync.salesforce import (
     BulkJobFailed,
@@ -126,7 +127,7 @@ def test_only_5xx_limits_expiry_and_dropped_connections_count_as_transient():
 def test_a_bulk_job_that_never_finishes_fails_the_attempt_after_the_job_timeout(fresh_emulator):
     client = SalesforceClient(fresh_emulator.simple_salesforce, poll_wait=0.05, job_timeout=0.3)
     fresh_emulator.set_faults(slow_bulk_seconds=2)
-    with pytest.raises(SalesforceUnavailable, match="still InProgress|still UploadComplete"):
+    with pytest.raises(JobTimeout, match="still InProgress|still UploadComplete"):
         client.bulk_query("SELECT Id FROM Contact")
 
 

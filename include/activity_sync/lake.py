@@ -32,6 +32,8 @@ TASK_RESULTS = "task_results.parquet"
 RELATION_RESULTS = "relation_results.parquet"
 DEAD_LETTER = "dead_letter.parquet"
 LOAD_SUMMARY = "load_summary.json"
+# loaded area: one JSON file per load attempt naming its Bulk jobs (job_ledger.py)
+JOB_LEDGER = "bulk_jobs"
 AUDIT_DOCUMENT = "audit.json"
 AUDIT_COUNTS = "counts.parquet"
 AUDIT_REPORT = "report.html"

@@ -5,6 +5,9 @@ duplicating. TaskRelation rows cannot be upserted, so before inserting the loade
 which already exist — but only for Tasks the upsert reports as not newly created, since a
 Task created by this very job cannot carry relations yet. A relation reported as a
 duplicate is counted as already there: that is what a retried insert job produces.
+
+The jobs themselves (parts by size, row retries, the record of job ids that lets a
+retried task wait for its earlier jobs) are :mod:`activity_sync.load_jobs`'.
 """
 
 from __future__ import annotations
@@ -19,16 +22,15 @@ import numpy as np
 import pandas as pd
 from simple_salesforce.format import format_soql
 
-from activity_sync.salesforce import (
+from activity_sync.bulk import (
     DUPLICATE_VALUE,
     INVALID_FIELD_FOR_INSERT_UPDATE,
-    RESULT_CREATED,
-    RESULT_ERROR,
-    RESULT_ID,
-    TRANSIENT_ROW_CODES,
+    MAX_UPLOAD_BYTES,
     Operation,
-    SalesforceClient,
 )
+from activity_sync.job_ledger import JobLedger
+from activity_sync.load_jobs import JobRunner, JobSpec, bulk_cells
+from activity_sync.salesforce import SalesforceClient
 from activity_sync.schema import TASK_COLUMNS, Plan
 from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD
 
@@ -42,9 +44,10 @@ RELATION_PAIR = ["TaskId", "RelationId"]
 TASK_FIELDS = [c for c in TASK_COLUMNS if c[0].isupper()]
 # Fields an update must be able to clear; Bulk API treats an empty cell as "leave as is".
 CLEARABLE = ("WhatId", "Description")
-BULK_NULL = "#N/A"
 # Fields Salesforce lets an insert set but no update change.
 CREATE_ONLY = ("TaskSubtype",)
+# error_code of a relation whose Task is in the dead letter: it could not be made.
+TASK_FAILED = "TASK_FAILED"
 
 TASK_RESULT_COLUMNS = [
     "task_key",
@@ -72,8 +75,6 @@ DEAD_LETTER_COLUMNS = [
     "error_message",
     "attempts",
 ]
-# error_code of rows a job left unprocessed (a job that failed or was aborted midway).
-UNPROCESSED = "UNPROCESSED"
 
 
 class RelationStatus(StrEnum):
@@ -83,7 +84,7 @@ class RelationStatus(StrEnum):
     INSERTED = "inserted"
     EXISTING = "existing"  # already held, or reported DUPLICATE_VALUE by the insert
     FAILED = "failed"  # refused for good: in the dead letter
-    TASK_FAILED = "task_failed"  # its Task did not load, so it could not be made
+    TASK_FAILED = "task_failed"  # its Task did not load, so it could not be made: dead letter
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,11 @@ class LoadOptions:
 
     Attributes:
         external_id_field: the Task field holding ``task_key``, upserted on (R11).
-        row_attempts: jobs a row gets when Salesforce could not lock it or did not
-            process it; after the last, the row goes to the dead letter.
+        row_attempts: jobs a row gets when Salesforce could not lock it, another job
+            wrote its key first, or it was not processed; after the last, the row goes
+            to the dead letter.
         row_retry_wait: seconds before the second job, doubling for each later one.
+        max_upload_bytes: the most CSV one Bulk job is sent; bigger loads are split.
         relation_query_chunk, relation_rest_max, relation_bulk_chunk: how the relations
             of re-touched Tasks are read (see ``_existing_relations``).
     """
@@ -102,6 +105,7 @@ class LoadOptions:
     external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD
     row_attempts: int = 4
     row_retry_wait: float = 2.0
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
     relation_query_chunk: int = 300  # Task Ids per REST TaskRelation query: the URI stays short
     relation_rest_max: int = 2_000  # above this many Tasks to check, read through Bulk queries
     relation_bulk_chunk: int = 4_000  # Task Ids per Bulk query: its SOQL stays under 100,000 chars
@@ -117,106 +121,17 @@ class LoadResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _split_error(errors: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Split Bulk's ``CODE:message:fields`` into code and message."""
-    parts = errors.fillna("").str.split(":", n=1, expand=True).reindex(columns=[0, 1])
-    return parts[0].fillna(""), parts[1].fillna("").str.removesuffix(":--")
-
-
-def _ingest_with_row_retries(
-    client: SalesforceClient,
-    object_name: str,
-    operation: Operation,
-    rows: pd.DataFrame,
-    key: list[str],
-    options: LoadOptions,
-    external_id_field: str | None = None,
-) -> pd.DataFrame:
-    """Run ingest jobs until every row succeeded or failed for good.
-
-    Returns one row per input row: the key columns, ``sf_id``, ``created``, ``error_code``,
-    ``error_message`` (empty on success) and ``attempts``. Rows that hit a transient
-    row-level error or were left unprocessed go into the next job, after a pause.
-    """
-    done: list[pd.DataFrame] = []
-    pending = rows
-    attempt = 0
-    last_error = pd.DataFrame(columns=[*key, "error_code", "error_message"])
-    while not pending.empty and attempt < options.row_attempts:
-        attempt += 1
-        if attempt > 1:
-            log.info("retrying %d %s rows (attempt %d)", len(pending), object_name, attempt)
-            client.sleep(options.row_retry_wait * 2 ** (attempt - 2))
-        result = client.ingest(object_name, operation, pending, external_id_field=external_id_field)
-        ok = result.successful
-        if not ok.empty:
-            done.append(
-                pd.DataFrame(
-                    {
-                        **{k: ok[k] for k in key},
-                        "sf_id": ok[RESULT_ID],
-                        "created": ok[RESULT_CREATED].str.lower().eq("true"),
-                        "error_code": "",
-                        "error_message": "",
-                        "attempts": attempt,
-                    }
-                )
-            )
-        failed = result.failed
-        retry_keys = [result.unprocessed[key]] if not result.unprocessed.empty else []
-        if not failed.empty:
-            code, message = _split_error(failed[RESULT_ERROR])
-            failed = failed.assign(error_code=code, error_message=message)
-            transient = failed["error_code"].isin(TRANSIENT_ROW_CODES)
-            final = failed[~transient]
-            done.append(
-                pd.DataFrame(
-                    {
-                        **{k: final[k] for k in key},
-                        "sf_id": final[RESULT_ID].replace("", None),
-                        "created": False,
-                        "error_code": final["error_code"],
-                        "error_message": final["error_message"],
-                        "attempts": attempt,
-                    }
-                )
-            )
-            retry_keys.append(failed.loc[transient, key])
-            last_error = pd.concat(
-                [last_error, failed.loc[transient, [*key, "error_code", "error_message"]]]
-            )
-        if not result.unprocessed.empty:
-            unprocessed = result.unprocessed[key].assign(
-                error_code=UNPROCESSED,
-                error_message=f"job {result.job_id} ended {result.state}: {result.error_message}",
-            )
-            last_error = pd.concat([last_error, unprocessed])
-        retry = pd.concat(retry_keys) if retry_keys else pd.DataFrame(columns=key)
-        pending = pending.merge(retry.drop_duplicates(), on=key, how="inner")
-    if not pending.empty:
-        gave_up = pending[key].merge(
-            last_error.drop_duplicates(subset=key, keep="last"), on=key, how="left"
-        )
-        done.append(gave_up.assign(sf_id=None, created=False, attempts=attempt))
-    if not done:
-        return pd.DataFrame(
-            columns=[*key, "sf_id", "created", "error_code", "error_message", "attempts"]
-        )
-    return pd.concat([d for d in done if not d.empty], ignore_index=True)
-
-
 def task_rows(tasks: pd.DataFrame, external_id_field: str) -> pd.DataFrame:
     """The plan's Tasks as the Bulk upsert sends them: keyed, nulls made clearable."""
+    return bulk_cells(_task_fields(tasks, external_id_field), CLEARABLE)
+
+
+def _task_fields(tasks: pd.DataFrame, external_id_field: str) -> pd.DataFrame:
     rows = tasks[["task_key", *TASK_FIELDS]].rename(columns={"task_key": external_id_field})
-    rows = rows.astype(object).where(rows.notna(), None)
-    for column in CLEARABLE:
-        rows[column] = rows[column].where(rows[column].notna() & rows[column].ne(""), BULK_NULL)
-    return rows
+    return rows.astype(object).where(rows.notna(), None)
 
 
-def _upsert_tasks(
-    client: SalesforceClient, rows: pd.DataFrame, options: LoadOptions
-) -> pd.DataFrame:
+def _upsert_tasks(runner: JobRunner, rows: pd.DataFrame, options: LoadOptions) -> pd.DataFrame:
     """Upsert, then re-send without create-only fields the rows that turned out to exist.
 
     TaskSubtype can be set when a Task is created, never changed: Salesforce refuses the
@@ -225,7 +140,8 @@ def _upsert_tasks(
     this costs one extra job only on re-runs.
     """
     ext = options.external_id_field
-    out = _ingest_with_row_retries(client, TASK, Operation.UPSERT, rows, [ext], options, ext)
+    spec = JobSpec(TASK, Operation.UPSERT, (ext,), ext, CLEARABLE)
+    out = runner.run(spec, rows)
     refused = out["error_code"].eq(INVALID_FIELD_FOR_INSERT_UPDATE) & out[
         "error_message"
     ].str.contains("|".join(CREATE_ONLY), regex=True)
@@ -233,8 +149,7 @@ def _upsert_tasks(
         return out
     again = rows[rows[ext].isin(out.loc[refused, ext])].drop(columns=list(CREATE_ONLY))
     log.info("re-sending %d existing Tasks without %s", len(again), ", ".join(CREATE_ONLY))
-    retried = _ingest_with_row_retries(client, TASK, Operation.UPSERT, again, [ext], options, ext)
-    return pd.concat([out[~refused], retried], ignore_index=True)
+    return pd.concat([out[~refused], runner.run(spec, again)], ignore_index=True)
 
 
 def _existing_relations(
@@ -244,7 +159,9 @@ def _existing_relations(
 
     Few Tasks: REST queries, whose Id lists must fit in a URI. Many (a re-run or backfill
     of a big hour): Bulk API 2.0 query jobs, whose SOQL may run to 100,000 characters,
-    so each job covers thousands of Tasks for a handful of calls.
+    so each job covers thousands of Tasks for a handful of calls. Both as ``queryAll``:
+    Salesforce archives Tasks a year old, and ``query`` leaves out the relations of an
+    archived Task, which a backfill of an old hour would then insert a second time.
     """
     ids = task_ids.drop_duplicates().tolist()
     bulk = len(ids) > options.relation_rest_max
@@ -252,10 +169,12 @@ def _existing_relations(
     frames = []
     for start in range(0, len(ids), chunk):
         soql = format_soql(
-            "SELECT TaskId, RelationId FROM TaskRelation WHERE IsWhat = false AND TaskId IN {}",
+            "SELECT TaskId, RelationId FROM TaskRelation "
+            "WHERE IsWhat = false AND IsDeleted = false AND TaskId IN {}",
             ids[start : start + chunk],
         )
-        frames.append(client.bulk_query(soql) if bulk else client.query(soql))
+        query = client.bulk_query if bulk else client.query
+        frames.append(query(soql, include_deleted=True))
     found = [f for f in frames if not f.empty]
     if not found:
         return pd.DataFrame(columns=RELATION_PAIR)
@@ -263,47 +182,64 @@ def _existing_relations(
 
 
 def load_plan(
-    plan: Plan, client: SalesforceClient, options: LoadOptions | None = None
+    plan: Plan,
+    client: SalesforceClient,
+    options: LoadOptions | None = None,
+    ledger: JobLedger | None = None,
 ) -> LoadResult:
     """Make Salesforce hold the plan's Tasks and their contact relations, once (R11).
 
     Args:
         plan: one org's plan for one interval (``plan.tasks`` and ``plan.relations`` are read).
         client: that org's Salesforce; its call and job counters feed the summary.
-        options: external-ID field, row retries and relation-read chunking; defaults if None.
+        options: external-ID field, row retries, upload size and relation-read chunking;
+            defaults if None.
+        ledger: where job ids are written before their data is uploaded, and where the
+            unfinished jobs of earlier attempts of this load are found (waited for before
+            anything is sent). None keeps them in memory only.
 
     Returns:
         A :class:`LoadResult`: one row per planned Task (``task_results``) and per planned
         relation (``relation_results``, ``status`` one of :class:`RelationStatus`), the
-        rows that failed for good (``dead_letter``) and the counts (``summary``). A row
-        Salesforce refuses is a result, not an exception; a Salesforce that stays
-        unreachable raises :class:`~activity_sync.salesforce.SalesforceUnavailable`.
+        rows that are not in Salesforce (``dead_letter``: failed Tasks and relations, and
+        the relations of failed Tasks) and the counts (``summary``). A row Salesforce
+        refuses is a result, not an exception; a Salesforce that stays unreachable raises
+        :class:`~activity_sync.salesforce.SalesforceUnavailable`.
     """
     options = options or LoadOptions()
+    ledger = ledger or JobLedger()
     calls_before, jobs_before = client.total_calls, client.bulk_jobs
-    task_results = _load_tasks(client, plan.tasks, options)
+    runner = JobRunner(
+        client,
+        attempts=options.row_attempts,
+        retry_wait=options.row_retry_wait,
+        max_upload_bytes=options.max_upload_bytes,
+        ledger=ledger,
+    )
+    earlier = runner.settle_earlier_jobs()
+    task_results = _load_tasks(runner, plan.tasks, options)
     relations = _relations_by_task_id(plan.relations, task_results)
     to_insert = _mark_existing_relations(client, relations, options)
-    _insert_relations(client, relations, to_insert, options)
+    _insert_relations(runner, relations, to_insert)
     relation_results = relations[RELATION_RESULT_COLUMNS].reset_index(drop=True)
     dead_letter = _dead_letter(task_results, relation_results, options)
     summary = {
         **_counts(plan, task_results, relation_results, dead_letter),
+        "earlier_jobs_settled": earlier,
         "api_calls": client.total_calls - calls_before,
         "bulk_jobs": client.bulk_jobs - jobs_before,
     }
+    ledger.finish()
     log.info("load summary: %s", summary)
     return LoadResult(task_results, relation_results, dead_letter, summary)
 
 
-def _load_tasks(
-    client: SalesforceClient, tasks: pd.DataFrame, options: LoadOptions
-) -> pd.DataFrame:
+def _load_tasks(runner: JobRunner, tasks: pd.DataFrame, options: LoadOptions) -> pd.DataFrame:
     """Step 1: upsert the Tasks on the external key; one TASK_RESULT_COLUMNS row each."""
     ext = options.external_id_field
     out = pd.DataFrame(columns=[ext, "sf_id", "created", "error_code", "error_message", "attempts"])
     if not tasks.empty:
-        out = _upsert_tasks(client, task_rows(tasks, ext), options)
+        out = _upsert_tasks(runner, _task_fields(tasks, ext), options)
     return pd.DataFrame(
         {
             "task_key": out[ext],
@@ -357,21 +293,15 @@ def _mark_existing_relations(
     return candidates.loc[~exists, RELATION_PAIR]
 
 
-def _insert_relations(
-    client: SalesforceClient,
-    relations: pd.DataFrame,
-    to_insert: pd.DataFrame,
-    options: LoadOptions,
-) -> None:
+def _insert_relations(runner: JobRunner, relations: pd.DataFrame, to_insert: pd.DataFrame) -> None:
     """Step 4: insert the missing relations and record each outcome in ``relations``.
 
     DUPLICATE_VALUE means the relation is there already: what a retried insert job gives.
     """
     if to_insert.empty:
         return
-    inserted = _ingest_with_row_retries(
-        client, TASK_RELATION, Operation.INSERT, to_insert, RELATION_PAIR, options
-    )
+    spec = JobSpec(TASK_RELATION, Operation.INSERT, tuple(RELATION_PAIR))
+    inserted = runner.run(spec, to_insert)
     code = inserted["error_code"]
     inserted["status"] = np.select(
         [code.eq(""), code.eq(DUPLICATE_VALUE)],
@@ -388,9 +318,18 @@ def _insert_relations(
 def _dead_letter(
     task_results: pd.DataFrame, relation_results: pd.DataFrame, options: LoadOptions
 ) -> pd.DataFrame:
-    """Step 5: the Tasks and relations that failed for good, for someone to look at."""
+    """Step 5: everything planned that is not in Salesforce, with the reason.
+
+    The Tasks and relations that failed for good, and the relations of failed Tasks
+    (never sent: ``TASK_FAILED``, the message naming the Task's error), so the dead letter
+    alone lists all that is missing.
+    """
     failed_tasks = task_results[~task_results["success"]]
     failed_relations = relation_results[relation_results["status"].eq(RelationStatus.FAILED)]
+    orphans = relation_results[relation_results["status"].eq(RelationStatus.TASK_FAILED)]
+    task_error = failed_tasks.set_index("task_key")
+    orphan_code = orphans["task_key"].map(task_error["error_code"]).fillna("").astype(str)
+    orphan_message = orphans["task_key"].map(task_error["error_message"]).fillna("").astype(str)
     return pd.concat(
         [
             pd.DataFrame(
@@ -411,6 +350,19 @@ def _dead_letter(
                     "error_code": failed_relations["error_code"],
                     "error_message": failed_relations["error_message"],
                     "attempts": options.row_attempts,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "object": TASK_RELATION,
+                    "task_key": orphans["task_key"],
+                    "RelationId": orphans["RelationId"],
+                    "error_code": TASK_FAILED,
+                    "error_message": "its Task was not loaded: "
+                    + orphan_code
+                    + ": "
+                    + orphan_message,
+                    "attempts": 0,
                 }
             ),
         ],

@@ -1,27 +1,26 @@
-"""Talking to Salesforce: REST queries, Bulk API 2.0 jobs, and the retries both need.
+"""Talking to Salesforce: counted, retried calls, REST queries, and re-login.
 
 Built on a ``simple_salesforce.Salesforce`` client (what ``SalesforceHook.get_conn()``
-returns) but driving Bulk API 2.0 through its session directly: simple-salesforce's bulk2
-helpers drop the job id when a job fails, parse results row by row, and retry nothing.
-Here every call is counted (the API budget is the product's concern), transient failures
-are retried with backoff, an expired session logs in again, and results are DataFrames.
+returns). Every call is counted (the API budget is the product's concern), transient
+failures are retried with backoff, an expired session logs in again, and results are
+DataFrames. The Bulk API 2.0 jobs are :class:`~activity_sync.bulk.BulkJobs`' methods.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 import requests
 
+from activity_sync.bulk import BulkJobFailed as BulkJobFailed
+from activity_sync.bulk import BulkJobs
+from activity_sync.bulk import IngestResult as IngestResult
 from activity_sync.errors import ActivitySyncError
 from activity_sync.transport import HttpTimeouts, is_transient, session_timeouts, with_timeouts
 
@@ -32,105 +31,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-# --- Bulk API 2.0 vocabulary, as Salesforce spells it (simple-salesforce's bulk2 has the
-# same): https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/
-
-
-class JobKind(StrEnum):
-    """The two job families, which are also the URL segment under ``/jobs/``."""
-
-    INGEST = "ingest"
-    QUERY = "query"
-
-
-class JobState(StrEnum):
-    """A job moves Open → UploadComplete → InProgress → one of the terminal states."""
-
-    OPEN = "Open"
-    UPLOAD_COMPLETE = "UploadComplete"
-    IN_PROGRESS = "InProgress"
-    JOB_COMPLETE = "JobComplete"
-    FAILED = "Failed"
-    ABORTED = "Aborted"
-
-
-class Operation(StrEnum):
-    """What a job does: the ingest operations, and the two kinds of query job."""
-
-    INSERT = "insert"
-    UPDATE = "update"
-    UPSERT = "upsert"
-    DELETE = "delete"
-    HARD_DELETE = "hardDelete"
-    QUERY = "query"
-    QUERY_ALL = "queryAll"  # also returns deleted and archived rows, with IsDeleted
-
-
-class ResultFile(StrEnum):
-    """The per-row result files of an ingest job, by their URL segment."""
-
-    SUCCESSFUL = "successfulResults"
-    FAILED = "failedResults"
-    # Spelled as Salesforce's reference spells it (simple-salesforce writes unprocessedRecords):
-    # https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/get_job_unprocessed_results.htm
-    UNPROCESSED = "unprocessedrecords"
-
-
-TERMINAL_JOB_STATES = frozenset({JobState.JOB_COMPLETE, JobState.FAILED, JobState.ABORTED})
-CONTENT_TYPE_CSV = "CSV"
-LINE_ENDING_CRLF = "CRLF"
-COLUMN_DELIMITER_COMMA = "COMMA"
-CSV_MEDIA_TYPE = "text/csv"
-CSV_UPLOAD_MEDIA_TYPE = "text/csv; charset=UTF-8"
-# Response header naming the next page of a query job's results; "null" on the last one.
-LOCATOR_HEADER = "Sforce-Locator"
-LAST_LOCATOR = "null"
-# Columns Salesforce adds to the rows of the result files.
-RESULT_ID = "sf__Id"
-RESULT_CREATED = "sf__Created"
-RESULT_ERROR = "sf__Error"
-
-# Error codes the client and the loader act on.
-# Row-level codes worth another attempt: Salesforce says so for lock contention.
-TRANSIENT_ROW_CODES = frozenset({"UNABLE_TO_LOCK_ROW"})
-DUPLICATE_VALUE = "DUPLICATE_VALUE"
-INVALID_FIELD_FOR_INSERT_UPDATE = "INVALID_FIELD_FOR_INSERT_UPDATE"
-
-
 class SalesforceUnavailable(ActivitySyncError, RuntimeError):
     """Transient failures persisted past every retry; the task should be retried later."""
 
 
-class BulkJobFailed(ActivitySyncError):
-    """A Bulk API 2.0 query job ended without completing; names the job, state and reason."""
-
-    def __init__(self, kind: str, job_id: str, state: str, error_message: str | None) -> None:
-        reason = f": {error_message}" if error_message else " without an error message"
-        super().__init__(f"Bulk {kind} job {job_id} ended {state}{reason}")
-        self.job_id = job_id
-        self.state = state
-        self.error_message = error_message
-
-
-@dataclass
-class IngestResult:
-    """Outcome of one Bulk API 2.0 ingest job, results as string-typed frames."""
-
-    job_id: str
-    state: str
-    successful: pd.DataFrame  # sf__Id, sf__Created, <sent columns>
-    failed: pd.DataFrame  # sf__Id, sf__Error, <sent columns>
-    unprocessed: pd.DataFrame  # <sent columns>
-    error_message: str | None = None
-
-
-def _csv_frame(text: str) -> pd.DataFrame:
-    if not text.strip():
-        return pd.DataFrame()
-    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-
-
-class SalesforceClient:
+class SalesforceClient(BulkJobs):
     """One org's Salesforce API, with call counting, retries and re-login.
 
     Every request is bounded by the connect and read timeouts of the session the factory
@@ -268,171 +173,3 @@ class SalesforceClient:
             records.extend(page["records"])
         frame = pd.DataFrame.from_records(records)
         return frame.drop(columns=["attributes"], errors="ignore")
-
-    # --- Bulk API 2.0 -------------------------------------------------------------
-
-    def _job_url(self, kind: JobKind, job_id: str | None = None, suffix: str = "") -> str:
-        url = f"{self.sf.bulk2_url}{kind}"
-        if job_id:
-            url += f"/{job_id}"
-        return url + suffix
-
-    def _wait(self, kind: JobKind, job_id: str) -> dict[str, Any]:
-        """Poll until the job ends; a job stuck past ``job_timeout`` fails the attempt, and
-        the task's retry (idempotent, as every load is) takes it up later."""
-        delay = self.poll_wait
-        waited = 0.0
-        while True:
-            self.sleep(delay)
-            waited += delay
-            job = self._retrying(
-                f"poll {kind} job {job_id}",
-                lambda: self._http("GET", self._job_url(kind, job_id), "bulk_poll").json(),
-            )
-            if job["state"] in TERMINAL_JOB_STATES:
-                return job
-            if waited >= self.job_timeout:
-                raise SalesforceUnavailable(
-                    f"Bulk {kind} job {job_id} still {job['state']} after {waited:.0f}s"
-                )
-            delay = min(delay * 1.5, 10.0)
-
-    def ingest(
-        self,
-        object_name: str,
-        operation: Operation,
-        rows: pd.DataFrame,
-        *,
-        external_id_field: str | None = None,
-    ) -> IngestResult:
-        """One Bulk API 2.0 ingest job: create, upload CSV, close, wait, fetch results.
-
-        CRLF line endings, because a lone carriage return inside an email body breaks
-        Salesforce's CSV parser under LF. Creating and uploading are retried as one unit
-        (a half-made job is aborted first); once the job is closed only the polling and the
-        result downloads are retried, so the data is never submitted twice by this call.
-        """
-        body = rows.to_csv(index=False, lineterminator="\r\n")
-        spec: dict[str, Any] = {
-            "object": object_name,
-            "operation": operation,
-            "contentType": CONTENT_TYPE_CSV,
-            "lineEnding": LINE_ENDING_CRLF,
-            "columnDelimiter": COLUMN_DELIMITER_COMMA,
-        }
-        if external_id_field:
-            spec["externalIdFieldName"] = external_id_field
-
-        def submit() -> str:
-            job = self._http("POST", self._job_url(JobKind.INGEST), "bulk_job", json=spec).json()
-            job_id = job["id"]
-            try:
-                self._http(
-                    "PUT",
-                    self._job_url(JobKind.INGEST, job_id, "/batches"),
-                    "bulk_upload",
-                    data=body.encode("utf-8"),
-                    headers={"Content-Type": CSV_UPLOAD_MEDIA_TYPE},
-                )
-                self._http(
-                    "PATCH",
-                    self._job_url(JobKind.INGEST, job_id),
-                    "bulk_job",
-                    json={"state": JobState.UPLOAD_COMPLETE},
-                )
-            except Exception:
-                self._abort_quietly(job_id)
-                raise
-            return job_id
-
-        job_id = self._retrying(f"submit {operation} {object_name}", submit)
-        self.bulk_jobs += 1
-        log.info("Bulk %s of %d %s rows: job %s", operation, len(rows), object_name, job_id)
-        job = self._wait(JobKind.INGEST, job_id)
-
-        def results(name: ResultFile) -> pd.DataFrame:
-            return self._retrying(
-                f"{name} of job {job_id}",
-                lambda: _csv_frame(
-                    self._http(
-                        "GET",
-                        self._job_url(JobKind.INGEST, job_id, f"/{name}/"),
-                        "bulk_results",
-                        headers={"Accept": CSV_MEDIA_TYPE},
-                    ).text
-                ),
-            )
-
-        successful = results(ResultFile.SUCCESSFUL)
-        failed = results(ResultFile.FAILED)
-        # Only a job that did not complete can leave rows unprocessed: skip the call otherwise.
-        unprocessed = (
-            results(ResultFile.UNPROCESSED)
-            if job["state"] != JobState.JOB_COMPLETE
-            else pd.DataFrame()
-        )
-        log.info(
-            "Bulk job %s %s: %d succeeded, %d failed, %d unprocessed",
-            job_id,
-            job["state"],
-            len(successful),
-            len(failed),
-            len(unprocessed),
-        )
-        return IngestResult(
-            job_id, job["state"], successful, failed, unprocessed, job.get("errorMessage")
-        )
-
-    def _abort_quietly(self, job_id: str) -> None:
-        try:
-            self._http(
-                "PATCH",
-                self._job_url(JobKind.INGEST, job_id),
-                "bulk_job",
-                json={"state": JobState.ABORTED},
-            )
-        except Exception as exc:  # the job is left Open; Salesforce expires it
-            log.warning("could not abort job %s: %s", job_id, exc)
-
-    def bulk_query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
-        """Bulk API 2.0 query job, pages fetched by locator; all values as strings.
-
-        ``include_deleted`` runs it as ``queryAll``. A job that ends Failed or Aborted raises
-        :class:`BulkJobFailed`; one still running after ``job_timeout`` raises
-        :class:`SalesforceUnavailable`.
-        """
-        operation = Operation.QUERY_ALL if include_deleted else Operation.QUERY
-        spec = {"operation": operation, "query": soql}
-        job_id = self._retrying(
-            "create query job",
-            lambda: self._http("POST", self._job_url(JobKind.QUERY), "bulk_job", json=spec).json()[
-                "id"
-            ],
-        )
-        self.bulk_jobs += 1
-        job = self._wait(JobKind.QUERY, job_id)
-        if job["state"] != JobState.JOB_COMPLETE:
-            raise BulkJobFailed(JobKind.QUERY, job_id, job["state"], job.get("errorMessage"))
-        pages: list[pd.DataFrame] = []
-        locator: str | None = None
-        while True:
-            params = {"maxRecords": 50_000}
-            if locator:
-                params["locator"] = locator
-
-            def page(params: dict[str, Any] = params) -> requests.Response:
-                return self._http(
-                    "GET",
-                    self._job_url(JobKind.QUERY, job_id, "/results"),
-                    "bulk_results",
-                    params=params,
-                    headers={"Accept": CSV_MEDIA_TYPE},
-                )
-
-            response = self._retrying(f"results of query job {job_id}", page)
-            pages.append(_csv_frame(response.text))
-            locator = response.headers.get(LOCATOR_HEADER)
-            if not locator or locator == LAST_LOCATOR:
-                break
-        non_empty = [p for p in pages if not p.empty]
-        return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame()

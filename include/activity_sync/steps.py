@@ -32,6 +32,7 @@ from activity_sync.crm import read_crm
 from activity_sync.errors import ActivitySyncError
 from activity_sync.events import read_events
 from activity_sync.extract import extract_interval
+from activity_sync.job_ledger import LakeJobLedger
 from activity_sync.load import LoadOptions, load_plan, write_load_result
 from activity_sync.mirror import refresh_crm
 from activity_sync.org import OrgCapabilities, api_budget, detect_capabilities
@@ -245,7 +246,8 @@ def step_load(
     options = options or LoadOptions(external_id_field=org.external_id_field)
     with lake.local_copy(lake.partition(root, lake.PLAN, org.org_id, start)) as plan_dir:
         planned = read_plan(plan_dir)
-    result = load_plan(planned, client, options)
+    loaded = lake.partition(root, lake.LOADED, org.org_id, start)
+    result = load_plan(planned, client, options, LakeJobLedger(loaded / lake.JOB_LEDGER))
     result.summary.update(
         {
             "org_id": org.org_id,
@@ -253,7 +255,7 @@ def step_load(
             "mode": planned.summary.get("mode"),
         }
     )
-    write_load_result(result, lake.partition(root, lake.LOADED, org.org_id, start))
+    write_load_result(result, loaded)
     return result.summary
 
 

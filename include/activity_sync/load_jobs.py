@@ -1,0 +1,380 @@
+"""Ingest jobs until every row has an outcome: parts by size, row retries, earlier jobs.
+
+The invariant, checked after every job: each row sent is in exactly one of the job's
+successful, failed or unprocessed results — or in none, which counts as unprocessed
+(``NO_RESULT``): a job that failed before processing, or that the client gave up on and
+aborted, may list nothing. Unprocessed rows, rows Salesforce could not lock, and upserts
+that lost a race on the external key (``DUPLICATE_VALUE``: the Task exists now) go into
+the next job; after the last attempt they are given up with that code.
+
+Rows are cut into jobs whose CSV stays under the upload limit, each job retried on its
+own. A job's id is written to the ledger before its data is uploaded; a later attempt
+first waits for the unfinished jobs of earlier ones, and a part whose CSV is exactly what
+such a job was sent takes that job's results instead of being sent a second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from activity_sync.bulk import (
+    BULK_NULL,
+    DUPLICATE_VALUE,
+    RESULT_CREATED,
+    RESULT_ERROR,
+    RESULT_ID,
+    TRANSIENT_ROW_CODES,
+    IngestResult,
+    JobKind,
+    JobState,
+    Operation,
+    csv_body,
+)
+from activity_sync.errors import ActivitySyncError
+from activity_sync.job_ledger import JobEntry, JobLedger
+
+log = logging.getLogger(__name__)
+
+# error_code of rows given up on without a row-level error from Salesforce.
+UNPROCESSED = "UNPROCESSED"  # listed in a Failed or Aborted job's unprocessed results
+NO_RESULT = "NO_RESULT"  # in none of the job's three result files
+ROW_TOO_LARGE = "ROW_TOO_LARGE"  # one row's CSV alone exceeds the upload limit
+OUTCOME_COLUMNS = ["sf_id", "created", "error_code", "error_message", "attempts"]
+
+_OK, _FINAL, _RETRY = "ok", "final", "retry"
+
+
+class DuplicateRowKeys(ActivitySyncError, ValueError):
+    """Two rows of one load share a key, so results could not be told apart."""
+
+
+class UploadTooLarge(ActivitySyncError, RuntimeError):
+    """A job's CSV came out over the upload limit (a bug in the size estimate)."""
+
+
+class OutcomeMismatch(ActivitySyncError, RuntimeError):
+    """A job's rows and their outcomes do not add up (a bug in matching results)."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a family of jobs does, and how its rows are recognised in the results.
+
+    Attributes:
+        object_name, operation, external_id_field: the jobs' (the field for upserts).
+        key: the columns that identify a row in the result files.
+        clearable: columns whose empty value is sent as Bulk's null, so an update clears
+            the field instead of leaving it as it was.
+    """
+
+    object_name: str
+    operation: Operation
+    key: tuple[str, ...]
+    external_id_field: str | None = None
+    clearable: tuple[str, ...] = ()
+
+    @property
+    def retry_codes(self) -> frozenset[str]:
+        # A unique external key that another job just wrote: the record exists now,
+        # so the same upsert updates it.
+        if self.operation == Operation.UPSERT:
+            return TRANSIENT_ROW_CODES | {DUPLICATE_VALUE}
+        return TRANSIENT_ROW_CODES
+
+
+def bulk_cells(rows: pd.DataFrame, clearable: tuple[str, ...]) -> pd.DataFrame:
+    """``rows`` as a Bulk CSV carries them: a null or empty ``clearable`` cell is #N/A."""
+    rows = rows.astype(object).where(rows.notna(), None)
+    for column in clearable:
+        rows[column] = rows[column].where(rows[column].notna() & rows[column].ne(""), BULK_NULL)
+    return rows
+
+
+def _row_sizes(rows: pd.DataFrame) -> np.ndarray:
+    """An upper bound on each row's bytes in the CSV: every value quoted, quotes doubled."""
+    sizes = np.full(len(rows), len(rows.columns) + 1, dtype=np.int64)  # commas and CRLF
+    for column in rows.columns:
+        text = rows[column].astype(object).where(rows[column].notna(), "").astype(str)
+        encoded = text.str.encode("utf-8").str.len().to_numpy(dtype=np.int64)
+        sizes += encoded + text.str.count('"').to_numpy(dtype=np.int64) + 2
+    return sizes
+
+
+def split_by_size(rows: pd.DataFrame, limit: int) -> tuple[list[pd.DataFrame], pd.DataFrame]:
+    """Consecutive parts of ``rows`` whose CSV stays within ``limit`` bytes.
+
+    Returns:
+        The parts, and the rows too large to go in any job on their own.
+    """
+    header = len(csv_body(rows.iloc[:0]))
+    ends = np.cumsum(_row_sizes(rows))
+    parts: list[pd.DataFrame] = []
+    too_large: list[int] = []
+    start = 0
+    while start < len(rows):
+        base = ends[start - 1] if start else 0
+        stop = int(np.searchsorted(ends, base + limit - header, side="right"))
+        if stop == start:
+            too_large.append(start)
+            start += 1
+            continue
+        parts.append(rows.iloc[start:stop])
+        start = stop
+    return parts, rows.iloc[too_large]
+
+
+class JobRunner:
+    """Runs a load's ingest jobs for one org.
+
+    Args:
+        client: the org's Salesforce (a ``SalesforceClient`` or a fake of its Bulk part).
+        attempts: jobs a row gets when it could not be locked, lost a race, or was not
+            processed; after the last it is given up with that code.
+        retry_wait: seconds before the second job, doubling for each later one.
+        max_upload_bytes: the most CSV one job is sent.
+        ledger: where job ids are recorded before their upload, and earlier attempts'
+            jobs are found.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        attempts: int,
+        retry_wait: float,
+        max_upload_bytes: int,
+        ledger: JobLedger | None = None,
+    ) -> None:
+        self.client = client
+        self.attempts = attempts
+        self.retry_wait = retry_wait
+        self.max_upload_bytes = max_upload_bytes
+        self.ledger = ledger or JobLedger()
+        self._earlier: dict[tuple[str, str, str], list[IngestResult]] = {}
+
+    def settle_earlier_jobs(self) -> int:
+        """Wait for the jobs earlier attempts recorded and did not see through.
+
+        A job still Open was never closed, so Salesforce never processes it: nothing to
+        wait for. The others are waited for (aborted past the job timeout) and their
+        results kept, to stand in for a part that would send them the same CSV again.
+
+        Returns:
+            How many jobs were settled.
+        """
+        from simple_salesforce.exceptions import SalesforceResourceNotFound
+
+        settled = 0
+        for entry in self.ledger.unfinished():
+            try:
+                state = self.client.job_status(JobKind.INGEST, entry.job_id)["state"]
+            except SalesforceResourceNotFound:
+                continue  # Salesforce deletes jobs seven days after they end
+            if state == JobState.OPEN:
+                log.info("job %s of an earlier attempt was never closed: ignored", entry.job_id)
+                continue
+            log.info("waiting for job %s of an earlier attempt (%s)", entry.job_id, state)
+            result = self.client.settle_ingest_job(entry.job_id)
+            key = (entry.object_name, entry.operation, entry.digest)
+            self._earlier.setdefault(key, []).append(result)
+            settled += 1
+        return settled
+
+    def run(self, spec: JobSpec, rows: pd.DataFrame) -> pd.DataFrame:
+        """Send ``rows`` until each succeeded or failed for good, or its attempts ran out.
+
+        Returns:
+            One row per input row: the ``spec.key`` columns and OUTCOME_COLUMNS
+            (``error_code`` empty on success).
+
+        Raises:
+            DuplicateRowKeys: two rows share a key.
+        """
+        key = list(spec.key)
+        if rows[key].duplicated().any():
+            raise DuplicateRowKeys(
+                f"{spec.object_name} rows share a key ({', '.join(key)}): "
+                f"{rows.loc[rows[key].duplicated(), key].head(3).to_dict('records')}"
+            )
+        done: list[pd.DataFrame] = []
+        pending = rows.reset_index(drop=True)
+        retry = pd.DataFrame(columns=[*key, "error_code", "error_message"])
+        attempt = 0
+        while not pending.empty and attempt < self.attempts:
+            attempt += 1
+            if attempt > 1:
+                log.info(
+                    "retrying %d %s rows (attempt %d)", len(pending), spec.object_name, attempt
+                )
+                self.client.sleep(self.retry_wait * 2 ** (attempt - 2))
+            outcomes = self._round(spec, pending)
+            settled = outcomes[outcomes["status"].ne(_RETRY)]
+            done.append(settled.drop(columns="status").assign(attempts=attempt))
+            retry = outcomes[outcomes["status"].eq(_RETRY)]
+            pending = pending.merge(retry[key].astype(object), on=key, how="inner")
+        if not pending.empty:
+            gave_up = retry[[*key, "error_code", "error_message"]]
+            done.append(gave_up.assign(sf_id=None, created=False, attempts=attempt))
+        frames = [d for d in done if not d.empty]
+        if not frames:
+            return pd.DataFrame(columns=[*key, *OUTCOME_COLUMNS])
+        return pd.concat(frames, ignore_index=True)[[*key, *OUTCOME_COLUMNS]]
+
+    def _round(self, spec: JobSpec, pending: pd.DataFrame) -> pd.DataFrame:
+        """One attempt for every pending row: the literal-null rows by REST, the rest by
+        Bulk jobs cut to the upload limit. One outcome row per pending row, with status."""
+        frames = []
+        literal = pd.Series(False, index=pending.index)
+        if spec.operation == Operation.UPSERT and spec.external_id_field:
+            literal = pending.astype(object).eq(BULK_NULL).any(axis=1)
+        if literal.any():
+            sent = pending[literal]
+            log.info("upserting %d rows holding the text %s through REST", len(sent), BULK_NULL)
+            result = self.client.upsert_records(spec.object_name, spec.external_id_field, sent)
+            frames.append(_outcomes(spec, sent, result, adopted=False))
+        parts, too_large = split_by_size(
+            bulk_cells(pending[~literal], spec.clearable), self.max_upload_bytes
+        )
+        for number, part in enumerate(parts, start=1):
+            if len(parts) > 1:
+                log.info(
+                    "%s part %d of %d: %d rows", spec.object_name, number, len(parts), len(part)
+                )
+            result, adopted = self._job(spec, part)
+            frames.append(_outcomes(spec, part, result, adopted=adopted))
+        if not too_large.empty:
+            frames.append(
+                too_large[list(spec.key)].assign(
+                    status=_FINAL,
+                    sf_id=None,
+                    created=False,
+                    error_code=ROW_TOO_LARGE,
+                    error_message=f"the row alone is over the {self.max_upload_bytes:,}-byte upload limit",
+                )
+            )
+        return pd.concat(frames, ignore_index=True)
+
+    def _job(self, spec: JobSpec, part: pd.DataFrame) -> tuple[IngestResult, bool]:
+        """The part's job: an earlier attempt's that was sent this very CSV, or a new one."""
+        body = csv_body(part)
+        if len(body) > self.max_upload_bytes:
+            raise UploadTooLarge(
+                f"a {spec.object_name} job's CSV is {len(body):,} bytes, over the "
+                f"{self.max_upload_bytes:,}-byte limit"
+            )
+        digest = hashlib.sha256(body).hexdigest()
+        earlier = self._earlier.get((spec.object_name, spec.operation, digest))
+        if earlier:
+            result = earlier.pop(0)
+            log.info("%d rows were sent to job %s before: not sent again", len(part), result.job_id)
+            return result, True
+
+        def record(job_id: str) -> None:
+            self.ledger.record(
+                JobEntry(job_id, spec.object_name, str(spec.operation), digest, len(part))
+            )
+
+        result = self.client.ingest(
+            spec.object_name,
+            spec.operation,
+            body,
+            external_id_field=spec.external_id_field,
+            on_created=record,
+        )
+        return result, False
+
+
+def _outcomes(
+    spec: JobSpec, sent: pd.DataFrame, result: IngestResult, *, adopted: bool
+) -> pd.DataFrame:
+    """Each sent row's outcome in one job, checking that no row goes without one.
+
+    A row is in the successful, else the failed, else the unprocessed results, else in
+    none (``NO_RESULT``). Results that name rows this job was not sent are reported
+    and left out; they cannot be matched to anything.
+    """
+    key = list(spec.key)
+    verdicts = []
+    for rank, (frame, columns) in enumerate(
+        [
+            (result.successful, [RESULT_ID, RESULT_CREATED]),
+            (result.failed, [RESULT_ID, RESULT_ERROR]),
+            (result.unprocessed, []),
+        ]
+    ):
+        if not frame.empty:
+            verdicts.append(frame.reindex(columns=[*key, *columns]).assign(_rank=rank))
+    sent_keys = sent[key].astype(str).reset_index(drop=True)
+    columns = [*key, RESULT_ID, RESULT_CREATED, RESULT_ERROR, "_rank"]
+    verdict = (
+        pd.concat(verdicts, ignore_index=True).reindex(columns=columns)
+        if verdicts
+        else pd.DataFrame(columns=columns)
+    )
+    verdict[key] = verdict[key].fillna("").astype(str)
+    in_several = verdict.duplicated(key, keep=False)
+    if in_several.any():
+        log.warning(
+            "job %s listed %d rows in more than one result file; the first file counts",
+            result.job_id,
+            int(verdict.loc[in_several, key].drop_duplicates().shape[0]),
+        )
+    verdict = verdict.sort_values("_rank", kind="stable").drop_duplicates(key)
+    out = sent_keys.merge(verdict, on=key, how="left", indicator=True)
+    unknown = len(verdict) - int(out["_merge"].eq("both").sum())
+    if unknown:
+        log.error("job %s reported %d rows it was not sent; ignored", result.job_id, unknown)
+    rank = out["_rank"]
+    counts = {
+        "successful": int(rank.eq(0).sum()),
+        "failed": int(rank.eq(1).sum()),
+        "unprocessed": int(rank.eq(2).sum()),
+        "missing": int(rank.isna().sum()),
+    }
+    if len(out) != len(sent) or sum(counts.values()) != len(sent):
+        raise OutcomeMismatch(f"job {result.job_id}: {len(sent)} rows sent, outcomes {counts}")
+    if counts["missing"]:
+        log.warning(
+            "job %s (%s) has no result for %d of its %d rows: they count as unprocessed",
+            result.job_id,
+            result.state,
+            counts["missing"],
+            len(sent),
+        )
+    code, message = _split_error(out[RESULT_ERROR])
+    ended = f"job {result.job_id} ended {result.state}"
+    if result.error_message:
+        ended += f": {result.error_message}"
+    code = code.mask(rank.eq(2), UNPROCESSED).mask(rank.isna(), NO_RESULT)
+    message = message.mask(rank.eq(2), ended).mask(rank.isna(), f"no result for the row; {ended}")
+    status = np.select(
+        [rank.eq(0), code.isin(spec.retry_codes) | rank.eq(2) | rank.isna()],
+        [_OK, _RETRY],
+        _FINAL,
+    )
+    created = out[RESULT_CREATED].fillna("").str.lower().eq("true") & rank.eq(0)
+    frame = pd.DataFrame(
+        {
+            **{k: sent[k].to_numpy() for k in key},
+            "status": status,
+            "sf_id": out[RESULT_ID].where(out[RESULT_ID].fillna("").ne(""), None),
+            # Rows of an earlier attempt's job: what else that attempt did is unknown.
+            "created": created & (not adopted),
+            "error_code": code.where(rank.ne(0), ""),
+            "error_message": message.where(rank.ne(0), ""),
+        }
+    )
+    log.info("job %s: %s", result.job_id or "(REST)", counts)
+    return frame
+
+
+def _split_error(errors: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Split Bulk's ``CODE:message:fields`` into code and message."""
+    parts = errors.fillna("").astype(str).str.split(":", n=1, expand=True).reindex(columns=[0, 1])
+    return parts[0].fillna(""), parts[1].fillna("").str.removesuffix(":--")
