@@ -3,12 +3,15 @@ against a hand-written client for what the emulator never sends (a flag that is 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from activity_sync.crm import CrmError, read_crm
 from activity_sync.errors import ActivitySyncError
-from activity_sync.mirror import MIRRORED, refresh_crm, refresh_object
+from activity_sync.mirror import MIRRORED, REFRESHED_AT, refresh_crm, refresh_object
 from activity_sync.salesforce import SalesforceClient
 
 
@@ -112,3 +115,73 @@ def test_a_flag_from_salesforce_that_is_no_flag_is_refused_naming_object_column_
         refresh_object(CannedClient(rows), "User", tmp_path)
     assert isinstance(error.value, ActivitySyncError)
     assert not (tmp_path / "User.parquet").exists()
+
+
+class RecordingClient(CannedClient):
+    """A CannedClient that notes which kind of query each refresh made."""
+
+    def __init__(self, rows: pd.DataFrame) -> None:
+        super().__init__(rows)
+        self.calls: list[tuple[str, bool]] = []
+
+    def bulk_query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
+        self.calls.append(("bulk", include_deleted))
+        return self.rows
+
+    def query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
+        self.calls.append(("rest", include_deleted))
+        return self.rows
+
+
+ONE_CONTACT = pd.DataFrame(
+    {
+        "Id": ["0030001"],
+        "Email": ["kim@prospect.io"],
+        "AccountId": [""],
+        "LastModifiedDate": ["2026-01-01T00:00:00.000+0000"],
+        "SystemModstamp": ["2026-01-01T00:00:00.000+0000"],
+        "IsDeleted": ["false"],
+    }
+)
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("later", "mode"),
+    [(timedelta(days=1), "incremental"), (timedelta(days=13, hours=23), "incremental")]
+    + [(timedelta(days=14, minutes=1), "full"), (timedelta(days=40), "full")],
+)
+def test_a_mirror_not_refreshed_for_longer_than_the_recycle_bin_keeps_deletions_is_pulled_in_full(
+    tmp_path, later, mode
+):
+    """Salesforce empties the Recycle Bin after 15 days; queryAll then no longer shows the
+    deletion (https://help.salesforce.com/s/articleView?id=sf.home_delete.htm)."""
+    client = RecordingClient(ONE_CONTACT)
+    refresh_object(client, "Contact", tmp_path, now=T0)
+    stats = refresh_object(client, "Contact", tmp_path, now=T0 + later)
+    assert stats["mode"] == mode
+    assert client.calls[-1] == ("bulk" if mode == "full" else "rest", True)
+    if mode == "full":
+        assert "Recycle Bin" in stats["reason"]
+
+
+def test_the_refresh_time_is_kept_in_the_mirror_file_itself(tmp_path):
+    refresh_object(RecordingClient(ONE_CONTACT), "Contact", tmp_path, now=T0)
+    metadata = pq.read_schema(tmp_path / "Contact.parquet").metadata
+    assert pd.Timestamp(metadata[REFRESHED_AT].decode()) == T0
+
+
+def test_a_mirror_written_before_refresh_times_were_kept_goes_by_its_newest_row(tmp_path):
+    ONE_CONTACT.drop(columns="IsDeleted").to_parquet(tmp_path / "Contact.parquet")
+    client = RecordingClient(ONE_CONTACT)
+    stats = refresh_object(client, "Contact", tmp_path, now=T0)  # 59 days after the row
+    assert stats["mode"] == "full"
+    assert refresh_object(client, "Contact", tmp_path, now=T0)["mode"] == "incremental"
+
+
+def test_a_full_pull_drops_rows_deleted_meanwhile_that_queryall_no_longer_returns(tmp_path):
+    two = pd.concat([ONE_CONTACT, ONE_CONTACT.assign(Id="0030002")], ignore_index=True)
+    refresh_object(RecordingClient(two), "Contact", tmp_path, now=T0)
+    # 0030002 was deleted and purged from the Recycle Bin: no query returns it any more.
+    refresh_object(RecordingClient(ONE_CONTACT), "Contact", tmp_path, now=T0 + timedelta(days=20))
+    assert pd.read_parquet(tmp_path / "Contact.parquet")["Id"].tolist() == ["0030001"]
