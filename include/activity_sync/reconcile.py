@@ -5,7 +5,8 @@ dates the day's plans use: that returns the planned Tasks and, in the same pass,
 of ours no plan holds. Planned keys it did not return are looked up once more by key (an
 admin may have moved a Task's date), then the TaskRelation rows of the Tasks found are
 read in chunks of Ids. Queries are cut by SOQL length, not by row, and switch to Bulk API
-2.0 query jobs for big days, so the calls grow with chunks, not records.
+2.0 query jobs for big days, so the calls grow with chunks, not records. All of them run
+as ``queryAll``, so the Tasks of an old day, which Salesforce has archived, are found.
 
 Differences, each listed by key:
 
@@ -54,6 +55,8 @@ COUNT_LABELS = {
     "duplicated_relations": "duplicated TaskRelations",
 }
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+# Every query runs as queryAll (archived Tasks included) and leaves the Recycle Bin out.
+LIVE = " AND IsDeleted = false"
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,13 @@ class _Reader:
         self.budget = options.bulk_in_chars if bulk else options.rest_in_chars
 
     def query(self, soql: str) -> pd.DataFrame:
-        return self.client.bulk_query(soql) if self.bulk else self.client.query(soql)
+        """Run ``soql`` (which must exclude deleted rows) as ``queryAll``: Salesforce
+        archives Tasks whose ActivityDate is a year old, and only ``queryAll`` returns
+        archived activities and their relations (SOQL "ALL ROWS" / ``queryAll``:
+        https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_queryall.htm).
+        """
+        run = self.client.bulk_query if self.bulk else self.client.query
+        return run(soql, include_deleted=True)
 
     def query_in(self, template: str, values: Iterable[str], columns: list[str]) -> pd.DataFrame:
         frames = [
@@ -144,7 +153,7 @@ def fetch(
     if dates:
         by_date = reader.query(
             format_soql(
-                select + f" WHERE {ext} LIKE '{{:like}}%' AND ActivityDate IN {{}}",
+                select + f" WHERE {ext} LIKE '{{:like}}%' AND ActivityDate IN {{}}{LIVE}",
                 options.key_prefix,
                 dates,
             )
@@ -154,7 +163,7 @@ def fetch(
     # A planned Task whose ActivityDate was edited is still there: look it up by key.
     unseen = [k for k in keys if k not in seen]
     if unseen:
-        frames.append(reader.query_in(select + f" WHERE {ext} IN {{}}", unseen, columns))
+        frames.append(reader.query_in(select + f" WHERE {ext} IN {{}}{LIVE}", unseen, columns))
     found = [f for f in frames if not f.empty]
     tasks = (
         pd.concat(found, ignore_index=True).drop_duplicates("Id")
@@ -167,7 +176,8 @@ def fetch(
     relation_columns = ["Id", "TaskId", "RelationId"]
     try:
         relations = reader.query_in(
-            "SELECT Id, TaskId, RelationId FROM TaskRelation WHERE IsWhat = false AND TaskId IN {}",
+            "SELECT Id, TaskId, RelationId FROM TaskRelation "
+            f"WHERE IsWhat = false AND TaskId IN {{}}{LIVE}",
             tasks["Id"],
             relation_columns,
         )
