@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 from strategies import comparable, crm_of, events_of, settings_of
 
+from activity_sync import reference
 from activity_sync.plan import (
     add_rejections,
     mode_of,
@@ -21,12 +22,14 @@ from activity_sync.plan import (
     read_plan,
     write_plan,
 )
+from activity_sync.planner.arrow import utf16_prefix
 from activity_sync.planner.keys import digest_order, hex_keys, task_digests
 from activity_sync.schema import (
     REJECTED_COLUMNS,
     RELATION_COLUMNS,
     SUMMARY_KEYS,
     TASK_COLUMNS,
+    cut_utf16,
     task_key,
 )
 
@@ -153,6 +156,51 @@ def test_a_subject_that_is_not_ascii_is_stripped_as_python_does():
         events_of([sent("p0@client.com", subject="\u2002Prix ñ\u3000")]), crm, settings_of()
     )
     assert result.tasks["Subject"].tolist() == ["Email: Prix ñ"]
+
+
+def utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+@pytest.mark.parametrize("planner", [plan, reference.plan], ids=["product", "reference"])
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ("😀" * 130, "Email: " + "😀" * 124),  # 7 + 248 = 255 units exactly
+        ("a" + "😀" * 130, "Email: a" + "😀" * 123),  # 254: the 124th would split
+        ("é" * 300, "Email: " + "é" * 248),  # one unit each, as code points
+    ],
+)
+def test_subjects_are_cut_to_255_utf16_units_never_inside_a_surrogate_pair(
+    planner, subject, expected
+):
+    """Salesforce counts text length in UTF-16 code units: an emoji is two, and a
+    Subject over 255 fails with STRING_TOO_LONG (Task object reference:
+    https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_task.htm)."""
+    crm = crm_of(contacts=contacts(1))
+    result = planner(events_of([sent("p0@client.com", subject=subject)]), crm, settings_of())
+    (cut,) = result.tasks["Subject"].tolist()
+    assert cut == expected
+    assert utf16_units(cut) <= 255
+    cut.encode("utf-8")  # no lone surrogate: it would not encode
+
+
+@pytest.mark.parametrize("planner", [plan, reference.plan], ids=["product", "reference"])
+def test_descriptions_are_cut_to_32000_utf16_units(planner):
+    crm = crm_of(contacts=contacts(1))
+    body = "a" + "🎉" * 16_000  # 32,001 units
+    result = planner(events_of([sent("p0@client.com", body=body)]), crm, settings_of())
+    (cut,) = result.tasks["Description"].tolist()
+    assert cut == "a" + "🎉" * 15_999
+    assert utf16_units(cut) == 31_999
+
+
+@pytest.mark.parametrize("limit", range(0, 14))
+def test_utf16_cuts_of_the_planner_and_of_the_reference_agree_on_any_text(limit):
+    texts = ["", "abc", "a😀b😀c", "😀" * 7, "中文字", "\U0010ffff\U00010000x", None]
+    cut = utf16_prefix(pa.array(texts, pa.large_string()), limit).to_pylist()
+    assert cut == [None if t is None else cut_utf16(t, limit) for t in texts]
+    assert all(utf16_units(c) <= limit for c in cut if c is not None)
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,9 @@ SYSTEM_LOCAL_PARTS = frozenset(
     }
 )
 
+# Text limits in UTF-16 code units, which is how Salesforce counts (an emoji is two):
+# Task Subject is a 255-character string, Description a 32,000-character text area
+# (https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_task.htm).
 SUBJECT_MAX = 255
 DESCRIPTION_MAX = 32_000
 TASK_KEY_MAX = 80
@@ -155,8 +158,23 @@ def task_key(org_id: str, event_id: str, part: str, what_id: str | None) -> str:
     return TASK_KEY_PREFIX + digest.hex()
 
 
+def cut_utf16(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-16 code units, never inside a surrogate pair.
+
+    Salesforce's length limits count UTF-16 code units; cutting by code points lets an
+    emoji-rich text through here and fails it there with STRING_TOO_LONG.
+    """
+    encoded = text.encode("utf-16-le")
+    if len(encoded) <= 2 * limit:
+        return text
+    cut = encoded[: 2 * limit]
+    if cut and 0xD8 <= cut[-1] <= 0xDB:  # the last unit is the high half of a surrogate pair
+        cut = cut[:-2]
+    return cut.decode("utf-16-le")
+
+
 def subject_for(event_type: str, subject: str | None) -> str:
-    return (SUBJECT_PREFIX[event_type] + (subject or "").strip())[:SUBJECT_MAX]
+    return cut_utf16(SUBJECT_PREFIX[event_type] + (subject or "").strip(), SUBJECT_MAX)
 
 
 def description_for(
@@ -169,7 +187,7 @@ def description_for(
         text = f"Downloaded {filename}" if filename else "Downloaded a file"
     else:
         text = body or ""
-    return text[:DESCRIPTION_MAX]
+    return cut_utf16(text, DESCRIPTION_MAX)
 
 
 @dataclass

@@ -86,3 +86,39 @@ def string_dtype(arrow_type: pa.DataType) -> pd.StringDtype | None:
 def to_pandas(table: pa.Table, columns: list[str]) -> pd.DataFrame:
     """``columns`` of ``table`` as a frame whose text columns are Arrow-backed strings."""
     return table.select(columns).to_pandas(types_mapper=string_dtype)
+
+
+def utf16_prefix(values: pa.Array, limit: int) -> pa.Array:
+    """Each string cut to at most ``limit`` UTF-16 code units, as Salesforce counts text.
+
+    A character outside the Basic Multilingual Plane (an emoji) is two units, a
+    surrogate pair, and is kept whole or dropped whole. A character never takes fewer
+    UTF-8 bytes than UTF-16 units, so only rows of more than ``limit`` bytes can be too
+    long; on their bytes, each character's first byte weighs 1, or 2 when it starts a
+    4-byte sequence, and a running sum finds every row's cut point at once.
+    """
+    values = single_chunk(values).cast(STRING)
+    long_rows = mask(pc.greater(pc.binary_length(values), limit))
+    if not long_rows.any():
+        return values
+    # The answer has at most ``limit`` characters: cutting there first bounds the work.
+    head = pc.utf8_slice_codeunits(values.filter(long_rows), 0, limit)
+    return pc.replace_with_mask(values, pa.array(long_rows), _cut(head, limit))
+
+
+def _cut(values: pa.Array, limit: int) -> pa.Array:
+    values = pa.concat_arrays([values])  # fresh buffers, offsets from 0
+    offsets = np.frombuffer(values.buffers()[1], np.int64)[: len(values) + 1]
+    raw = np.frombuffer(values.buffers()[2], np.uint8)
+    weight = ((raw & 0xC0) != 0x80).astype(np.int32) + (raw >= 0xF0)
+    units = np.concatenate([[0], np.cumsum(weight)])  # units[p]: units in bytes [0, p)
+    starts, ends = offsets[:-1], offsets[1:]
+    # The last byte position whose units still fit: just before the first character that
+    # would not (a continuation byte never adds a unit, so it is a character boundary).
+    cut = np.searchsorted(units, units[starts] + limit, side="right") - 1
+    lengths = np.minimum(cut, ends) - starts
+    new_offsets = np.concatenate([[0], np.cumsum(lengths)])
+    take = np.arange(new_offsets[-1]) - np.repeat(new_offsets[:-1] - starts, lengths)
+    return pa.LargeStringArray.from_buffers(
+        len(values), pa.py_buffer(new_offsets.astype(np.int64)), pa.py_buffer(raw[take].tobytes())
+    )

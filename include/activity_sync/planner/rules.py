@@ -29,6 +29,7 @@ from activity_sync.planner.arrow import (
     text_at,
     text_scalar,
     to_pandas,
+    utf16_prefix,
 )
 from activity_sync.planner.columns import normalise_email, strip
 from activity_sync.planner.keys import digest_order, hex_keys, task_digests
@@ -98,13 +99,14 @@ class PlannedEvents:
 
 
 def _subjects(types: pa.Array, subjects: pa.Array) -> pa.Array:
-    """schema.subject_for, vectorised: the type's prefix, the stripped subject, cut to 255."""
+    """schema.subject_for, vectorised: the type's prefix, the stripped subject, cut to 255
+    UTF-16 code units."""
     kinds = sorted(SUBJECT_PREFIX)
     prefix = pa.array([SUBJECT_PREFIX[k] for k in kinds], STRING).take(
         pc.index_in(types, value_set=pa.array(kinds, STRING))
     )
     joined = join_text(prefix, pc.fill_null(strip(subjects), text_scalar("")))
-    return pc.utf8_slice_codeunits(joined, 0, SUBJECT_MAX)
+    return utf16_prefix(joined, SUBJECT_MAX)
 
 
 def _descriptions(types: pa.Array, body: pa.Array, url: pa.Array, filename: pa.Array) -> pa.Array:
@@ -123,7 +125,7 @@ def _descriptions(types: pa.Array, body: pa.Array, url: pa.Array, filename: pa.A
             pc.fill_null(body, text_scalar("")),
         ),
     )
-    return pc.utf8_slice_codeunits(text, 0, DESCRIPTION_MAX)
+    return utf16_prefix(text, DESCRIPTION_MAX)
 
 
 # --------------------------------------------------------------------------- addresses
