@@ -40,7 +40,7 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException
 
-from activity_sync.airflow_adapter import LOADED_ASSET, SALESFORCE_POOL
+from activity_sync.airflow_adapter import EXECUTION_TIMEOUTS, LOADED_ASSET, SALESFORCE_POOL
 
 LOADED = Asset(name=LOADED_ASSET)
 
@@ -84,7 +84,7 @@ LOADED = Asset(name=LOADED_ASSET)
     },
 )
 def activity_sync_audit():
-    @task
+    @task(execution_timeout=EXECUTION_TIMEOUTS["targets"])
     def targets(params=None, triggering_asset_events=None, logical_date=None) -> list[dict]:
         """The (org, day) pairs this run audits."""
         from activity_sync import steps
@@ -101,6 +101,7 @@ def activity_sync_audit():
 
     @task(
         pool=SALESFORCE_POOL,
+        execution_timeout=EXECUTION_TIMEOUTS["audit"],
         map_index_template="{{ task.op_kwargs['target']['org_id'] }} {{ task.op_kwargs['target']['day'] }}",
     )
     def audit(target: dict, params=None) -> dict:
@@ -117,7 +118,7 @@ def activity_sync_audit():
             salesforce_client,
         )
 
-    @task(trigger_rule="all_done", retries=0)
+    @task(trigger_rule="all_done", retries=0, execution_timeout=EXECUTION_TIMEOUTS["raise_alerts"])
     def raise_alerts(results, params=None) -> int:
         """Log and send the alerts not sent before; optionally fail so Airflow notifies."""
         from activity_sync.airflow_adapter import lake_root
@@ -128,7 +129,11 @@ def activity_sync_audit():
             raise AirflowFailException(f"{sent} audit alert(s); see the log of this task")
         return sent
 
-    @task(trigger_rule="one_failed", retries=0)
+    @task(
+        trigger_rule="one_failed",
+        retries=0,
+        execution_timeout=EXECUTION_TIMEOUTS["fail_if_any_audit_failed"],
+    )
     def fail_if_any_audit_failed() -> None:
         """Keeps the run red when an org's audit failed, though the others were alerted."""
         raise AirflowFailException("at least one audit failed; see the audit task logs")

@@ -38,7 +38,7 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from activity_sync.airflow_adapter import LOADED_ASSET, SALESFORCE_POOL
+from activity_sync.airflow_adapter import EXECUTION_TIMEOUTS, LOADED_ASSET, SALESFORCE_POOL
 
 LOADED = Asset(name=LOADED_ASSET)
 
@@ -90,7 +90,7 @@ def _when(win: dict, key: str = "start"):
     },
 )
 def activity_sync_hourly():
-    @task
+    @task(execution_timeout=EXECUTION_TIMEOUTS["window"])
     def window(data_interval_start=None, data_interval_end=None, params=None) -> dict:
         """The run's interval: from the timetable, or from explicit params."""
         from activity_sync.steps import resolve_interval
@@ -98,7 +98,7 @@ def activity_sync_hourly():
         start, end = resolve_interval(data_interval_start, data_interval_end, params or {})
         return {"start": start.isoformat(), "end": end.isoformat()}
 
-    @task
+    @task(execution_timeout=EXECUTION_TIMEOUTS["select_orgs"])
     def select_orgs(params=None) -> list[dict]:
         """Orgs from the versioned config, filtered by the `orgs` param."""
         from activity_sync import steps
@@ -111,25 +111,25 @@ def activity_sync_hourly():
 
     @task_group(group_id="org")
     def sync_org(org: dict, win: dict):
-        @task
+        @task(execution_timeout=EXECUTION_TIMEOUTS["extract"])
         def extract(org: dict, win: dict) -> dict:
             from activity_sync.steps import step_extract
 
             return step_extract(_org(org), _root(), _when(win), _when(win, "end"))
 
-        @task(pool=SALESFORCE_POOL)
+        @task(pool=SALESFORCE_POOL, execution_timeout=EXECUTION_TIMEOUTS["refresh_crm"])
         def refresh_crm(org: dict) -> dict:
             from activity_sync.steps import step_refresh_crm
 
             return step_refresh_crm(_org(org), _client(org), _root())
 
-        @task(pool=SALESFORCE_POOL)
+        @task(pool=SALESFORCE_POOL, execution_timeout=EXECUTION_TIMEOUTS["detect"])
         def detect(org: dict) -> dict:
             from activity_sync.steps import step_detect
 
             return step_detect(_org(org), _client(org))
 
-        @task
+        @task(execution_timeout=EXECUTION_TIMEOUTS["plan"])
         def plan(org: dict, win: dict, caps: dict, extracted: dict, crm: dict) -> dict:
             from activity_sync.steps import step_plan
 
@@ -141,6 +141,7 @@ def activity_sync_hourly():
             poke_interval=15 * 60,
             timeout=24 * 3600,
             retries=0,
+            execution_timeout=EXECUTION_TIMEOUTS["wait_for_budget"],
         )
         def wait_for_budget(org: dict, planned: dict) -> PokeReturnValue:
             """Pause (freeing the worker slot) while the org is over its API budget."""
@@ -157,7 +158,7 @@ def activity_sync_hourly():
                 )
             return PokeReturnValue(is_done=not budget["exhausted"], xcom_value=budget)
 
-        @task(pool=SALESFORCE_POOL)
+        @task(pool=SALESFORCE_POOL, execution_timeout=EXECUTION_TIMEOUTS["load"])
         def load(org: dict, win: dict, budget: dict) -> dict:
             from activity_sync.steps import step_load
 
@@ -169,7 +170,9 @@ def activity_sync_hourly():
         planned = plan(org, win, caps, extracted, crm)
         return load(org, win, wait_for_budget(org, planned))
 
-    @task(outlets=[LOADED], trigger_rule="all_done")
+    @task(
+        outlets=[LOADED], trigger_rule="all_done", execution_timeout=EXECUTION_TIMEOUTS["publish"]
+    )
     def publish(loaded, win: dict, outlet_events=None) -> dict:
         """One Asset event per run (not per org), carrying what loaded."""
         from activity_sync.steps import step_publish
@@ -180,7 +183,11 @@ def activity_sync_hourly():
         outlet_events[LOADED].extra = extra
         return extra
 
-    @task(trigger_rule="one_failed", retries=0)
+    @task(
+        trigger_rule="one_failed",
+        retries=0,
+        execution_timeout=EXECUTION_TIMEOUTS["fail_if_any_org_failed"],
+    )
     def fail_if_any_org_failed() -> None:
         """Keeps the run red when an org failed, though publish succeeded for the rest."""
         raise AirflowFailException("at least one org failed; see the org.* task logs")

@@ -1,4 +1,5 @@
-"""The one module that touches Airflow: Salesforce connections, lake paths, shared names.
+"""The one module that touches Airflow: Salesforce connections, lake paths, shared names
+and the tasks' execution timeouts.
 
 Everything else in the package takes plain objects (a ``simple_salesforce.Salesforce``, a
 path-like) so it can be tested without Airflow running. Airflow imports stay inside the
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,43 @@ SALESFORCE_POOL_SLOTS = 4
 SALESFORCE_POOL_DESCRIPTION = "Salesforce API calls"
 # The Asset the hourly DAG publishes after a load and the audit DAG is scheduled on.
 LOADED_ASSET = "activity_sync_loaded"
+
+# execution_timeout of every task of both DAGs, by task id: how long one attempt may run
+# before Airflow stops it, so that nothing stuck holds a worker, or a salesforce_api pool
+# slot, forever. The attempt then fails and Airflow's retry takes the work up again; every
+# step is repeatable, and a load resumes its jobs. One Salesforce call that fails until
+# SalesforceClient gives up (6 attempts, each up to the 10 s connect and 120 s read
+# timeouts, with ~30 s of backoff) takes under 15 minutes, which bounds the small tasks.
+EXECUTION_TIMEOUTS: dict[str, timedelta] = {
+    # Computation on the run's params or a small YAML file.
+    "window": timedelta(minutes=5),
+    "select_orgs": timedelta(minutes=5),
+    "targets": timedelta(minutes=5),
+    "publish": timedelta(minutes=5),
+    "fail_if_any_org_failed": timedelta(minutes=5),
+    "fail_if_any_audit_failed": timedelta(minutes=5),
+    # One hour of landing files read (from object storage, perhaps) and written as Parquet.
+    "extract": timedelta(minutes=30),
+    # One hour planned in memory: seconds normally, minutes for a very large hour.
+    "plan": timedelta(minutes=30),
+    # A login and one describe: two calls at the 15-minute bound.
+    "detect": timedelta(minutes=30),
+    # Per poke of the budget sensor (a login and /limits); between pokes it holds nothing.
+    "wait_for_budget": timedelta(minutes=30),
+    # The CRM mirror: incremental REST queries in minutes; an org's first, full mirror is
+    # six Bulk query jobs. Each object is saved once fetched, so a retry after a timeout
+    # fetches only the objects still missing.
+    "refresh_crm": timedelta(hours=2),
+    # A handful of Bulk jobs (Tasks, re-sends, TaskRelations), each polled for up to an
+    # hour (SalesforceClient.job_timeout); an hour loads in minutes normally. A retried
+    # load finds its jobs in the lake and does not send the rows again.
+    "load": timedelta(hours=3),
+    # Counts from the lake, then the day's Tasks and relations read back in chunks (REST,
+    # or Bulk query jobs for a big day, each polled for up to an hour).
+    "audit": timedelta(hours=2),
+    # The user's alert callback may call out (chat, mail): it gets minutes, not hours.
+    "raise_alerts": timedelta(minutes=10),
+}
 
 
 def salesforce_connector(conn_id: str) -> Callable[[], Salesforce]:
