@@ -123,7 +123,7 @@ class FakeOrg:
     def settle_ingest_job(self, job_id) -> IngestResult:
         return self.results[job_id]
 
-    def upsert_records(self, object_name, external_id_field, rows) -> IngestResult:
+    def upsert_records(self, object_name, external_id_field, rows, clearable=()) -> IngestResult:
         self.rest_upserts.append(rows)
         ok, failed = self._apply(object_name, rows.to_dict("records"))
         return IngestResult(

@@ -388,16 +388,26 @@ class BulkJobs:
     # --- sObject Collections -----------------------------------------------------
 
     def upsert_records(
-        self, object_name: str, external_id_field: str, rows: pd.DataFrame
+        self,
+        object_name: str,
+        external_id_field: str,
+        rows: pd.DataFrame,
+        clearable: tuple[str, ...] = (),
     ) -> IngestResult:
         """Upsert rows through sObject Collections (REST), results shaped as an ingest job's.
 
         For rows a Bulk CSV cannot carry: a text that is exactly :data:`BULK_NULL` would
-        arrive as null there, while JSON tells the text from a null (None clears the
-        field). One call per 200 rows, so only for the few rows that need it. Upserting
-        by key is idempotent, so a call whose answer was lost is simply sent again.
+        arrive as null there, while JSON tells the text from a null. The cells mean what
+        they mean in a Bulk CSV: an empty ``clearable`` cell clears the field (JSON null),
+        any other empty cell leaves it as it is (left out). One call per 200 rows, so only
+        for the few rows that need it; upserting by key is idempotent, so a call whose
+        answer was lost is simply sent again.
         """
-        records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+        cells = rows.astype(object).where(rows.notna() & rows.ne(""), None)
+        records = [
+            {k: v for k, v in record.items() if v is not None or k in clearable}
+            for record in cells.to_dict("records")
+        ]
         url = f"{self.sf.base_url}composite/sobjects/{object_name}/{external_id_field}"
         answers: list[dict[str, Any]] = []
         for start in range(0, len(records), COLLECTION_MAX):

@@ -236,7 +236,9 @@ class JobRunner:
         if literal.any():
             sent = pending[literal]
             log.info("upserting %d rows holding the text %s through REST", len(sent), BULK_NULL)
-            result = self.client.upsert_records(spec.object_name, spec.external_id_field, sent)
+            result = self.client.upsert_records(
+                spec.object_name, spec.external_id_field, sent, spec.clearable
+            )
             frames.append(_outcomes(spec, sent, result, adopted=False))
         parts, too_large = split_by_size(
             bulk_cells(pending[~literal], spec.clearable), self.max_upload_bytes
