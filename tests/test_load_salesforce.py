@@ -15,9 +15,9 @@ import pytest
 from load_worker import load_in_process, synthetic_plan
 from salesforce_state import assert_salesforce_holds_exactly, salesforce_tasks
 
-from activity_sync.bulk import BULK_NULL, JobKind, JobState
+from activity_sync.bulk import BULK_NULL, JobKind, JobState, csv_body
 from activity_sync.job_ledger import LakeJobLedger
-from activity_sync.load import LoadOptions, load_plan
+from activity_sync.load import LoadOptions, load_plan, task_rows
 from activity_sync.plan import write_plan
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD as EXT
@@ -147,3 +147,18 @@ def test_the_job_record_names_every_job_and_ends_finished(client, contacts, tmp_
     assert len(ledger.entries) == result.summary["bulk_jobs"]
     tasks = salesforce_tasks(client)
     assert len(tasks) == 50
+
+
+@pytest.mark.slow
+def test_a_plan_whose_csv_is_over_120_mb_loads_in_at_least_two_jobs(client, contacts):
+    """At the real limit: 100 MB of CSV per job (150 MB once base64-encoded, "Prepare CSV
+    Files": https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/datafiles_prepare_csv.htm)."""
+    plan = synthetic_plan(contacts, 4_200, seed=6, description="body text, " * 2_900)
+    assert len(csv_body(task_rows(plan.tasks, EXT))) > 120_000_000
+    started = time.monotonic()
+    result = load_plan(plan, client, quick())
+    task_jobs = result.summary["bulk_jobs"] - 1  # one relation job
+    print(f"120 MB load: {task_jobs} Task jobs, {time.monotonic() - started:.0f} s")
+    assert task_jobs >= 2
+    assert result.dead_letter.empty
+    assert_salesforce_holds_exactly(client, [plan])
