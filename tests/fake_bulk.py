@@ -38,6 +38,7 @@ class FakeOrg:
         self.tasks: dict[str, dict] = {}
         self.relations: set[tuple[str, str]] = set()
         self.fail = fail or {}  # row key -> error codes to return on successive attempts
+        self.archived: set[str] = set()  # Task keys upserts cannot match (archived Tasks)
         self.job_fates = job_fates or {}
         self.jobs: list[tuple[str, str, int]] = []
         self.bodies: list[bytes] = []
@@ -57,7 +58,9 @@ class FakeOrg:
         codes = self.fail.get(key)
         return codes.pop(0) if codes else None
 
-    def _apply(self, object_name: str, rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    def _apply(
+        self, object_name: str, rows: list[dict], operation: str = "upsert"
+    ) -> tuple[list[dict], list[dict]]:
         ok, failed = [], []
         for row in rows:
             if object_name == "Task":
@@ -65,6 +68,22 @@ class FakeOrg:
                 code = self._failure(key)
                 if code:
                     failed.append({"sf__Id": "", "sf__Error": f"{code}:boom:--", **row})
+                    continue
+                if operation == "update":
+                    if "TaskSubtype" in row:
+                        error = "INVALID_FIELD_FOR_INSERT_UPDATE:cannot change:TaskSubtype"
+                        failed.append({"sf__Id": row["Id"], "sf__Error": error, **row})
+                        continue
+                    held = next(t for t in self.tasks.values() if t["Id"] == row["Id"])
+                    held.update({k: v for k, v in row.items() if k != "Id"})
+                    ok.append({"sf__Id": row["Id"], "sf__Created": "false", **row})
+                    continue
+                if key in self.archived:  # upsert does not see it; the unique key does
+                    error = (
+                        f"DUPLICATE_VALUE:duplicate value found: {EXT} duplicates value on "
+                        f"record with id: {self.tasks[key]['Id']}:--"
+                    )
+                    failed.append({"sf__Id": "", "sf__Error": error, **row})
                     continue
                 created = key not in self.tasks
                 if created:
@@ -103,7 +122,7 @@ class FakeOrg:
             state, records = "Failed", []
         elif fate == "unprocessed":
             state, unprocessed, records = "Failed", records, []
-        ok, failed = self._apply(object_name, records)
+        ok, failed = self._apply(object_name, records, operation)
         if fate == "drops_half":
             ok = ok[: len(ok) // 2]  # every row processed, half never reported
         self.results[job_id] = IngestResult(
@@ -126,6 +145,13 @@ class FakeOrg:
     def upsert_records(self, object_name, external_id_field, rows, clearable=()) -> IngestResult:
         self.rest_upserts.append(rows)
         ok, failed = self._apply(object_name, rows.to_dict("records"))
+        return IngestResult(
+            "", "JobComplete", pd.DataFrame(ok, dtype=object), pd.DataFrame(failed), pd.DataFrame()
+        )
+
+    def update_records(self, object_name, rows, clearable=()) -> IngestResult:
+        self.rest_upserts.append(rows)
+        ok, failed = self._apply(object_name, rows.to_dict("records"), "update")
         return IngestResult(
             "", "JobComplete", pd.DataFrame(ok, dtype=object), pd.DataFrame(failed), pd.DataFrame()
         )

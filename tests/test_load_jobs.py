@@ -84,6 +84,29 @@ def test_r11_duplicate_value_on_the_external_key_means_the_task_exists_and_is_up
     assert result.task_results.set_index("task_key").loc["as1_task0", "attempts"] == 2
 
 
+@pytest.mark.parametrize("literal", [False, True], ids=["bulk", "rest"])
+def test_a_key_held_by_a_task_the_upsert_cannot_match_is_updated_by_the_id_salesforce_names(
+    literal,
+):
+    """What an upsert that matches an archived Task does is not documented; the harsher
+    reading is DUPLICATE_VALUE naming the archived Task. The loader then updates that
+    Task by Id (without TaskSubtype, which no update may change), and the hour ends
+    with the Task once, never dead-lettered."""
+    plan = make_plan(n_contacts=2, n_tasks=2)
+    org = FakeOrg()
+    load_plan(plan, org)
+    org.archived.add("as1_task0")
+    plan.tasks["Subject"] = "#N/A" if literal else "Email: edited"
+    result = load_plan(plan, org)
+    assert result.dead_letter.empty
+    assert len(org.tasks) == 2
+    assert org.tasks["as1_task0"]["Subject"] == plan.tasks.loc[0, "Subject"]
+    row = result.task_results.set_index("task_key").loc["as1_task0"]
+    assert row["success"] and not row["created"] and row["attempts"] == 2
+    assert row["Id"] == org.tasks["as1_task0"]["Id"]
+    assert result.summary["relations_existing"] == 2
+
+
 def test_a_load_bigger_than_the_upload_limit_is_split_so_no_job_is_sent_more():
     plan = make_plan(n_contacts=1, n_tasks=40)
     plan.tasks["Description"] = "x" * 900

@@ -403,12 +403,24 @@ class BulkJobs:
         for the few rows that need it; upserting by key is idempotent, so a call whose
         answer was lost is simply sent again.
         """
+        url = f"{self.sf.base_url}composite/sobjects/{object_name}/{external_id_field}"
+        return self._collection_write(object_name, url, rows, clearable)
+
+    def update_records(
+        self, object_name: str, rows: pd.DataFrame, clearable: tuple[str, ...] = ()
+    ) -> IngestResult:
+        """:meth:`upsert_records`, as updates of the records in the ``Id`` column."""
+        url = f"{self.sf.base_url}composite/sobjects"
+        return self._collection_write(object_name, url, rows, clearable)
+
+    def _collection_write(
+        self, object_name: str, url: str, rows: pd.DataFrame, clearable: tuple[str, ...]
+    ) -> IngestResult:
         cells = rows.astype(object).where(rows.notna() & rows.ne(""), None)
         records = [
             {k: v for k, v in record.items() if v is not None or k in clearable}
             for record in cells.to_dict("records")
         ]
-        url = f"{self.sf.base_url}composite/sobjects/{object_name}/{external_id_field}"
         answers: list[dict[str, Any]] = []
         for start in range(0, len(records), COLLECTION_MAX):
             chunk = records[start : start + COLLECTION_MAX]
@@ -417,49 +429,12 @@ class BulkJobs:
                 "records": [{"attributes": {"type": object_name}, **r} for r in chunk],
             }
             answers += self._retrying(
-                f"upsert {len(chunk)} {object_name} records",
+                f"write {len(chunk)} {object_name} records",
                 lambda payload=payload: self._http(
-                    "PATCH", url, "collection_upsert", json=payload
+                    "PATCH", url, "collection_write", json=payload
                 ).json(),
             )
-        sent = rows.reset_index(drop=True).astype(object)
-        sent = sent.where(sent.notna(), "")
-        answer = pd.DataFrame(answers, index=sent.index).reindex(
-            columns=["id", "success", "created", "errors"]
-        )
-        ok = answer["success"].fillna(False).astype(bool)
-        first_error = answer["errors"].map(lambda e: (e or [{}])[0])
-        error = (
-            first_error.str.get("statusCode").fillna("UNKNOWN_EXCEPTION")
-            + ":"
-            + first_error.str.get("message").fillna("")
-            + ":"
-            + first_error.map(lambda e: ",".join(e.get("fields") or []) or "--")
-        )
-        successful = pd.concat(
-            [
-                pd.DataFrame(
-                    {
-                        RESULT_ID: answer.loc[ok, "id"],
-                        RESULT_CREATED: answer.loc[ok, "created"]
-                        .map({True: "true"})
-                        .fillna("false"),
-                    }
-                ),
-                sent[ok],
-            ],
-            axis=1,
-        )
-        failed = pd.concat(
-            [
-                pd.DataFrame(
-                    {RESULT_ID: answer.loc[~ok, "id"].fillna(""), RESULT_ERROR: error[~ok]}
-                ),
-                sent[~ok],
-            ],
-            axis=1,
-        )
-        return IngestResult("", JobState.JOB_COMPLETE, successful, failed, pd.DataFrame())
+        return _collection_result(rows, answers)
 
     # --- Bulk API 2.0 queries ---------------------------------------------------------
 
@@ -509,3 +484,34 @@ class BulkJobs:
                 break
         non_empty = [p for p in pages if not p.empty]
         return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame()
+
+
+def _collection_result(rows: pd.DataFrame, answers: list[dict[str, Any]]) -> IngestResult:
+    """sObject Collections answers (one per row, in order) as an ingest job's result files."""
+    sent = rows.reset_index(drop=True).astype(object)
+    sent = sent.where(sent.notna(), "")
+    answer = pd.DataFrame(answers, index=sent.index).reindex(
+        columns=["id", "success", "created", "errors"]
+    )
+    ok = answer["success"].fillna(False).astype(bool)
+    first_error = answer["errors"].map(lambda e: (e or [{}])[0])
+    error = (
+        first_error.str.get("statusCode").fillna("UNKNOWN_EXCEPTION")
+        + ":"
+        + first_error.str.get("message").fillna("")
+        + ":"
+        + first_error.map(lambda e: ",".join(e.get("fields") or []) or "--")
+    )
+    created = answer.loc[ok, "created"].map({True: "true"}).fillna("false")
+    successful = pd.concat(
+        [pd.DataFrame({RESULT_ID: answer.loc[ok, "id"], RESULT_CREATED: created}), sent[ok]],
+        axis=1,
+    )
+    failed = pd.concat(
+        [
+            pd.DataFrame({RESULT_ID: answer.loc[~ok, "id"].fillna(""), RESULT_ERROR: error[~ok]}),
+            sent[~ok],
+        ],
+        axis=1,
+    )
+    return IngestResult("", JobState.JOB_COMPLETE, successful, failed, pd.DataFrame())

@@ -140,7 +140,7 @@ def _upsert_tasks(runner: JobRunner, rows: pd.DataFrame, options: LoadOptions) -
     this costs one extra job only on re-runs.
     """
     ext = options.external_id_field
-    spec = JobSpec(TASK, Operation.UPSERT, (ext,), ext, CLEARABLE)
+    spec = JobSpec(TASK, Operation.UPSERT, (ext,), ext, CLEARABLE, CREATE_ONLY)
     out = runner.run(spec, rows)
     refused = out["error_code"].eq(INVALID_FIELD_FOR_INSERT_UPDATE) & out[
         "error_message"

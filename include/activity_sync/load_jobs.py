@@ -48,6 +48,9 @@ ROW_TOO_LARGE = "ROW_TOO_LARGE"  # one row's CSV alone exceeds the upload limit
 OUTCOME_COLUMNS = ["sf_id", "created", "error_code", "error_message", "attempts"]
 
 _OK, _FINAL, _RETRY = "ok", "final", "retry"
+# The record a DUPLICATE_VALUE names: "... duplicates value on record with id: 00T...".
+_RECORD_ID = r"record with id: ([A-Za-z0-9]{15,18})"
+_BY_ID = "_record_id"  # pending rows' column: update this record instead of upserting
 
 
 class DuplicateRowKeys(ActivitySyncError, ValueError):
@@ -71,6 +74,7 @@ class JobSpec:
         key: the columns that identify a row in the result files.
         clearable: columns whose empty value is sent as Bulk's null, so an update clears
             the field instead of leaving it as it was.
+        create_only: columns an update must leave out (Salesforce refuses to change them).
     """
 
     object_name: str
@@ -78,6 +82,11 @@ class JobSpec:
     key: tuple[str, ...]
     external_id_field: str | None = None
     clearable: tuple[str, ...] = ()
+    create_only: tuple[str, ...] = ()
+
+    def by_id(self) -> JobSpec:
+        """The same rows as an update by record Id (the ``Id`` column)."""
+        return JobSpec(self.object_name, Operation.UPDATE, self.key, None, self.clearable)
 
     @property
     def retry_codes(self) -> frozenset[str]:
@@ -217,7 +226,7 @@ class JobRunner:
             settled = outcomes[outcomes["status"].ne(_RETRY)]
             done.append(settled.drop(columns="status").assign(attempts=attempt))
             retry = outcomes[outcomes["status"].eq(_RETRY)]
-            pending = pending.merge(retry[key].astype(object), on=key, how="inner")
+            pending = _next_pending(pending, retry, key)
         if not pending.empty:
             gave_up = retry[[*key, "error_code", "error_message"]]
             done.append(gave_up.assign(sf_id=None, created=False, attempts=attempt))
@@ -227,18 +236,37 @@ class JobRunner:
         return pd.concat(frames, ignore_index=True)[[*key, *OUTCOME_COLUMNS]]
 
     def _round(self, spec: JobSpec, pending: pd.DataFrame) -> pd.DataFrame:
-        """One attempt for every pending row: the literal-null rows by REST, the rest by
-        Bulk jobs cut to the upload limit. One outcome row per pending row, with status."""
-        frames = []
+        """One attempt for every pending row. One outcome row per pending row, with status.
+
+        Upserts whose key a record already holds although the upsert did not match it
+        (DUPLICATE_VALUE naming that record: how an archived Task may answer) update that
+        record by Id instead.
+        """
+        by_id = pending[_BY_ID].notna() if _BY_ID in pending else pd.Series(False, pending.index)
+        frames = [self._send(spec, pending[~by_id].drop(columns=_BY_ID, errors="ignore"))]
+        if by_id.any():
+            rows = (
+                pending[by_id].drop(columns=list(spec.create_only)).rename(columns={_BY_ID: "Id"})
+            )
+            log.info("updating %d %s rows by Id: their key is taken", len(rows), spec.object_name)
+            frames.append(self._send(spec.by_id(), rows))
+        return pd.concat(frames, ignore_index=True)
+
+    def _send(self, spec: JobSpec, pending: pd.DataFrame) -> pd.DataFrame:
+        """The literal-null rows by REST, the rest by Bulk jobs cut to the upload limit."""
+        frames = [pd.DataFrame(columns=[*spec.key, "status", *OUTCOME_COLUMNS[:-1]])]
         literal = pd.Series(False, index=pending.index)
-        if spec.operation == Operation.UPSERT and spec.external_id_field:
+        if spec.operation in (Operation.UPSERT, Operation.UPDATE):
             literal = pending.astype(object).eq(BULK_NULL).any(axis=1)
         if literal.any():
             sent = pending[literal]
-            log.info("upserting %d rows holding the text %s through REST", len(sent), BULK_NULL)
-            result = self.client.upsert_records(
-                spec.object_name, spec.external_id_field, sent, spec.clearable
-            )
+            log.info("sending %d rows holding the text %s through REST", len(sent), BULK_NULL)
+            if spec.operation == Operation.UPDATE:
+                result = self.client.update_records(spec.object_name, sent, spec.clearable)
+            else:
+                result = self.client.upsert_records(
+                    spec.object_name, spec.external_id_field, sent, spec.clearable
+                )
             frames.append(_outcomes(spec, sent, result, adopted=False))
         parts, too_large = split_by_size(
             bulk_cells(pending[~literal], spec.clearable), self.max_upload_bytes
@@ -260,7 +288,7 @@ class JobRunner:
                     error_message=f"the row alone is over the {self.max_upload_bytes:,}-byte upload limit",
                 )
             )
-        return pd.concat(frames, ignore_index=True)
+        return pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True)
 
     def _job(self, spec: JobSpec, part: pd.DataFrame) -> tuple[IngestResult, bool]:
         """The part's job: an earlier attempt's that was sent this very CSV, or a new one."""
@@ -290,6 +318,16 @@ class JobRunner:
             on_created=record,
         )
         return result, False
+
+
+def _next_pending(pending: pd.DataFrame, retry: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """The rows to send again, each with the record to update by Id if one is known."""
+    named = retry["error_message"].where(retry["error_code"].eq(DUPLICATE_VALUE), "")
+    found = retry[key].astype(object).assign(_named=named.str.extract(_RECORD_ID)[0].to_numpy())
+    out = pending.merge(found, on=key, how="inner")
+    known = out[_BY_ID] if _BY_ID in out else pd.Series(None, index=out.index, dtype=object)
+    out[_BY_ID] = out["_named"].where(out["_named"].notna(), known)
+    return out.drop(columns="_named")
 
 
 def _outcomes(
