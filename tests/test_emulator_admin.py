@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 
 def _post(emu, path: str, body: dict):
     return emu.session().post(
@@ -16,7 +18,9 @@ def test_reset_returns_data_counters_faults_and_settings_to_the_start(sf, fresh_
     sf.Contact.delete(seeded)
     sf.Account.create({"Name": "Temporary"})
     sf.bulk2.Account.insert(records=[{"Name": "Bulk temporary"}], wait=0.05)
-    fresh_emulator.set_settings(shared_activities=False, api_limit=50)
+    fresh_emulator.set_settings(
+        shared_activities=False, api_limit=50, today="2030-01-01", upload_limit_bytes=10
+    )
     fresh_emulator.set_faults(seed=1, row_lock_rate=0.5)
 
     stats = fresh_emulator.reset()
@@ -29,6 +33,9 @@ def test_reset_returns_data_counters_faults_and_settings_to_the_start(sf, fresh_
         "shared_activities": True,
         "task_external_id_field": True,
         "api_limit": 100_000,
+        "clock_offset_days": 0,
+        "upload_limit_bytes": 150_000_000,
+        "today": datetime.now(UTC).date().isoformat(),
     }
     assert stats["faults"]["row_lock_rate"] == 0.0
     assert sf.Contact.get(seeded)["Id"] == seeded

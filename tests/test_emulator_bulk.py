@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import time
+from datetime import UTC, datetime
 
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceOperationError
 
 KEY = "Activity_Sync_Key__c"
 JOBS = "/services/data/v59.0/jobs"
+# A closed Task dated a year back is archived, and upsert no longer finds it: stay recent.
+TODAY = datetime.now(UTC).date().isoformat()
 
 
 def _api(emu, method: str, path: str, **kwargs):
@@ -74,7 +77,7 @@ def test_task_upsert_on_the_external_key_creates_then_updates(sf):
             "Subject": f"Email {i}",
             "WhoId": who[i],
             "Status": "Completed",
-            "ActivityDate": "2025-01-02",
+            "ActivityDate": TODAY,
         }
         for i in range(3)
     ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from simple_salesforce.exceptions import (
     SalesforceMalformedRequest,
-    SalesforceMoreThanOneRecord,
     SalesforceResourceNotFound,
 )
 
@@ -88,7 +87,7 @@ def test_unknown_field_is_rejected_with_invalid_field(sf):
     assert "Colour__c" in caught.value.content[0]["message"]
 
 
-def test_upsert_by_external_id_creates_then_updates_then_reports_ambiguity(sf):
+def test_upsert_by_external_id_creates_then_updates_and_the_key_stays_unique(sf):
     key = "Activity_Sync_Key__c"
     first = sf.Task.upsert(f"{key}/as1_abc", {"Subject": "first"}, raw_response=True)
     assert first.status_code == 201 and first.json()["created"] is True
@@ -96,11 +95,10 @@ def test_upsert_by_external_id_creates_then_updates_then_reports_ambiguity(sf):
     assert second.status_code == 200 and second.json()["created"] is False
     assert second.json()["id"] == first.json()["id"]
     assert sf.Task.get_by_custom_id(key, "as1_abc")["Subject"] == "second"
-    sf.Task.create({"Subject": "twin", key: "as1_twin"})
-    sf.Task.create({"Subject": "twin", key: "as1_twin"})
-    with pytest.raises(SalesforceMoreThanOneRecord) as caught:
-        sf.Task.upsert(f"{key}/as1_twin", {"Subject": "which?"})
-    assert len(caught.value.content) == 2
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.Task.create({"Subject": "twin", key: "as1_abc"})
+    assert caught.value.content[0]["errorCode"] == "DUPLICATE_VALUE"
+    assert caught.value.content[0]["message"].endswith(first.json()["id"])
 
 
 def test_upsert_on_a_field_that_is_not_an_external_id_is_not_found(sf):

@@ -9,7 +9,6 @@ them.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any, Protocol
 
 from salesforce_emulator.faults import FaultConfig, FaultConfigError, Faults
@@ -25,10 +24,9 @@ class Controls(Protocol):
     @property
     def faults(self) -> Faults: ...
 
-    @property
-    def settings(self) -> OrgSettings: ...
-
     def update_settings(self, values: dict[str, Any]) -> OrgSettings: ...
+
+    def settings_view(self) -> dict[str, Any]: ...
 
     def reset(self) -> None: ...
 
@@ -53,14 +51,15 @@ def routes(controls: Controls) -> list[Route]:
         return Response.json(200, config.to_dict())
 
     def get_settings(req: Request) -> Response:
-        return Response.json(200, asdict(controls.settings))
+        return Response.json(200, controls.settings_view())
 
     def set_settings(req: Request) -> Response:
         try:
             values = parse_settings_update(req.json())
         except SettingsError as err:
             raise ApiError(400, "INVALID_SETTINGS", str(err)) from err
-        return Response.json(200, asdict(controls.update_settings(values)))
+        controls.update_settings(values)
+        return Response.json(200, controls.settings_view())
 
     def reset(req: Request) -> Response:
         controls.reset()

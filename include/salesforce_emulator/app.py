@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from salesforce_emulator import activity_relations, admin, auth
+from salesforce_emulator import activity_relations, admin, auth, retention
 from salesforce_emulator.auth import Auth, bearer_token
 from salesforce_emulator.bulk import BulkService
 from salesforce_emulator.composite import Collections
@@ -51,6 +52,8 @@ from salesforce_emulator.usage import Usage
 log = logging.getLogger("salesforce_emulator")
 
 SEED_SNAPSHOT = "seed.sqlite"
+# How often (real seconds) the archiving and Recycle Bin processes run between clock changes.
+MAINTENANCE_SECONDS = 60
 
 
 class Emulator:
@@ -92,6 +95,7 @@ class Emulator:
         self.faults = Faults(self.start_faults)
         self.queries = QueryService(self.store)
         self._settings_lock = threading.Lock()
+        self._maintained = 0.0
         snapshot = self.data_dir / SEED_SNAPSHOT
         if not snapshot.exists():
             if seed:
@@ -119,6 +123,19 @@ class Emulator:
     def settings(self) -> OrgSettings:
         return self.org.settings
 
+    def settings_view(self) -> dict[str, Any]:
+        """The settings as the admin API shows them, with the clock's date as ``today``."""
+        return {**asdict(self.org.settings), "today": self.org.clock.today().isoformat()}
+
+    def maintain(self) -> dict[str, int]:
+        """Run Salesforce's background processes now: archiving and the Recycle Bin."""
+        self._maintained = time.monotonic()
+        with self.store.transaction() as db:
+            done = retention.run(db, self.org.clock.stamp())
+        if any(done.values()):
+            log.info("archived %(archived)d activities, purged %(purged)d deleted rows", done)
+        return done
+
     def update_settings(self, values: dict[str, Any]) -> OrgSettings:
         """Apply validated setting changes; turning Shared Activities on repairs relations."""
         with self._settings_lock:
@@ -129,6 +146,8 @@ class Emulator:
             if self.org.settings.shared_activities and not before.shared_activities:
                 with self.store.transaction() as db:
                     activity_relations.resync(self.org.context(), db)
+            if self.org.settings.clock_offset_days != before.clock_offset_days:
+                self.maintain()
         return self.org.settings
 
     def reset(self) -> None:
@@ -152,7 +171,7 @@ class Emulator:
             "jobs": self.bulk.counts(),
             "rows": self.store.row_counts(),
             "faults": {**self.faults.config.to_dict(), "injected": dict(self.faults.injected)},
-            "settings": asdict(self.org.settings),
+            "settings": self.settings_view(),
         }
 
     def connection_info(self) -> dict[str, Any]:
@@ -190,6 +209,8 @@ class Emulator:
                 raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
             if route.kind == ADMIN:
                 return route.handler(request, **params)
+            if time.monotonic() - self._maintained > MAINTENANCE_SECONDS:
+                self.maintain()
             return self._api_call(route, request, params)
         except ApiError as err:
             return err.response()

@@ -243,6 +243,7 @@ class BulkService:
                 self.org.shape,
                 str(body.get("query", "")),
                 include_deleted=operation == Operation.QUERY_ALL,
+                now=self.org.clock.now(),
             )
         except SoqlError as err:
             raise ApiError(400, err.error_code, err.message) from err

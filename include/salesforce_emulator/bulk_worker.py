@@ -142,7 +142,10 @@ class BulkWorker:
         if job["state"] != JobState.IN_PROGRESS:
             return
         compiled = compile_soql(
-            self.org.shape, job["query"], include_deleted=job["operation"] == Operation.QUERY_ALL
+            self.org.shape,
+            job["query"],
+            include_deleted=job["operation"] == Operation.QUERY_ALL,
+            now=self.org.clock.now(),
         )
         rows = self.queries.csv_rows(compiled)
         with self.jobs.lock:
@@ -252,7 +255,7 @@ class BulkWorker:
     def _apply(self, job: Job, inc: Incoming, errors: RowErrors) -> dml.Outcome:
         operation, obj = job["operation"], job["object"]
         with self.org.store.transaction() as db:
-            ctx = self.org.context()
+            ctx = self.org.context(job["apiVersion"])
             if operation == Operation.INSERT:
                 return dml.insert(ctx, db, obj, inc, errors)
             if operation == Operation.UPDATE:

@@ -128,7 +128,7 @@ class Collections:
             if obj is None:
                 return self._bad_type(positions)
             inc, errors = incoming(self.org.shape, obj, [records[p] for p in positions])
-            outcome = dml.insert(self.org.context(), db, obj, inc, errors)
+            outcome = dml.insert(self.org.context(version), db, obj, inc, errors)
             return self._results(outcome, errors, upsert=False)
 
         return Response.json(
@@ -144,7 +144,7 @@ class Collections:
             inc, errors = incoming(self.org.shape, obj, [records[p] for p in positions])
             if "Id" not in inc.values:
                 inc.set("Id", None, False)
-            outcome = dml.update(self.org.context(), db, obj, inc, errors)
+            outcome = dml.update(self.org.context(version), db, obj, inc, errors)
             return self._results(outcome, errors, upsert=False)
 
         return Response.json(
@@ -158,7 +158,7 @@ class Collections:
 
         def step(db, obj_name, positions):
             inc, errors = incoming(self.org.shape, obj, [records[p] for p in positions])
-            outcome = dml.upsert(self.org.context(), db, obj, inc, name, errors)
+            outcome = dml.upsert(self.org.context(version), db, obj, inc, name, errors)
             return self._results(outcome, errors, upsert=True)
 
         return Response.json(
@@ -187,7 +187,7 @@ class Collections:
                 return [{"success": False, "errors": [error]} for _ in positions]
             series = pd.Series([ids[p] for p in positions], dtype=object)
             errors = RowErrors(series.index)
-            outcome = dml.delete(self.org.context(), db, obj, series, errors)
+            outcome = dml.delete(self.org.context(version), db, obj, series, errors)
             return self._results(outcome, errors, upsert=False)
 
         return Response.json(

@@ -16,9 +16,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class WriteContext:
-    """One write's view of the org, fixed for the whole batch (one ``now`` for every row)."""
+    """One write's view of the org, fixed for the whole batch (one ``now`` for every row).
+
+    ``api_version`` is the version the client called (None: the newest): some values are
+    only accepted from a version on.
+    """
 
     store: Store
     shape: OrgShape
     user_id: str
     now: str
+    api_version: float | None = None

@@ -1,6 +1,6 @@
 """Writes: insert, update, upsert and delete of a batch of records, with Salesforce's checks.
 
-REST (one record or a collection of 200) and Bulk (chunks of 10,000 rows) share this code,
+REST (one record or a collection of 200) and Bulk (chunks of 200 rows) share this code,
 so a rule holds the same way through every door. A batch is checked a column at a time;
 rows that fail get an error and the rest are written with ``executemany``. Object-specific
 behaviour (Shared Activities) lives in ``activity_relations.py`` and is called at fixed
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from salesforce_emulator import activity_relations as relations
+from salesforce_emulator import retention, unique
 from salesforce_emulator.context import WriteContext
 from salesforce_emulator.ids import prefix_of, to_18
 from salesforce_emulator.objects import ALL_OBJECTS, PREFIX_TO_OBJECT, Field
@@ -177,6 +178,7 @@ def insert(
     _required_missing(typed, required, errors, inc.index)
     check_references(ctx, db, fields, typed, errors)
     relations.before_insert(ctx, db, obj, typed, errors)
+    repeats = unique.check(db, obj, fields, typed, errors)
     outcome = Outcome.empty(inc.index)
     ok = errors.ok
     if not ok.any():
@@ -194,7 +196,9 @@ def insert(
     )
     outcome.ids[ok] = rows["Id"]
     outcome.created[ok] = True
+    unique.name_batch_holders(repeats, outcome.ids, errors)
     relations.after_insert(ctx, db, obj, rows)
+    retention.archive(db, obj, ctx.now, rows["Id"])
     return outcome
 
 
@@ -250,6 +254,7 @@ def update(
     check_references(ctx, db, fields, typed, errors)
     current = _existing(db, obj, ids.where(errors.ok), errors, relations.tracked_columns(obj))
     relations.before_update(ctx, db, obj, ids, typed, given, current, errors)
+    unique.check(db, obj, fields, typed, errors, own_ids=ids)
     outcome = Outcome.empty(inc.index)
     ok = errors.ok
     if not ok.any():
@@ -270,7 +275,17 @@ def update(
     )
     outcome.ids[ok] = ids[ok]
     relations.after_update(ctx, db, obj, ids[ok], typed[ok], given[ok], current)
+    retention.archive(db, obj, ctx.now, ids[ok])
     return outcome
+
+
+def match_keys(db: sqlite3.Connection, obj: str, field: Field, keys: pd.Series) -> pd.DataFrame:
+    """The records an upsert on ``field`` finds for ``keys`` (columns Id, value).
+
+    Live records that are not archived: an archived Task is found only by ``queryAll``,
+    and its key still holds the Unique index (see ``retention``).
+    """
+    return unique.holders(db, obj, field, keys, archived=False)
 
 
 def upsert(
@@ -280,8 +295,13 @@ def upsert(
     inc: Incoming,
     external_field: str,
     errors: RowErrors,
+    matches: pd.DataFrame | None = None,
 ) -> Outcome:
-    """Insert rows whose key is new, update rows whose key matches one record."""
+    """Insert rows whose key is new, update rows whose key matches one record.
+
+    ``matches`` (from ``match_keys``) are the records found by an earlier read, as a Bulk
+    chunk finds them before it writes; by default they are read now.
+    """
     if external_field == "Id":
         has_id = inc.given["Id"] & inc.values["Id"].notna() if "Id" in inc.values else None
         outcome = Outcome.empty(inc.index)
@@ -302,34 +322,28 @@ def upsert(
     )
     errors.add(keys.isna(), "MISSING_ARGUMENT", f"{external_field} not specified", "")
     checked = coerce(f, keys, errors)
-    repeated = checked.notna() & checked.str.lower().duplicated(keep=False)
+    compared = pd.Series(None, index=checked.index, dtype=object)
+    present = checked.notna()
+    compared[present] = unique.normal(f, checked[present])
+    repeated = present & compared.duplicated(keep=False)
     errors.add(
         repeated, "DUPLICATE_VALUE", "Duplicate external id specified: " + checked.astype(str), ""
     )
-    live = checked.where(errors.ok).dropna()
-    matches = pd.DataFrame(
-        db.execute(
-            f"SELECT Id, {quote_ident(external_field)} FROM {quote_ident(obj)} "
-            f"WHERE IsDeleted = 0 AND {quote_ident(external_field)} IN "
-            "(SELECT value FROM json_each(?))",
-            (json.dumps(pd.unique(live).tolist()),),
-        ).fetchall(),
-        columns=["Id", "key"],
-    )
-    matches["key"] = matches["key"].str.lower()
-    lowered = checked.str.lower()
-    count = lowered.map(matches.groupby("key").size()).fillna(0)
-    ambiguous = matches[matches["key"].isin(lowered[count > 1])]
-    listed = ambiguous.groupby("key")["Id"].agg(", ".join)
+    if matches is None:
+        matches = match_keys(db, obj, f, checked.where(errors.ok))
+    found = unique.normal(f, matches["value"]) if len(matches) else pd.Series(dtype=object)
+    count = compared.map(found.value_counts()).fillna(0)
+    listed = matches["Id"].groupby(found.values).agg(", ".join) if len(matches) else {}
     errors.add(
         count > 1,
         "DUPLICATE_EXTERNAL_ID",
         f"{f.label}: more than one record found for external id field: ["
-        + lowered.map(listed).astype(str)
+        + compared.map(listed).astype(str)
         + "]",
         "",
     )
-    single = matches.drop_duplicates("key").set_index("key")["Id"]
+    single = pd.Series(matches["Id"].to_numpy(), index=found.to_numpy())
+    single = single[~single.index.duplicated()]
     outcome = Outcome.empty(inc.index)
     existing = errors.ok & (count == 1)
     fresh = errors.ok & (count == 0)
@@ -339,7 +353,7 @@ def upsert(
         sub = Incoming(
             sub.values.drop(columns=external_field), sub.given.drop(columns=external_field)
         )
-        sub.set("Id", lowered[existing].map(single))
+        sub.set("Id", compared[existing].map(single))
         outcome.merge(_on_rows(update, ctx, db, obj, sub, errors))
     if fresh.any():
         outcome.merge(_on_rows(insert, ctx, db, obj, inc.subset(fresh), errors))

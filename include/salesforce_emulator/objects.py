@@ -25,6 +25,8 @@ from salesforce_emulator.ids import (
 )
 
 TASK_EXTERNAL_ID = "Activity_Sync_Key__c"
+# Set on Tasks and Events that Salesforce has archived (see ``retention``).
+ARCHIVED_COLUMN = "IsArchived"
 
 # Activity object -> (its relation object, the relation's parent field, the junction field).
 ACTIVITIES = {
@@ -75,6 +77,14 @@ class Field:
     stored: bool = True
     describe_type: str | None = None
     custom: bool = False
+    # One live record per value (Salesforce's "Unique"); compared with case unless not.
+    unique: bool = False
+    case_sensitive: bool = False
+    # A restricted picklist takes only its values; some only from an API version on, and
+    # some never through the API.
+    restricted: bool = False
+    value_since: tuple[tuple[str, float], ...] = ()
+    not_settable: tuple[str, ...] = ()
 
     @property
     def required(self) -> bool:
@@ -101,8 +111,8 @@ class Field:
             "custom": self.custom,
             "externalId": self.external_id,
             "idLookup": self.external_id or self.name == "Id",
-            "unique": False,
-            "caseSensitive": False,
+            "unique": self.unique,
+            "caseSensitive": self.case_sensitive,
             "filterable": self.type not in ("textarea", "junctionidlist"),
             "sortable": self.type not in ("textarea", "junctionidlist"),
             "groupable": self.type not in ("textarea", "double", "datetime", "junctionidlist"),
@@ -115,7 +125,7 @@ class Field:
             ],
             "defaultValue": self.default if isinstance(self.default, str | bool) else None,
             "autoNumber": False,
-            "restrictedPicklist": False,
+            "restrictedPicklist": self.restricted,
         }
 
 
@@ -196,6 +206,10 @@ def _owner() -> Field:
 
 def _read_only(name: str, kind: str, label: str, **kw: Any) -> Field:
     return Field(name, kind, label, createable=False, updateable=False, **kw)
+
+
+def _archived() -> Field:
+    return _read_only(ARCHIVED_COLUMN, "boolean", "Archived", nillable=False, default=False)
 
 
 USER = SObject(
@@ -521,18 +535,37 @@ TASK = SObject(
             picklist=("High", "Normal", "Low"),
         ),
         Field("Type", "picklist", "Type", 255, picklist=("Call", "Email", "Meeting", "Other")),
+        # "Restricted picklist", "This field isn't updateable", "LinkedIn —Available in API
+        # version 56.0 and later", "The Cadence subtype is an internal value used by Sales
+        # Engagement, and can't be set manually" (Task, Object Reference:
+        # https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_task.htm).
         Field(
             "TaskSubtype",
             "picklist",
             "Task Subtype",
             255,
             updateable=False,
-            picklist=("Task", "Email", "ListEmail", "Cadence", "Call"),
+            picklist=("Task", "Email", "ListEmail", "Cadence", "Call", "LinkedIn"),
+            restricted=True,
+            value_since=(("LinkedIn", 56.0),),
+            not_settable=("Cadence",),
         ),
         _read_only(
             "IsClosed", "boolean", "Closed", nillable=False, formula="\"Status\" = 'Completed'"
         ),
-        Field(TASK_EXTERNAL_ID, "string", "Activity Sync Key", 80, external_id=True, custom=True),
+        _archived(),
+        # The README has users create it Unique and External ID, without "Treat "ABC" and
+        # "abc" as duplicate values": so it is case-sensitive.
+        Field(
+            TASK_EXTERNAL_ID,
+            "string",
+            "Activity Sync Key",
+            80,
+            external_id=True,
+            custom=True,
+            unique=True,
+            case_sensitive=True,
+        ),
     ),
     child_relationships=(
         ("TaskRelation", "TaskId", "TaskRelations", True, True),
@@ -599,6 +632,7 @@ EVENT = SObject(
         Field("Location", "string", "Location", 255),
         Field("IsAllDayEvent", "boolean", "All-Day Event", nillable=False, default=False),
         Field("Type", "picklist", "Type", 255, picklist=("Call", "Email", "Meeting", "Other")),
+        _archived(),
     ),
     child_relationships=(("EventRelation", "EventId", "EventRelations", True, True),),
 )

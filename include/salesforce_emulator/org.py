@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from salesforce_emulator.context import WriteContext
 from salesforce_emulator.objects import OrgShape
 from salesforce_emulator.org_settings import OrgSettings
-from salesforce_emulator.store import Store, timestamp
+from salesforce_emulator.retention import Clock
+from salesforce_emulator.store import Store
 
 
 @dataclass
@@ -28,6 +29,12 @@ class Org:
         """Which objects and fields the API shows under the current settings."""
         return self.settings.shape
 
-    def context(self) -> WriteContext:
+    @property
+    def clock(self) -> Clock:
+        """The org's time: real time moved by the ``today`` setting."""
+        return Clock(self.settings.clock_offset_days)
+
+    def context(self, api_version: str | float | None = None) -> WriteContext:
         """A write context stamped now: one per batch, so every row gets the same time."""
-        return WriteContext(self.store, self.shape, self.user_id, timestamp())
+        version = float(api_version) if api_version is not None else None
+        return WriteContext(self.store, self.shape, self.user_id, self.clock.stamp(), version)

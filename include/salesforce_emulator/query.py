@@ -14,9 +14,11 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from salesforce_emulator.ids import QUERY_LOCATOR_PREFIX
 from salesforce_emulator.objects import OrgShape
+from salesforce_emulator.retention import query_visible
 from salesforce_emulator.soql import parse_soql, resolve_object
 from salesforce_emulator.store import Store, quote_ident
 
@@ -47,12 +49,24 @@ class _Cursor:
     created: float = field(default_factory=time.monotonic)
 
 
-def compile_soql(shape: OrgShape, text: str, *, include_deleted: bool) -> Compiled:
-    """Parse and bind a statement to the org as it looks now; raises SoqlError."""
+def compile_soql(
+    shape: OrgShape, text: str, *, include_deleted: bool, now: datetime | None = None
+) -> Compiled:
+    """Parse and bind a statement to the org as it looks ``now``; raises SoqlError.
+
+    ``include_deleted`` is ``queryAll``: deleted rows (in the Recycle Bin) and archived
+    activities too.
+    """
     query = parse_soql(text)
     obj = resolve_object(query.object_name, shape.objects())
     columns = shape.column_types(obj)
-    sql, params = query.to_sql(columns, include_deleted=include_deleted, table=obj)
+    sql, params = query.to_sql(
+        columns,
+        include_deleted=include_deleted,
+        table=obj,
+        now=now,
+        visible=query_visible(obj),
+    )
     fields = query.canonical_fields(columns)
     return Compiled(obj, fields, {f: columns[f] for f in fields}, sql, params, query.is_count)
 
@@ -105,9 +119,10 @@ class QueryService:
         include_deleted: bool,
         version: str,
         page_size: int = PAGE_SIZE,
+        now: datetime | None = None,
     ) -> str:
-        """The first page as JSON text."""
-        compiled = compile_soql(shape, text, include_deleted=include_deleted)
+        """The first page as JSON text; ``now`` is the org's clock for date literals."""
+        compiled = compile_soql(shape, text, include_deleted=include_deleted, now=now)
         if compiled.is_count:
             total = self.store.read(compiled.sql, compiled.params)[0][0]
             return f'{{"totalSize":{total},"done":true,"records":[]}}'

@@ -60,12 +60,17 @@ class RestApi:
     # --------------------------------------------------------------------- helpers
 
     def matching_ids(self, obj: str, field: str, value: str) -> list[str]:
-        rows = self.org.store.read(
-            f"SELECT Id FROM {quote_ident(obj)} WHERE IsDeleted = 0 AND {quote_ident(field)} = ? "
-            "ORDER BY rowid",
-            (to_18_one(value) or value if field == "Id" else value,),
-        )
-        return [r[0] for r in rows]
+        """Records found by an external ID, as upsert finds them (``dml.match_keys``)."""
+        if field == "Id":
+            rows = self.org.store.read(
+                f"SELECT Id FROM {quote_ident(obj)} WHERE IsDeleted = 0 AND Id = ?",
+                (to_18_one(value) or value,),
+            )
+            return [r[0] for r in rows]
+        f = self.org.shape.fields(obj)[field]
+        with self.org.store.lock:
+            found = dml.match_keys(self.org.store.conn, obj, f, pd.Series([value]))
+        return found["Id"].tolist()
 
     def record_id(self, obj: str, raw: str) -> str:
         """An Id in a record path; anything else is read as an unknown external-ID field."""
@@ -74,9 +79,11 @@ class RestApi:
             raise unknown_external_field(raw)
         return canonical
 
-    def write(self, operation, obj: str, inc: Incoming, errors: RowErrors, *extra) -> dml.Outcome:
+    def write(
+        self, operation, version: str, obj: str, inc: Incoming, errors: RowErrors, *extra
+    ) -> dml.Outcome:
         with self.org.store.transaction() as db:
-            return operation(self.org.context(), db, obj, inc, *extra, errors)
+            return operation(self.org.context(version), db, obj, inc, *extra, errors)
 
     # ------------------------------------------------------------------- resources
 
@@ -126,7 +133,7 @@ class RestApi:
         inc, errors = incoming(self.org.shape, obj, [body])
         if not errors.ok.iloc[0]:
             raise api_error(errors, 0)
-        outcome = self.write(dml.insert, obj, inc, errors)
+        outcome = self.write(dml.insert, version, obj, inc, errors)
         if not errors.ok.iloc[0]:
             raise api_error(errors, 0)
         return Response.json(201, {"id": outcome.ids.iloc[0], "success": True, "errors": []})
@@ -155,7 +162,7 @@ class RestApi:
         if not errors.ok.iloc[0]:
             raise api_error(errors, 0)
         inc.set("Id", record_id)
-        self.write(dml.update, obj, inc, errors)
+        self.write(dml.update, version, obj, inc, errors)
         if not errors.ok.iloc[0]:
             if (
                 errors.code.iloc[0] == "INVALID_CROSS_REFERENCE_KEY"
@@ -221,7 +228,7 @@ class RestApi:
         inc, errors = incoming(self.org.shape, obj, [{**body, name: value}])
         if not errors.ok.iloc[0]:
             raise api_error(errors, 0)
-        outcome = self.write(dml.upsert, obj, inc, errors, name)
+        outcome = self.write(dml.upsert, version, obj, inc, errors, name)
         if not errors.ok.iloc[0]:
             raise api_error(errors, 0)
         created = bool(outcome.created.iloc[0])
@@ -255,6 +262,7 @@ class RestApi:
                 include_deleted=include_deleted,
                 version=version,
                 page_size=page_size_from(req.headers.get("Sforce-Query-Options")),
+                now=self.org.clock.now(),
             )
         except SoqlError as err:
             raise ApiError(400, err.error_code, err.message) from err

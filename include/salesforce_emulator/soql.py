@@ -141,12 +141,15 @@ class SoqlQuery:
         include_deleted: bool = False,
         table: str | None = None,
         now: datetime | None = None,
+        visible: str | None = None,
     ) -> tuple[str, list]:
         """Parameterised SQLite for this query over a table with ``columns`` (name -> type).
 
         ``table`` is the canonical object name (from ``resolve_object``); without it the
         name as written is used, which SQLite resolves without case anyway. ``now`` pins
         the clock for TODAY / YESTERDAY / LAST_N_DAYS (default: the current UTC time).
+        ``visible`` is SQL a row must also meet unless ``include_deleted`` (``queryAll``)
+        asks for every row: ``query`` leaves out archived activities, for one.
         """
         entity = table or self.object_name
         lookup = {name.lower(): name for name in columns}
@@ -158,6 +161,8 @@ class SoqlQuery:
             filters.append(f"({translator.condition(self.where)})")
         if not include_deleted:
             filters.append('"IsDeleted" = 0')
+            if visible:
+                filters.append(f"({visible})")
         where_sql = f" WHERE {' AND '.join(filters)}" if filters else ""
         source = quote_ident(entity)
         params = translator.params

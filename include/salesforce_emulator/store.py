@@ -14,6 +14,7 @@ the Bulk worker writes in chunks of at most 10,000 rows.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -25,7 +26,9 @@ from typing import Any
 import pandas as pd
 
 from salesforce_emulator.ids import make_ids
-from salesforce_emulator.objects import ALL_OBJECTS, TASK_EXTERNAL_ID, Field
+from salesforce_emulator.objects import ALL_OBJECTS, ARCHIVED_COLUMN, TASK_EXTERNAL_ID, Field
+
+log = logging.getLogger("salesforce_emulator.store")
 
 DB_FILE = "org.sqlite"
 
@@ -68,7 +71,7 @@ def _column_sql(f: Field) -> str:
     if f.formula:
         return f"{quote_ident(f.name)} {sql_type} GENERATED ALWAYS AS ({f.formula}) VIRTUAL"
     extra = " PRIMARY KEY" if f.name == "Id" else ""
-    if f.name == "IsDeleted":
+    if f.name in ("IsDeleted", ARCHIVED_COLUMN):
         extra = " NOT NULL DEFAULT 0"
     return f"{quote_ident(f.name)} {sql_type}{extra}"
 
@@ -91,11 +94,23 @@ class Store:
             for obj in ALL_OBJECTS.values():
                 columns = ", ".join(_column_sql(f) for f in obj.stored_fields)
                 db.execute(f"CREATE TABLE IF NOT EXISTS {quote_ident(obj.name)} ({columns})")
+                # A data directory from an older emulator lacks the fields added since.
+                held = {
+                    row[1] for row in db.execute(f"PRAGMA table_xinfo({quote_ident(obj.name)})")
+                }
+                for f in obj.stored_fields:
+                    if f.name not in held:
+                        db.execute(
+                            f"ALTER TABLE {quote_ident(obj.name)} ADD COLUMN {_column_sql(f)}"
+                        )
                 for i, cols in enumerate(_INDEXES.get(obj.name, [])):
                     db.execute(
                         f'CREATE INDEX IF NOT EXISTS "ix_{obj.name}_{i}" '
                         f"ON {quote_ident(obj.name)} ({cols})"
                     )
+                for f in obj.stored_fields:
+                    if f.unique:
+                        self._unique_index(db, obj.name, f)
             db.execute("CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT)")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS _sequence (prefix TEXT PRIMARY KEY, next INTEGER)"
@@ -104,6 +119,23 @@ class Store:
                 "CREATE TABLE IF NOT EXISTS _tokens (token TEXT PRIMARY KEY, issued TEXT, kind TEXT)"
             )
             db.execute("CREATE TABLE IF NOT EXISTS _jobs (id TEXT PRIMARY KEY, info TEXT)")
+
+    @staticmethod
+    def _unique_index(db: sqlite3.Connection, table: str, f: Field) -> None:
+        """A Unique field's index over live rows: the writes check first, this backs them."""
+        collate = "BINARY" if f.case_sensitive else "NOCASE"
+        try:
+            db.execute(
+                f'CREATE UNIQUE INDEX IF NOT EXISTS "ux_{table}_{f.name}" ON {quote_ident(table)} '
+                f"({quote_ident(f.name)} COLLATE {collate}) WHERE IsDeleted = 0"
+            )
+        except sqlite3.IntegrityError:
+            log.warning(
+                "%s.%s holds duplicate values from an older emulator: new writes are checked, "
+                "the data already held is left as it is",
+                table,
+                f.name,
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
