@@ -6,7 +6,7 @@ that the client gives up on (stuck past a timeout, an upload that failed) is abo
 its terminal results read, so every row it was sent ends in a result file or is known to
 be missing; :class:`BulkJobs` is mixed into
 :class:`~activity_sync.salesforce.SalesforceClient`, which brings the counted, retried
-HTTP calls. Rows a CSV cannot carry go through sObject Collections (``upsert_records``).
+HTTP calls. Rows a CSV cannot carry go through sObject Collections (``record_writes``).
 """
 
 from __future__ import annotations
@@ -96,9 +96,6 @@ BULK_NULL = "#N/A"
 # encoded and asks for at most 100 MB of data ("Prepare CSV Files"):
 # https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/datafiles_prepare_csv.htm
 MAX_UPLOAD_BYTES = 100_000_000
-# Records per sObject Collections call:
-# https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_upsert.htm
-COLLECTION_MAX = 200
 
 # Error codes the client and the loader act on.
 # Row-level codes worth another attempt: Salesforce says so for lock contention.
@@ -385,57 +382,6 @@ class BulkJobs:
             gave_up or job.get("errorMessage"),
         )
 
-    # --- sObject Collections -----------------------------------------------------
-
-    def upsert_records(
-        self,
-        object_name: str,
-        external_id_field: str,
-        rows: pd.DataFrame,
-        clearable: tuple[str, ...] = (),
-    ) -> IngestResult:
-        """Upsert rows through sObject Collections (REST), results shaped as an ingest job's.
-
-        For rows a Bulk CSV cannot carry: a text that is exactly :data:`BULK_NULL` would
-        arrive as null there, while JSON tells the text from a null. The cells mean what
-        they mean in a Bulk CSV: an empty ``clearable`` cell clears the field (JSON null),
-        any other empty cell leaves it as it is (left out). One call per 200 rows, so only
-        for the few rows that need it; upserting by key is idempotent, so a call whose
-        answer was lost is simply sent again.
-        """
-        url = f"{self.sf.base_url}composite/sobjects/{object_name}/{external_id_field}"
-        return self._collection_write(object_name, url, rows, clearable)
-
-    def update_records(
-        self, object_name: str, rows: pd.DataFrame, clearable: tuple[str, ...] = ()
-    ) -> IngestResult:
-        """:meth:`upsert_records`, as updates of the records in the ``Id`` column."""
-        url = f"{self.sf.base_url}composite/sobjects"
-        return self._collection_write(object_name, url, rows, clearable)
-
-    def _collection_write(
-        self, object_name: str, url: str, rows: pd.DataFrame, clearable: tuple[str, ...]
-    ) -> IngestResult:
-        cells = rows.astype(object).where(rows.notna() & rows.ne(""), None)
-        records = [
-            {k: v for k, v in record.items() if v is not None or k in clearable}
-            for record in cells.to_dict("records")
-        ]
-        answers: list[dict[str, Any]] = []
-        for start in range(0, len(records), COLLECTION_MAX):
-            chunk = records[start : start + COLLECTION_MAX]
-            payload = {
-                "allOrNone": False,
-                "records": [{"attributes": {"type": object_name}, **r} for r in chunk],
-            }
-            answers += self._retrying(
-                f"write {len(chunk)} {object_name} records",
-                lambda payload=payload: self._http(
-                    "PATCH", url, "collection_write", json=payload
-                ).json(),
-            )
-        return _collection_result(rows, answers)
-
     # --- Bulk API 2.0 queries ---------------------------------------------------------
 
     def bulk_query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
@@ -484,34 +430,3 @@ class BulkJobs:
                 break
         non_empty = [p for p in pages if not p.empty]
         return pd.concat(non_empty, ignore_index=True) if non_empty else pd.DataFrame()
-
-
-def _collection_result(rows: pd.DataFrame, answers: list[dict[str, Any]]) -> IngestResult:
-    """sObject Collections answers (one per row, in order) as an ingest job's result files."""
-    sent = rows.reset_index(drop=True).astype(object)
-    sent = sent.where(sent.notna(), "")
-    answer = pd.DataFrame(answers, index=sent.index).reindex(
-        columns=["id", "success", "created", "errors"]
-    )
-    ok = answer["success"].fillna(False).astype(bool)
-    first_error = answer["errors"].map(lambda e: (e or [{}])[0])
-    error = (
-        first_error.str.get("statusCode").fillna("UNKNOWN_EXCEPTION")
-        + ":"
-        + first_error.str.get("message").fillna("")
-        + ":"
-        + first_error.map(lambda e: ",".join(e.get("fields") or []) or "--")
-    )
-    created = answer.loc[ok, "created"].map({True: "true"}).fillna("false")
-    successful = pd.concat(
-        [pd.DataFrame({RESULT_ID: answer.loc[ok, "id"], RESULT_CREATED: created}), sent[ok]],
-        axis=1,
-    )
-    failed = pd.concat(
-        [
-            pd.DataFrame({RESULT_ID: answer.loc[~ok, "id"].fillna(""), RESULT_ERROR: error[~ok]}),
-            sent[~ok],
-        ],
-        axis=1,
-    )
-    return IngestResult("", JobState.JOB_COMPLETE, successful, failed, pd.DataFrame())

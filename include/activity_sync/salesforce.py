@@ -3,7 +3,8 @@
 Built on a ``simple_salesforce.Salesforce`` client (what ``SalesforceHook.get_conn()``
 returns). Every call is counted (the API budget is the product's concern), transient
 failures are retried with backoff, an expired session logs in again, and results are
-DataFrames. The Bulk API 2.0 jobs are :class:`~activity_sync.bulk.BulkJobs`' methods.
+DataFrames. Bulk API 2.0 jobs and sObject Collections writes come from the mixins
+:class:`~activity_sync.bulk.BulkJobs` and :class:`~activity_sync.record_writes.RecordWrites`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from activity_sync.bulk import BulkJobFailed as BulkJobFailed
 from activity_sync.bulk import BulkJobs
 from activity_sync.bulk import IngestResult as IngestResult
 from activity_sync.errors import ActivitySyncError
+from activity_sync.record_writes import RecordWrites
 from activity_sync.transport import HttpTimeouts, is_transient, session_timeouts, with_timeouts
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ class SalesforceUnavailable(ActivitySyncError, RuntimeError):
     """Transient failures persisted past every retry; the task should be retried later."""
 
 
-class SalesforceClient(BulkJobs):
+class SalesforceClient(BulkJobs, RecordWrites):
     """One org's Salesforce API, with call counting, retries and re-login.
 
     Every request is bounded by the connect and read timeouts of the session the factory
