@@ -106,7 +106,7 @@ def main() -> int:
                 "Subject": f"Email: benchmark {i}",
                 "WhoId": contacts[i % len(contacts)],
                 "Status": "Completed",
-                "ActivityDate": "2025-01-02",
+                "ActivityDate": time.strftime("%Y-%m-%d", time.gmtime()),
                 "Description": "Hello " * 20,
             }
             for i in range(args.rows)

@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--shared-activities", choices=("on", "off"), default=None)
     serve.add_argument("--faults", type=Path, default=None, help="JSON file of fault settings")
     serve.add_argument("--api-limit", type=int, default=None, help="DailyApiRequests maximum")
+    serve.add_argument(
+        "--bulk-workers", type=int, default=2, help="Bulk jobs processed at once (at least 1)"
+    )
     serve.add_argument("--log-level", default="INFO")
     stop = commands.add_parser("stop", help="stop the server running on a data directory")
     stop.add_argument("--data-dir", required=True, type=Path)
@@ -100,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         shared_activities=shared,
         faults=faults,
         api_limit=args.api_limit,
+        bulk_workers=args.bulk_workers,
     )
     serve(emulator, args.port, args.host, args.cert_host)
     return 0

@@ -22,6 +22,7 @@ from typing import Any
 from salesforce_emulator import activity_relations, admin, auth, retention
 from salesforce_emulator.auth import Auth, bearer_token
 from salesforce_emulator.bulk import BulkService
+from salesforce_emulator.bulk_worker import DEFAULT_WORKERS
 from salesforce_emulator.composite import Collections
 from salesforce_emulator.faults import (
     EXPIRED_SESSION,
@@ -61,7 +62,8 @@ class Emulator:
 
     ``data_dir`` holds the org (created on first start, seeded with ``seed`` if given);
     ``public_host`` is the name clients use in URLs. ``shared_activities`` and
-    ``api_limit`` override the saved settings; ``faults`` are active from the start.
+    ``api_limit`` override the saved settings; ``faults`` are active from the start;
+    ``bulk_workers`` Bulk jobs run at once.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class Emulator:
         shared_activities: bool | None = None,
         faults: FaultConfig | None = None,
         api_limit: int | None = None,
+        bulk_workers: int = DEFAULT_WORKERS,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +104,9 @@ class Emulator:
             if seed:
                 seed_org(self.store, self.org.user_id, seed)
             self.store.snapshot(snapshot)
-        self.bulk = BulkService(self.org, self.queries, self.usage, self.faults, self.data_dir)
+        self.bulk = BulkService(
+            self.org, self.queries, self.usage, self.faults, self.data_dir, bulk_workers
+        )
         rest = RestApi(self.org, self.queries, self.usage)
         self.router = Router(
             [

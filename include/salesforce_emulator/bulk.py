@@ -2,7 +2,10 @@
 
 The handlers here create, upload to, close, abort, list, delete and read jobs; the jobs
 themselves are records in ``bulk_jobs.Jobs`` and the processing happens in
-``bulk_worker.BulkWorker`` once the client closes a job, so clients really poll.
+``bulk_worker.BulkWorker`` once the client closes a job, so clients really poll. An
+upload over the org's ``upload_limit_bytes`` (150 MB once base64-encoded, as Salesforce
+counts it) is refused; the results of a job are read only once all its rows are in one of
+the three result files (``bulk_results``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import base64
 import contextlib
 import csv
 import io
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +34,8 @@ from salesforce_emulator.bulk_jobs import (
     Operation,
     ResultFile,
 )
-from salesforce_emulator.bulk_worker import BulkWorker
+from salesforce_emulator.bulk_results import READY, account_for_restart, account_for_unstarted
+from salesforce_emulator.bulk_worker import DEFAULT_WORKERS, BulkWorker
 from salesforce_emulator.faults import Faults
 from salesforce_emulator.objects import ALL_OBJECTS
 from salesforce_emulator.org import Org
@@ -46,6 +51,8 @@ RESULT_PATHS = {
     "unprocessedrecords": ResultFile.UNPROCESSED,
     "unprocessedRecords": ResultFile.UNPROCESSED,
 }
+# How long a results request waits for an aborted job's worker to stop at its chunk's end.
+RESULTS_WAIT_SECONDS = 60
 # Fields that Salesforce leaves out of the answer to an ingest job's creation.
 _NOT_IN_CREATE_ANSWER = (
     "jobType",
@@ -73,22 +80,32 @@ class BulkService:
     """Bulk API 2.0 for ``org``; its jobs persist in ``org.store`` and under ``data_dir``.
 
     ``queries`` renders query results, ``usage`` counts batches and query jobs, ``faults``
-    may slow jobs down or lock rows.
+    may slow jobs down, lock rows or fail jobs; ``workers`` jobs run at once.
     """
 
     def __init__(
-        self, org: Org, queries: QueryService, usage: Usage, faults: Faults, data_dir: Path
+        self,
+        org: Org,
+        queries: QueryService,
+        usage: Usage,
+        faults: Faults,
+        data_dir: Path,
+        workers: int = DEFAULT_WORKERS,
     ) -> None:
         self.org = org
         self.usage = usage
         self.jobs = Jobs(org.store, data_dir / JOBS_FOLDER)
-        self.worker = BulkWorker(self.jobs, org, queries, usage, faults)
+        # Jobs that ended while the emulator was down (or stopped under it) get their results.
+        for job in self.jobs.of_type(JobType.INGEST):
+            if job["state"] in TERMINAL and not job.get(READY):
+                account_for_restart(self.jobs, job)
+        self.worker = BulkWorker(self.jobs, org, queries, usage, faults, workers)
 
     # -------------------------------------------------------------- bookkeeping
 
     def counts(self) -> dict[str, Any]:
-        """Jobs in total and by ``jobType:state``, for the admin stats."""
-        return self.jobs.counts()
+        """Jobs in total and by ``jobType:state``, and the workers, for the admin stats."""
+        return {**self.jobs.counts(), "workers": self.worker.workers}
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -168,6 +185,17 @@ class BulkService:
                 raise ApiError(
                     409, "INVALIDJOBSTATE", f"Job {job} is not open for upload: {info['state']}"
                 )
+            encoded = 4 * math.ceil(len(req.body) / 3)
+            limit = self.org.settings.upload_limit_bytes
+            if encoded > limit:
+                # Salesforce documents the limit, not the answer: this is the Bulk API's
+                # answer to an oversized request as clients report it (ClientInputError,
+                # https://github.com/jsforce/jsforce/issues/31). The job stays Open.
+                raise ApiError(
+                    400,
+                    "CLIENTINPUTERROR",
+                    f"Failed to read request. Exceeded max size limit of {limit}",
+                )
             path = self.jobs.files(job) / DATA_FILE
             if path.exists():
                 raise ApiError(
@@ -198,6 +226,9 @@ class BulkService:
                 self.jobs.enqueue(job)
             elif state == JobState.ABORTED and current not in TERMINAL:
                 self.jobs.set_state(info, JobState.ABORTED)
+                # A running job's worker stops at its chunk's end and reports the rest.
+                if current != JobState.IN_PROGRESS and job_type == JobType.INGEST:
+                    account_for_unstarted(self.jobs, info)
             else:
                 raise ApiError(
                     400, "INVALIDJOBSTATE", f"Can't change the job state from {current} to {state}"
@@ -221,12 +252,18 @@ class BulkService:
 
     def results(self, req: Request, version: str, job: str, kind: ResultFile) -> Response:
         info = self._job(job, JobType.INGEST)
-        if info["state"] not in TERMINAL:
-            raise ApiError(
-                400,
-                "INVALIDJOBSTATE",
-                f"Results are not available while the job is {info['state']}",
+        with self.jobs.lock:
+            if info["state"] not in TERMINAL:
+                raise ApiError(
+                    400,
+                    "INVALIDJOBSTATE",
+                    f"Results are not available while the job is {info['state']}",
+                )
+            ready = self.jobs.results_ready.wait_for(
+                lambda: info.get(READY), timeout=RESULTS_WAIT_SECONDS
             )
+        if not ready:
+            raise ApiError(503, "SERVER_UNAVAILABLE", f"The results of job {job} are not ready")
         path = self.jobs.path(job, f"{kind}.csv")
         return Response.csv(200, path.read_text(encoding="utf-8") if path.exists() else "")
 

@@ -105,6 +105,8 @@ class Jobs:
         self.store = store
         self.folder = folder
         self.lock = threading.RLock()
+        # Notified when a job's result files are complete (``bulk_results.READY``).
+        self.results_ready = threading.Condition(self.lock)
         self.by_id: dict[str, Job] = {}
         # Query results: (header, rows) by job Id, in memory only.
         self.query_rows: dict[str, tuple[list[str], list[tuple]]] = {}

@@ -1,15 +1,24 @@
-"""The Bulk API 2.0 worker: one thread that runs closed jobs, so clients really poll.
+"""The Bulk API 2.0 workers: a pool of threads that run closed jobs, several at a time.
 
-Ingest data is cut into chunks of 10,000 rows, Salesforce's internal batch size; each chunk
-is one transaction and one ``DailyBulkApiBatches`` unit. Result files keep the original
-columns behind ``sf__Id,sf__Created`` / ``sf__Id,sf__Error``, as Salesforce writes them.
+As "How Requests Are Processed" says
+(https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/how_requests_are_processed.htm),
+"Salesforce creates a separate batch for each 10,000 records in your job data" (one
+``DailyBulkApiBatches`` unit each), jobs run in parallel ("Support for parallel
+processing", https://developer.salesforce.com/docs/platform/api-asynch/guide/bulk-common-diff-two-versions.html),
+and the records are processed in chunks of 200 (the chunk size of API 21.0 and later,
+"Bulk API Limits"), each chunk one transaction. So two jobs that overlap interleave chunk
+by chunk, and an upsert chunk reads which keys exist before it writes: the losing side of
+two jobs racing for one key gets DUPLICATE_VALUE, as in Salesforce (``unique``).
+
+``workers`` (default 2, ``--bulk-workers``) is how many jobs run at once. Result files
+keep the original columns behind ``sf__Id,sf__Created`` / ``sf__Id,sf__Error``, as
+Salesforce writes them; every row ends in one of them or in the unprocessed records
+(``bulk_results``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import logging
 import threading
 import time
@@ -20,7 +29,6 @@ import pandas as pd
 
 from salesforce_emulator import dml
 from salesforce_emulator.bulk_jobs import (
-    DATA_FILE,
     DELIMITERS,
     Job,
     JobFailure,
@@ -28,8 +36,8 @@ from salesforce_emulator.bulk_jobs import (
     JobState,
     JobType,
     Operation,
-    ResultFile,
 )
+from salesforce_emulator.bulk_results import ResultFiles, parse_csv, uploaded
 from salesforce_emulator.faults import Faults
 from salesforce_emulator.org import Org
 from salesforce_emulator.query import QueryService, compile_soql
@@ -38,100 +46,116 @@ from salesforce_emulator.usage import Usage
 
 log = logging.getLogger("salesforce_emulator.bulk")
 
-CHUNK_ROWS = 10_000
+CHUNK_ROWS = 200
+BATCH_ROWS = 10_000
+DEFAULT_WORKERS = 2
 LOCK_MESSAGE = "unable to obtain exclusive access to this record or 1 records"
-
-
-def parse_csv(data: bytes, delimiter: str, line_ending: str) -> tuple[list[str], pd.DataFrame]:
-    """Header and rows as strings; a line ending that contradicts the job fails the job."""
-    text = data.decode("utf-8-sig")
-    first_break = text.find("\n")
-    if first_break >= 0:
-        crlf = first_break > 0 and text[first_break - 1] == "\r"
-        if crlf != (line_ending == "CRLF"):
-            raise JobFailure(
-                f"ClientInputError : LineEnding is invalid on user data. Current LineEnding "
-                f"setting is {line_ending}"
-            )
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=delimiter,
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=True,
-            engine="c",
-        )
-    except pd.errors.EmptyDataError as exc:
-        raise JobFailure("InvalidBatch : No data found in the batch") from exc
-    except pd.errors.ParserError as exc:
-        raise JobFailure(f"InvalidBatch : Failed to parse CSV: {exc}") from exc
-    header = [str(h) for h in frame.iloc[0].tolist()]
-    rows = frame.iloc[1:].reset_index(drop=True)
-    rows.columns = range(len(header))
-    return header, rows
-
-
-def _csv_text(frame: pd.DataFrame) -> str:
-    return frame.to_csv(index=False, quoting=csv.QUOTE_ALL, lineterminator="\n")
+# The job-level error of a job failed by ``failed_job_rate``. Salesforce documents the event
+# ("If the batch still can't be processed after 10 retries, the entire job is moved to the
+# Failed state and remaining job data is not processed"), not its message: this one is ours.
+FORCED_FAILURE = (
+    "InternalServerError : An internal batch failed after 10 retries; "
+    "the remaining job data was not processed"
+)
 
 
 class BulkWorker:
-    """Runs the jobs ``jobs`` queues against ``org``; counts batches in ``usage``.
+    """``workers`` threads running the jobs ``jobs`` queues against ``org``.
 
-    ``queries`` renders query results; ``faults`` may slow jobs down or lock rows.
+    ``usage`` counts batches, ``queries`` renders query results, ``faults`` may slow jobs,
+    lock rows, fail jobs or widen the race between a chunk's read and its write.
     """
 
     def __init__(
-        self, jobs: Jobs, org: Org, queries: QueryService, usage: Usage, faults: Faults
+        self,
+        jobs: Jobs,
+        org: Org,
+        queries: QueryService,
+        usage: Usage,
+        faults: Faults,
+        workers: int = DEFAULT_WORKERS,
     ) -> None:
+        if workers < 1:
+            raise ValueError(f"the Bulk worker pool needs at least 1 worker, not {workers}")
         self.jobs = jobs
         self.org = org
         self.queries = queries
         self.usage = usage
         self.faults = faults
-        self._processing = threading.Lock()
-        self._thread = threading.Thread(target=self._work, name="bulk-worker", daemon=True)
-        self._thread.start()
+        self.workers = workers
+        self._gate = threading.Condition()
+        self._running = 0
+        self._pauses = 0
+        self._threads = [
+            threading.Thread(target=self._work, name=f"bulk-worker-{n}", daemon=True)
+            for n in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
-        """Hold off the worker (it finishes the job at hand first)."""
-        with self._processing:
+        """Hold off every worker (each finishes the job at hand first)."""
+        with self._gate:
+            self._pauses += 1
+            self._gate.wait_for(lambda: self._running == 0)
+        try:
             yield
+        finally:
+            with self._gate:
+                self._pauses -= 1
+                self._gate.notify_all()
 
     def stop(self) -> None:
-        self.jobs.stop_worker()
-        self._thread.join(timeout=10)
+        for _ in self._threads:
+            self.jobs.stop_worker()
+        for thread in self._threads:
+            thread.join(timeout=10)
 
     def _work(self) -> None:
         while True:
             job_id = self.jobs.next()
             if job_id is None:
                 return
-            with self._processing:
-                job = self.jobs.by_id.get(job_id)
-                if job is None or job["state"] != JobState.UPLOAD_COMPLETE:
-                    continue
-                started = time.monotonic()
-                self.jobs.set_state(job, JobState.IN_PROGRESS)
-                try:
-                    self._wait_if_slow(job)
-                    if job["jobType"] == JobType.QUERY:
-                        self._run_query(job)
-                    else:
-                        self._run_ingest(job)
-                except JobFailure as failure:
-                    self.jobs.set_state(job, JobState.FAILED, errorMessage=str(failure))
-                except Exception as exc:
-                    log.exception("bulk job %s failed", job_id)
-                    self.jobs.set_state(job, JobState.FAILED, errorMessage=f"Unknown : {exc}")
-                elapsed = int((time.monotonic() - started) * 1000)
-                with self.jobs.lock:
-                    job.update(totalProcessingTime=elapsed, apiActiveProcessingTime=elapsed)
-                    self.jobs.save(job)
+            with self._gate:
+                self._gate.wait_for(lambda: self._pauses == 0)
+                self._running += 1
+            try:
+                self._run(job_id)
+            finally:
+                with self._gate:
+                    self._running -= 1
+                    self._gate.notify_all()
+
+    def _run(self, job_id: str) -> None:
+        with self.jobs.lock:
+            job = self.jobs.by_id.get(job_id)
+            # Aborted or deleted while queued, or gone with a reset.
+            if job is None or job["state"] != JobState.UPLOAD_COMPLETE:
+                return
+            self.jobs.set_state(job, JobState.IN_PROGRESS)
+        started = time.monotonic()
+        try:
+            self._wait_if_slow(job)
+            if job["jobType"] == JobType.QUERY:
+                self._run_query(job)
+            else:
+                self._run_ingest(job)
+        except JobFailure as failure:
+            self._end(job, JobState.FAILED, errorMessage=str(failure))
+        except Exception as exc:
+            log.exception("bulk job %s failed", job_id)
+            self._end(job, JobState.FAILED, errorMessage=f"Unknown : {exc}")
+        elapsed = int((time.monotonic() - started) * 1000)
+        with self.jobs.lock:
+            job.update(totalProcessingTime=elapsed, apiActiveProcessingTime=elapsed)
+            self.jobs.save(job)
+
+    def _end(self, job: Job, state: JobState, **extra: object) -> None:
+        """Move a running job to ``state``; an abort that came first stands."""
+        with self.jobs.lock:
+            if job["state"] == JobState.IN_PROGRESS:
+                self.jobs.set_state(job, state, **extra)
 
     def _wait_if_slow(self, job: Job) -> None:
         deadline = time.monotonic() + self.faults.slow_bulk_seconds
@@ -150,7 +174,7 @@ class BulkWorker:
         rows = self.queries.csv_rows(compiled)
         with self.jobs.lock:
             self.jobs.query_rows[job["id"]] = (compiled.fields, rows)
-        self.jobs.set_state(job, JobState.JOB_COMPLETE, numberRecordsProcessed=len(rows))
+        self._end(job, JobState.JOB_COMPLETE, numberRecordsProcessed=len(rows))
 
     def _fields_for(self, job: Job, header: list[str]) -> list[str]:
         obj = job["object"]
@@ -171,89 +195,60 @@ class BulkWorker:
         return names
 
     def _run_ingest(self, job: Job) -> None:
-        path = self.jobs.path(job["id"], DATA_FILE)
-        if not path.exists():
+        results = ResultFiles(self.jobs, job)
+        data = uploaded(self.jobs, job)
+        if data is None:
+            results.finish(b"")
             raise JobFailure("InvalidBatch : No data found in the batch")
-        header, rows = parse_csv(
-            path.read_bytes(), DELIMITERS[job["columnDelimiter"]], job["lineEnding"]
-        )
-        names = self._fields_for(job, header)
-        locked = self.faults.locked_rows(len(rows))
+        try:
+            header, rows = parse_csv(data, DELIMITERS[job["columnDelimiter"]], job["lineEnding"])
+        except JobFailure:
+            results.finish(data)
+            raise
         raw = rows.copy()
         raw.columns = header
-        done, failed = [], []
+        results.begin(header)
         processed = 0
-        for start in range(0, len(rows), CHUNK_ROWS):
-            if job["state"] != JobState.IN_PROGRESS:
-                break
-            chunk = rows.iloc[start : start + CHUNK_ROWS]
-            chunk.columns = names
-            errors = RowErrors(chunk.index)
-            errors.add(
-                pd.Series(locked[start : start + CHUNK_ROWS], index=chunk.index),
-                "UNABLE_TO_LOCK_ROW",
-                LOCK_MESSAGE,
-                "",
-            )
-            outcome = self._apply(job, Incoming.from_csv(chunk), errors)
-            self.usage.add_bulk_batches(1)
-            ok = errors.ok
-            done.append(
-                pd.concat(
-                    [
-                        pd.DataFrame(
-                            {
-                                "sf__Id": outcome.ids[ok],
-                                "sf__Created": np.where(outcome.created[ok], "true", "false"),
-                            }
-                        ),
-                        raw.loc[ok[ok].index],
-                    ],
-                    axis=1,
-                )
-            )
-            bad = ~ok
-            failed.append(
-                pd.concat(
-                    [
-                        pd.DataFrame(
-                            {
-                                "sf__Id": outcome.ids[bad].fillna(""),
-                                "sf__Error": errors.code[bad]
-                                + ":"
-                                + errors.message[bad].astype(str)
-                                + ":"
-                                + errors.fields[bad].fillna("").replace("", "--"),
-                            }
-                        ),
-                        raw.loc[bad[bad].index],
-                    ],
-                    axis=1,
-                )
-            )
-            processed = start + len(chunk)
-            with self.jobs.lock:
-                job["numberRecordsProcessed"] = processed
-                job["numberRecordsFailed"] = job.get("numberRecordsFailed", 0) + int(bad.sum())
-        folder = self.jobs.files(job["id"])
-        empty_success = pd.DataFrame(columns=["sf__Id", "sf__Created", *header])
-        empty_failed = pd.DataFrame(columns=["sf__Id", "sf__Error", *header])
-        (folder / f"{ResultFile.SUCCESSFUL}.csv").write_text(
-            _csv_text(pd.concat([empty_success, *done], ignore_index=True)), encoding="utf-8"
-        )
-        (folder / f"{ResultFile.FAILED}.csv").write_text(
-            _csv_text(pd.concat([empty_failed, *failed], ignore_index=True)), encoding="utf-8"
-        )
-        (folder / f"{ResultFile.UNPROCESSED}.csv").write_text(
-            _csv_text(raw.iloc[processed:]), encoding="utf-8"
-        )
-        if job["state"] == JobState.IN_PROGRESS:
-            self.jobs.set_state(job, JobState.JOB_COMPLETE)
-        else:
-            self.jobs.save(job)
+        try:
+            names = self._fields_for(job, header)
+            fate = self.faults.for_ingest_job(len(rows), -(-len(rows) // CHUNK_ROWS))
+            for number, start in enumerate(range(0, len(rows), CHUNK_ROWS)):
+                if job["state"] != JobState.IN_PROGRESS:
+                    break
+                if number == fate.fail_at:
+                    raise JobFailure(FORCED_FAILURE)
+                chunk = rows.iloc[start : start + CHUNK_ROWS]
+                chunk.columns = names
+                errors = RowErrors(chunk.index)
+                locked = pd.Series(fate.locked[start : start + CHUNK_ROWS], index=chunk.index)
+                errors.add(locked, "UNABLE_TO_LOCK_ROW", LOCK_MESSAGE, "")
+                outcome = self._apply(job, Incoming.from_csv(chunk), errors)
+                if start % BATCH_ROWS == 0:
+                    self.usage.add_bulk_batches(1)
+                ok = errors.ok
+                results.append(_successes(outcome, ok, raw), _failures(outcome, errors, raw))
+                processed = start + len(chunk)
+                with self.jobs.lock:
+                    job["numberRecordsProcessed"] = processed
+                    job["numberRecordsFailed"] += int((~ok).sum())
+                    self.jobs.save(job)
+        finally:
+            results.finish(raw.iloc[processed:])
+        self._end(job, JobState.JOB_COMPLETE)
 
     def _apply(self, job: Job, inc: Incoming, errors: RowErrors) -> dml.Outcome:
+        """One chunk in one transaction; an upsert finds its keys first, then writes."""
         operation, obj = job["operation"], job["object"]
+        matches = None
+        key = job.get("externalIdFieldName")
+        if operation == Operation.UPSERT and key != "Id" and key in inc.values:
+            keys = inc.values[key].where(inc.given[key])
+            with self.org.store.lock:
+                matches = dml.match_keys(
+                    self.org.store.conn, obj, self.org.shape.fields(obj)[key], keys
+                )
+        if self.faults.chunk_seconds:
+            time.sleep(self.faults.chunk_seconds)
         with self.org.store.transaction() as db:
             ctx = self.org.context(job["apiVersion"])
             if operation == Operation.INSERT:
@@ -261,6 +256,41 @@ class BulkWorker:
             if operation == Operation.UPDATE:
                 return dml.update(ctx, db, obj, inc, errors)
             if operation == Operation.UPSERT:
-                return dml.upsert(ctx, db, obj, inc, job["externalIdFieldName"], errors)
+                return dml.upsert(ctx, db, obj, inc, key, errors, matches)
             ids = inc.values["Id"]
             return dml.delete(ctx, db, obj, ids, errors, hard=operation == Operation.HARD_DELETE)
+
+
+def _successes(outcome: dml.Outcome, ok: pd.Series, raw: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "sf__Id": outcome.ids[ok],
+                    "sf__Created": np.where(outcome.created[ok], "true", "false"),
+                }
+            ),
+            raw.loc[ok[ok].index],
+        ],
+        axis=1,
+    )
+
+
+def _failures(outcome: dml.Outcome, errors: RowErrors, raw: pd.DataFrame) -> pd.DataFrame:
+    bad = ~errors.ok
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "sf__Id": outcome.ids[bad].fillna(""),
+                    "sf__Error": errors.code[bad]
+                    + ":"
+                    + errors.message[bad].astype(str)
+                    + ":"
+                    + errors.fields[bad].fillna("").replace("", "--"),
+                }
+            ),
+            raw.loc[bad[bad].index],
+        ],
+        axis=1,
+    )

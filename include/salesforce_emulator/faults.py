@@ -1,9 +1,24 @@
 """Injected failures, so that tests can prove the pipeline survives a misbehaving Salesforce.
 
-Rates apply to counted API calls (503, ``REQUEST_LIMIT_EXCEEDED``, expired session) and to
-Bulk ingest rows (``UNABLE_TO_LOCK_ROW``). Draws come from generators seeded by ``seed``:
-the n-th counted call after the faults were set always gets the same verdict, and the
-n-th Bulk job the same failing rows, so a test run is repeatable.
+Set with ``POST /__emulator/faults`` (``EmulatorProcess.set_faults(**settings)``; settings
+left out are off):
+
+- ``http_503_rate``, ``request_limit_rate``, ``expired_session_rate``: the share of counted
+  API calls answered 503, 403 ``REQUEST_LIMIT_EXCEEDED`` or 401 ``INVALID_SESSION_ID``. An
+  expired session stays expired: every later call with that token fails too, until the
+  client logs in again (``auth``).
+- ``row_lock_rate``: the share of Bulk ingest rows that fail ``UNABLE_TO_LOCK_ROW``.
+- ``failed_job_rate``: the share of Bulk ingest jobs that end ``Failed`` part way, as when
+  an internal batch fails ten retries: the chunks before the failure are applied and in
+  the successful/failed results, the rest is in the unprocessed results.
+- ``slow_bulk_seconds``: every Bulk job waits this long in ``InProgress`` before it starts.
+- ``chunk_seconds``: each 200-row chunk of an ingest job waits this long between reading
+  which records exist and writing, so that overlapping jobs race as in Salesforce.
+
+Draws come from generators seeded by ``seed``: the n-th counted call after the faults were
+set always gets the same verdict, and the n-th Bulk ingest job to start the same failing
+rows and fate, so a test run is repeatable (with parallel workers, which job starts n-th
+can vary).
 """
 
 from __future__ import annotations
@@ -21,10 +36,19 @@ UNAVAILABLE = "503"
 REQUEST_LIMIT = "limit"
 EXPIRED_SESSION = "expired"
 ROW_LOCK = "row_lock"
+FAILED_JOB = "failed_job"
 
 
 class FaultConfigError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class IngestFate:
+    """One ingest job's faults: rows that fail to lock, and the chunk it fails at (or None)."""
+
+    locked: np.ndarray
+    fail_at: int | None
 
 
 @dataclass(frozen=True)
@@ -35,6 +59,8 @@ class FaultConfig:
     expired_session_rate: float = 0.0
     slow_bulk_seconds: float = 0.0
     row_lock_rate: float = 0.0
+    failed_job_rate: float = 0.0
+    chunk_seconds: float = 0.0
 
     @classmethod
     def parse(cls, raw: Any) -> FaultConfig:
@@ -51,8 +77,8 @@ class FaultConfig:
                 raise FaultConfigError("fault setting 'seed' must be an integer")
             if key.endswith("_rate") and not 0.0 <= value <= 1.0:
                 raise FaultConfigError(f"fault setting {key!r} must be between 0 and 1")
-            if key == "slow_bulk_seconds" and value < 0:
-                raise FaultConfigError("fault setting 'slow_bulk_seconds' must not be negative")
+            if key.endswith("_seconds") and value < 0:
+                raise FaultConfigError(f"fault setting {key!r} must not be negative")
         config = cls(**raw)
         call_total = config.http_503_rate + config.request_limit_rate + config.expired_session_rate
         if call_total > 1.0:
@@ -102,19 +128,32 @@ class Faults:
                 self.injected[verdict] = self.injected.get(verdict, 0) + 1
             return verdict
 
-    def locked_rows(self, count: int) -> np.ndarray:
-        """Which of a Bulk job's ``count`` rows fail with UNABLE_TO_LOCK_ROW."""
+    def for_ingest_job(self, rows: int, chunks: int) -> IngestFate:
+        """The faults of the next Bulk ingest job to start, of ``rows`` rows in ``chunks``."""
         with self._lock:
             self._jobs += 1
             job = self._jobs
-            rate = self.config.row_lock_rate
-        if not rate or not count:
-            return np.zeros(count, dtype=bool)
-        hits = np.random.default_rng([self.config.seed, 2, job]).random(count) < rate
+            config = self.config
+        locked = np.zeros(rows, dtype=bool)
+        if config.row_lock_rate and rows:
+            draws = np.random.default_rng([config.seed, 2, job]).random(rows)
+            locked = draws < config.row_lock_rate
+        fail_at = None
+        if config.failed_job_rate:
+            draw = np.random.default_rng([config.seed, 3, job])
+            if draw.random() < config.failed_job_rate:
+                fail_at = int(draw.integers(0, max(chunks, 1)))
         with self._lock:
-            self.injected[ROW_LOCK] = self.injected.get(ROW_LOCK, 0) + int(hits.sum())
-        return hits
+            if locked.any():
+                self.injected[ROW_LOCK] = self.injected.get(ROW_LOCK, 0) + int(locked.sum())
+            if fail_at is not None:
+                self.injected[FAILED_JOB] = self.injected.get(FAILED_JOB, 0) + 1
+        return IngestFate(locked, fail_at)
 
     @property
     def slow_bulk_seconds(self) -> float:
         return self.config.slow_bulk_seconds
+
+    @property
+    def chunk_seconds(self) -> float:
+        return self.config.chunk_seconds

@@ -184,6 +184,7 @@ def start(
     shared_activities: bool = True,
     faults: dict[str, float] | None = None,
     api_limit: int | None = None,
+    bulk_workers: int | None = None,
     host: str = "127.0.0.1",
     cert_hosts: tuple[str, ...] = (),
     timeout: float = 60,
@@ -211,6 +212,8 @@ def start(
         command += ["--cert-host", name]
     if api_limit is not None:
         command += ["--api-limit", str(api_limit)]
+    if bulk_workers is not None:
+        command += ["--bulk-workers", str(bulk_workers)]
     if faults:
         faults_file = data_dir / "faults.json"
         faults_file.write_text(json.dumps(faults), encoding="utf-8")

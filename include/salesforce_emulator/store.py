@@ -6,9 +6,9 @@ tables and columns carry the canonical Salesforce names, datetimes are TEXT
 ``YYYY-MM-DD``, booleans INTEGER 0/1, empty strings are NULL, and deleted rows stay with
 ``IsDeleted = 1`` so that ``queryAll`` can see them.
 
-One connection serves every thread behind one lock: the request threads and the Bulk worker
-take turns per statement group, which keeps transactions simple and is fast enough because
-the Bulk worker writes in chunks of at most 10,000 rows.
+One connection serves every thread behind one lock: the request threads and the Bulk
+workers take turns per statement group, which keeps transactions simple; a Bulk chunk (200
+rows) is one transaction, so overlapping jobs interleave as they do in Salesforce.
 """
 
 from __future__ import annotations
