@@ -22,6 +22,7 @@ def test_reset_returns_data_counters_faults_and_settings_to_the_start(sf, fresh_
         shared_activities=False, api_limit=50, today="2030-01-01", upload_limit_bytes=10
     )
     fresh_emulator.set_faults(seed=1, row_lock_rate=0.5)
+    fresh_emulator.expire_sessions()
 
     stats = fresh_emulator.reset()
 
@@ -32,12 +33,14 @@ def test_reset_returns_data_counters_faults_and_settings_to_the_start(sf, fresh_
     assert stats["settings"] == {
         "shared_activities": True,
         "task_external_id_field": True,
+        "task_external_id_unique": True,
         "api_limit": 100_000,
         "clock_offset_days": 0,
         "upload_limit_bytes": 150_000_000,
         "today": datetime.now(UTC).date().isoformat(),
     }
     assert stats["faults"]["row_lock_rate"] == 0.0
+    assert stats["auth"] == {"logins": 0, "expired_sessions": 0}
     assert sf.Contact.get(seeded)["Id"] == seeded
 
 

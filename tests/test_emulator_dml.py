@@ -158,3 +158,49 @@ def test_deleting_twice_reports_the_entity_as_deleted(sf):
     sf.Account.delete(account)
     result = sf.restful("composite/sobjects", method="DELETE", params={"ids": account})
     assert result[0]["errors"][0]["statusCode"] == "ENTITY_IS_DELETED"
+
+
+# Text limits count UTF-16 code units: "Surrogate pair characters are treated as two
+# characters" (https://help.salesforce.com/s/articleView?id=005166849&type=1); Subject is
+# "Limit: 255 characters" (Task, Object Reference:
+# https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_task.htm).
+EMOJI = "\N{GRINNING FACE}"
+
+
+def test_text_limits_count_an_emoji_as_two_utf16_code_units(sf):
+    assert sf.Task.create({"Subject": EMOJI * 127 + "x", "Description": EMOJI * 16_000})["success"]
+    error = _error(lambda: sf.Task.create({"Subject": EMOJI * 128}))
+    assert (error["errorCode"], error["fields"]) == ("STRING_TOO_LONG", ["Subject"])
+    error = _error(lambda: sf.Task.create({"Subject": "ok", "Description": EMOJI * 16_000 + "x"}))
+    assert (error["errorCode"], error["fields"]) == ("STRING_TOO_LONG", ["Description"])
+    job = sf.bulk2.Task.insert(records=[{"Subject": "é" * 200 + EMOJI * 28}], wait=0.05)
+    failed = list(csv.DictReader(io.StringIO(sf.bulk2.Task.get_failed_records(job[0]["job_id"]))))
+    assert failed[0]["sf__Error"].startswith("STRING_TOO_LONG:Subject: data value too large")
+
+
+# TaskSubtype: "Restricted picklist", "LinkedIn —Available in API version 56.0 and later",
+# "The Cadence subtype is an internal value used by Sales Engagement, and can't be set
+# manually" (Task, Object Reference, same page).
+def test_task_subtype_is_a_restricted_picklist_the_api_cannot_set_to_cadence(sf, fresh_emulator):
+    described = {f["name"]: f for f in sf.Task.describe()["fields"]}["TaskSubtype"]
+    assert described["restrictedPicklist"] is True
+    assert [v["value"] for v in described["picklistValues"]] == [
+        "Task",
+        "Email",
+        "ListEmail",
+        "Cadence",
+        "Call",
+        "LinkedIn",
+    ]
+    for value in ("Task", "Email", "ListEmail", "Call", "LinkedIn"):
+        assert sf.Task.create({"Subject": value, "TaskSubtype": value})["success"]
+    for value in ("Cadence", "Meeting", "email"):
+        error = _error(lambda value=value: sf.Task.create({"Subject": "x", "TaskSubtype": value}))
+        assert error == {
+            "errorCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            "message": f"bad value for restricted picklist field: {value}",
+            "fields": ["TaskSubtype"],
+        }
+    older = fresh_emulator.simple_salesforce(version="55.0")
+    error = _error(lambda: older.Task.create({"Subject": "x", "TaskSubtype": "LinkedIn"}))
+    assert error["errorCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"

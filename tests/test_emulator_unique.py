@@ -92,3 +92,20 @@ def test_a_deleted_task_in_the_recycle_bin_leaves_its_key_free(sf):
     sf.Task.delete(gone)
     again = sf.Task.upsert(f"{KEY}/as1_reused", {"Subject": "new"}, raw_response=True).json()
     assert again["created"] is True and again["id"] != gone
+
+
+def test_an_org_whose_key_is_not_unique_allows_twins_and_cannot_make_it_unique_then(
+    sf, fresh_emulator
+):
+    fresh_emulator.set_settings(task_external_id_unique=False)
+    assert {f["name"]: f for f in sf.Task.describe()["fields"]}[KEY]["unique"] is False
+    first = sf.Task.create({"Subject": "one", KEY: "as1_twin"})["id"]
+    second = sf.Task.create({"Subject": "two", KEY: "as1_twin"})["id"]
+    assert first != second
+    session = fresh_emulator.session()
+    answer = session.post(
+        f"{fresh_emulator.info.instance_url}/__emulator/settings",
+        json={"task_external_id_unique": True},
+        headers={"Authorization": f"Bearer {fresh_emulator.info.access_token}"},
+    )
+    assert answer.status_code == 400 and "as1_twin" in answer.json()[0]["message"]

@@ -1,10 +1,12 @@
 """Test controls under ``/__emulator/`` — not Salesforce, not counted, never faulted.
 
-``GET stats`` (calls by route, jobs, rows per object), ``GET|POST faults``,
-``GET|POST settings`` (``shared_activities``, ``task_external_id_field``, ``api_limit``) and
-``POST reset`` (data back to the seed, counters zero, settings and faults as at start).
-They need the same Bearer token as the API, so only holders of ``connection.json`` can use
-them.
+``GET stats`` (calls by route, logins, jobs, rows per object), ``GET|POST faults``,
+``GET|POST settings`` (``shared_activities``, ``task_external_id_field``,
+``task_external_id_unique``, ``api_limit``, ``upload_limit_bytes``, ``today``),
+``POST sessions/expire`` (every session issued so far expires) and ``POST reset`` (data
+back to the seed, counters zero, settings and faults as at start, sessions live). They need
+a token the org issued, expired or not, so only holders of ``connection.json`` (or of an
+OAuth login) can use them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Controls(Protocol):
 
     def stats(self) -> dict[str, Any]: ...
 
+    def expire_sessions(self) -> int: ...
+
 
 def routes(controls: Controls) -> list[Route]:
     """The ``/__emulator/`` routes acting on ``controls``."""
@@ -55,15 +59,17 @@ def routes(controls: Controls) -> list[Route]:
 
     def set_settings(req: Request) -> Response:
         try:
-            values = parse_settings_update(req.json())
+            controls.update_settings(parse_settings_update(req.json()))
         except SettingsError as err:
             raise ApiError(400, "INVALID_SETTINGS", str(err)) from err
-        controls.update_settings(values)
         return Response.json(200, controls.settings_view())
 
     def reset(req: Request) -> Response:
         controls.reset()
         return Response.json(200, controls.stats())
+
+    def expire_sessions(req: Request) -> Response:
+        return Response.json(200, {"expired": controls.expire_sessions()})
 
     return [
         Route("GET", f"{BASE}/stats", stats, ADMIN),
@@ -72,4 +78,5 @@ def routes(controls: Controls) -> list[Route]:
         Route("GET", f"{BASE}/settings", get_settings, ADMIN),
         Route("POST", f"{BASE}/settings", set_settings, ADMIN),
         Route("POST", f"{BASE}/reset", reset, ADMIN),
+        Route("POST", f"{BASE}/sessions/expire", expire_sessions, ADMIN),
     ]

@@ -31,8 +31,9 @@ from salesforce_emulator.faults import (
     FaultConfig,
     Faults,
 )
+from salesforce_emulator.objects import TASK_EXTERNAL_ID
 from salesforce_emulator.org import Org
-from salesforce_emulator.org_settings import OrgSettings
+from salesforce_emulator.org_settings import OrgSettings, SettingsError
 from salesforce_emulator.protocol import (
     ADMIN,
     API_VERSION,
@@ -142,9 +143,15 @@ class Emulator:
         return done
 
     def update_settings(self, values: dict[str, Any]) -> OrgSettings:
-        """Apply validated setting changes; turning Shared Activities on repairs relations."""
+        """Apply validated setting changes; turning Shared Activities on repairs relations.
+
+        Raises SettingsError for a key field made Unique while Tasks share a key, which
+        Salesforce refuses too.
+        """
         with self._settings_lock:
             before = self.org.settings
+            if values.get("task_external_id_unique") and not before.task_external_id_unique:
+                self._refuse_duplicate_keys()
             self.org.settings = replace(before, **values)
             self.usage.api_limit = self.org.settings.api_limit
             self.store.set_meta("settings", asdict(self.org.settings))
@@ -155,12 +162,23 @@ class Emulator:
                 self.maintain()
         return self.org.settings
 
+    def _refuse_duplicate_keys(self) -> None:
+        shared = self.store.read(
+            f'SELECT "{TASK_EXTERNAL_ID}" FROM Task WHERE IsDeleted = 0 '
+            f'AND "{TASK_EXTERNAL_ID}" IS NOT NULL GROUP BY "{TASK_EXTERNAL_ID}" COLLATE BINARY '
+            "HAVING COUNT(*) > 1 LIMIT 3"
+        )
+        if shared:
+            keys = ", ".join(row[0] for row in shared)
+            raise SettingsError(f"{TASK_EXTERNAL_ID} can't be made Unique: Tasks share {keys}")
+
     def reset(self) -> None:
         """Back to the seed: data, settings and faults as at start, counters zero, no jobs."""
         with self.bulk.paused():
             tokens = self.auth.tokens()
             self.store.restore(self.data_dir / SEED_SNAPSHOT)
             self.auth.restore_tokens(tokens)
+            self.auth.revive()
             self.bulk.forget_all()
             self.org.settings = self.start_settings
             self.store.set_meta("settings", asdict(self.org.settings))
@@ -169,10 +187,15 @@ class Emulator:
             self.faults.configure(self.start_faults)
             self.queries.clear()
 
+    def expire_sessions(self) -> int:
+        """Expire every session issued so far, as an org's session timeout does."""
+        return self.auth.expire()
+
     def stats(self) -> dict[str, Any]:
         """Calls, jobs, rows per object, faults and settings: the admin ``stats`` body."""
         return {
             "api": self.usage.snapshot(),
+            "auth": self.auth.counts(),
             "jobs": self.bulk.counts(),
             "rows": self.store.row_counts(),
             "faults": {**self.faults.config.to_dict(), "injected": dict(self.faults.injected)},
@@ -210,20 +233,23 @@ class Emulator:
             route, params = self.router.match(request.method, request.segments)
             if route.kind == OAUTH:
                 return route.handler(request, **params)
-            if not self.auth.valid(bearer_token(request.headers.get("Authorization"))):
-                raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
-            if route.kind == ADMIN:
+            token = bearer_token(request.headers.get("Authorization"))
+            if route.kind == ADMIN and self.auth.issued(token):
                 return route.handler(request, **params)
+            if not self.auth.valid(token):
+                raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
             if time.monotonic() - self._maintained > MAINTENANCE_SECONDS:
                 self.maintain()
-            return self._api_call(route, request, params)
+            return self._api_call(route, request, params, token)
         except ApiError as err:
             return err.response()
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return ApiError(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred.").response()
 
-    def _api_call(self, route: Route, request: Request, params: dict[str, str]) -> Response:
+    def _api_call(
+        self, route: Route, request: Request, params: dict[str, str], token: str | None
+    ) -> Response:
         if self.usage.exhausted():
             self.usage.refuse("limit_exhausted")
             raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
@@ -235,6 +261,8 @@ class Emulator:
             self.usage.refuse("fault_request_limit")
             raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         if fault == EXPIRED_SESSION:
+            # The session ends here, not just this call: the client must log in again.
+            self.auth.expire({token} if token else set())
             self.usage.refuse("fault_expired_session")
             raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
         self.usage.count(f"{route.method} {route.template}")

@@ -5,6 +5,14 @@ directly. The OAuth2 token endpoint serves the client-credentials and password g
 that an Airflow connection holding only a login or a consumer key/secret can authenticate,
 exactly as ``simple_salesforce`` does against a real org. Tokens live in SQLite and so
 survive restarts; a reset keeps them.
+
+A session that expires stays expired: "Sessions expire automatically after a predetermined
+length of inactivity ... When your session expires, the exception code INVALID_SESSION_ID is
+returned. If this code is returned, you must invoke the login() call again"
+(https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_concepts_errorhandling.htm).
+An expired token answers 401 ``INVALID_SESSION_ID`` to every API call until the client gets
+a new one from the token endpoint; only the test controls still accept it (they are not
+Salesforce), and a reset revives it.
 """
 
 from __future__ import annotations
@@ -47,6 +55,8 @@ class Auth:
         self._lock = threading.Lock()
         self.credentials = self._ensure_credentials()
         self._tokens = {row[0] for row in store.read("SELECT token FROM _tokens")}
+        self._expired: set[str] = set(store.get_meta("expired_tokens") or [])
+        self.logins = 0
 
     def _ensure_credentials(self) -> Credentials:
         saved = self.store.get_meta("credentials")
@@ -89,7 +99,30 @@ class Auth:
         return creds
 
     def valid(self, token: str | None) -> bool:
+        """A live session: issued here and not expired."""
+        return self.issued(token) and token not in self._expired
+
+    def issued(self, token: str | None) -> bool:
+        """Issued here, expired or not: what the test controls accept."""
         return token is not None and token in self._tokens
+
+    def expire(self, tokens: set[str] | None = None) -> int:
+        """Expire ``tokens`` (default: every session issued so far); returns how many."""
+        with self._lock:
+            fresh = (self._tokens if tokens is None else tokens & self._tokens) - self._expired
+            self._expired |= fresh
+            self.store.set_meta("expired_tokens", sorted(self._expired))
+        return len(fresh)
+
+    def revive(self) -> None:
+        """Every session live again and no logins counted: the state after a reset."""
+        with self._lock:
+            self._expired.clear()
+            self.store.set_meta("expired_tokens", [])
+            self.logins = 0
+
+    def counts(self) -> dict[str, int]:
+        return {"logins": self.logins, "expired_sessions": len(self._expired)}
 
     def tokens(self) -> list[tuple[str, str, str]]:
         return self.store.read("SELECT token, issued, kind FROM _tokens")
@@ -110,6 +143,7 @@ class Auth:
                 (token, timestamp(), kind),
             )
             self._tokens.add(token)
+            self.logins += 1
         return token
 
     def token_endpoint(

@@ -87,7 +87,12 @@ def check_writable(inc: Incoming, fields: dict[str, Field], errors: RowErrors, *
 
 
 def coerce_all(
-    inc: Incoming, fields: dict[str, Field], errors: RowErrors, *, insert: bool
+    inc: Incoming,
+    fields: dict[str, Field],
+    errors: RowErrors,
+    *,
+    insert: bool,
+    api_version: float | None = None,
 ) -> pd.DataFrame:
     """Storage values of every given, stored, writable field (None where set to null)."""
     typed = {}
@@ -95,7 +100,8 @@ def coerce_all(
         writable = f.createable if insert else f.updateable
         if f.name == "Id" or not f.stored or not writable:
             continue
-        typed[f.name] = coerce(f, inc.values[f.name].where(inc.given[f.name], None), errors)
+        values = inc.values[f.name].where(inc.given[f.name], None)
+        typed[f.name] = coerce(f, values, errors, api_version)
     return pd.DataFrame(typed, index=inc.index, dtype=object)
 
 
@@ -166,7 +172,7 @@ def insert(
 ) -> Outcome:
     fields = ctx.shape.fields(obj)
     check_writable(inc, fields, errors, insert=True)
-    typed = coerce_all(inc, fields, errors, insert=True)
+    typed = coerce_all(inc, fields, errors, insert=True, api_version=ctx.api_version)
     for f in fields.values():
         if f.default is None or not f.createable:
             continue
@@ -237,7 +243,7 @@ def update(
     duplicate = ids.notna() & ids.duplicated(keep="first")
     errors.add(duplicate, "INVALID_ID_FIELD", "Duplicate id in list: " + ids.astype(str), "Id")
     check_writable(inc, fields, errors, insert=False)
-    typed = coerce_all(inc, fields, errors, insert=False)
+    typed = coerce_all(inc, fields, errors, insert=False, api_version=ctx.api_version)
     given = inc.given[typed.columns]
     for name in typed.columns:
         f = fields[name]

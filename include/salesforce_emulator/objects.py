@@ -8,7 +8,7 @@ field), value checks on writes, SOQL column types and the describe JSON. Fields 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from salesforce_emulator.ids import (
@@ -668,22 +668,30 @@ PREFIX_TO_OBJECT = {o.key_prefix: o.name for o in ALL_OBJECTS.values()}
 
 @dataclass(frozen=True)
 class OrgShape:
-    """What the org currently looks like from the API: depends on two switchable settings."""
+    """What the org currently looks like from the API: depends on switchable settings.
+
+    ``task_external_id_unique`` false is an org whose key field is External ID but not
+    Unique (a user skipped the README's step): then two Tasks may share a key.
+    """
 
     shared_activities: bool = True
     task_external_id_field: bool = True
+    task_external_id_unique: bool = True
 
     def objects(self) -> dict[str, SObject]:
         return {n: o for n, o in ALL_OBJECTS.items() if self.shared_activities or not o.shared_only}
 
     def fields(self, obj: str) -> dict[str, Field]:
         """Visible fields of ``obj`` by canonical name."""
-        return {
+        fields = {
             f.name: f
             for f in ALL_OBJECTS[obj].fields
             if (self.shared_activities or not f.shared_only)
             and (self.task_external_id_field or not (obj == "Task" and f.name == TASK_EXTERNAL_ID))
         }
+        if obj == "Task" and TASK_EXTERNAL_ID in fields and not self.task_external_id_unique:
+            fields[TASK_EXTERNAL_ID] = replace(fields[TASK_EXTERNAL_ID], unique=False)
+        return fields
 
     def column_types(self, obj: str) -> dict[str, str]:
         """Field -> type of the stored, visible fields: what SOQL may select and filter on."""

@@ -25,13 +25,16 @@ class OrgSettings:
 
     shared_activities: bool = True
     task_external_id_field: bool = True
+    task_external_id_unique: bool = True
     api_limit: int = DEFAULT_API_LIMIT
     clock_offset_days: int = 0
     upload_limit_bytes: int = UPLOAD_LIMIT_BYTES
 
     @property
     def shape(self) -> OrgShape:
-        return OrgShape(self.shared_activities, self.task_external_id_field)
+        return OrgShape(
+            self.shared_activities, self.task_external_id_field, self.task_external_id_unique
+        )
 
 
 class SettingsError(ValueError):
@@ -45,6 +48,7 @@ def parse_settings_update(raw: Any) -> dict[str, Any]:
     types = {
         "shared_activities": bool,
         "task_external_id_field": bool,
+        "task_external_id_unique": bool,
         "api_limit": int,
         "upload_limit_bytes": int,
     }

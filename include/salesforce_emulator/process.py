@@ -119,6 +119,10 @@ class EmulatorProcess:
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "stats")
 
+    def expire_sessions(self) -> int:
+        """Expire every session issued so far (the standing token too) until a new login."""
+        return self._call("POST", "sessions/expire")["expired"]
+
     def session(self) -> requests.Session:
         return trusting_session(self.info.ca_file)
 

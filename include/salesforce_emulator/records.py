@@ -3,8 +3,19 @@
 REST bodies and Bulk CSV files both arrive here as a frame of raw values plus a mask of
 which cells the client actually set: in CSV an empty cell means "leave alone" and ``#N/A``
 means null, in JSON a missing key means "leave alone" and ``null`` or ``""`` means null.
-Checks run a column at a time over all rows, so a 10,000-row Bulk chunk costs the same
+Checks run a column at a time over all rows, so a 200-row Bulk chunk costs the same
 number of Python steps as one REST record.
+
+Text lengths count UTF-16 code units, as Salesforce stores text: a character outside the
+Basic Multilingual Plane (most emoji) counts 2 ("Surrogate pair characters are treated as
+two characters", https://help.salesforce.com/s/articleView?id=005166849&type=1: the help
+article shows it for formulas and the String class; the field limit is held the same way
+here, the harsher reading). Too long is ``STRING_TOO_LONG``.
+
+A restricted picklist takes only its values, exactly as written, and not those the API may
+not set or that its API version does not know; anything else is
+``INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST`` ("bad value for restricted picklist field: X",
+the answer Salesforce gives: https://salesforcedictionary.com/errors/invalid-or-null-for-restricted-picklist).
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ CSV_NULL = "#N/A"
 EMAIL_FIELD_RE = r"[^\s@<>()\[\]\\,;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
 DATE_RE = r"\d{4}-\d{2}-\d{2}"
 DATETIME_RE = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-]\d{2}:?\d{2})?"
+# Characters that UTF-16 stores as a surrogate pair: two code units each.
+ASTRAL_RE = r"[\U00010000-\U0010FFFF]"
 _TRUE = {"true", "1", "yes", "y"}
 _FALSE = {"false", "0", "no", "n"}
 
@@ -135,10 +148,25 @@ def _label(f: Field) -> str:
     return f.label or f.name
 
 
-def coerce(f: Field, raw: pd.Series, errors: RowErrors) -> pd.Series:
+def utf16_length(text: pd.Series) -> pd.Series:
+    """Each string's length in UTF-16 code units, the way Salesforce measures text."""
+    return text.str.len() + text.str.count(ASTRAL_RE)
+
+
+def _picklist_refusals(f: Field, text: pd.Series, api_version: float | None) -> pd.Series:
+    """Rows whose value a restricted picklist does not take from this API version."""
+    allowed = [v for v in f.picklist if v not in f.not_settable]
+    newer = [v for v, since in f.value_since if api_version is not None and api_version < since]
+    return ~text.isin(allowed) | text.isin(newer)
+
+
+def coerce(
+    f: Field, raw: pd.Series, errors: RowErrors, api_version: float | None = None
+) -> pd.Series:
     """Storage values of one field for every row; rows that fail get an error.
 
-    ``raw`` holds None where the row sets the field to null (or does not set it).
+    ``raw`` holds None where the row sets the field to null (or does not set it);
+    ``api_version`` is the caller's (None: the newest), for values that came later.
     """
     out = pd.Series(None, index=raw.index, dtype=object)
     present = raw.notna() & errors.ok
@@ -149,7 +177,7 @@ def coerce(f: Field, raw: pd.Series, errors: RowErrors) -> pd.Series:
     bad_type = f"{_label(f)}: value not of required type: "
     if kind in ("string", "textarea", "picklist", "email"):
         text = _as_text(s)
-        too_long = text.str.len() > f.length if f.length else pd.Series(False, index=text.index)
+        too_long = utf16_length(text) > f.length if f.length else pd.Series(False, index=text.index)
         errors.add(
             too_long,
             "STRING_TOO_LONG",
@@ -158,6 +186,13 @@ def coerce(f: Field, raw: pd.Series, errors: RowErrors) -> pd.Series:
             + f" (max length={f.length})",
             f.name,
         )
+        if kind == "picklist" and f.restricted:
+            errors.add(
+                _picklist_refusals(f, text, api_version),
+                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                "bad value for restricted picklist field: " + text,
+                f.name,
+            )
         if kind == "email":
             invalid = ~text.str.fullmatch(EMAIL_FIELD_RE).astype(bool)
             errors.add(

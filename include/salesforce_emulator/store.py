@@ -14,7 +14,6 @@ rows) is one transaction, so overlapping jobs interleave as they do in Salesforc
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -27,8 +26,6 @@ import pandas as pd
 
 from salesforce_emulator.ids import make_ids
 from salesforce_emulator.objects import ALL_OBJECTS, ARCHIVED_COLUMN, TASK_EXTERNAL_ID, Field
-
-log = logging.getLogger("salesforce_emulator.store")
 
 DB_FILE = "org.sqlite"
 
@@ -122,20 +119,16 @@ class Store:
 
     @staticmethod
     def _unique_index(db: sqlite3.Connection, table: str, f: Field) -> None:
-        """A Unique field's index over live rows: the writes check first, this backs them."""
+        """An index over the live values of a Unique field, compared as the field compares.
+
+        Not a UNIQUE index: the writes check (``unique``), and an org may have the field
+        without *Unique* (``task_external_id_unique``), where duplicates are legal.
+        """
         collate = "BINARY" if f.case_sensitive else "NOCASE"
-        try:
-            db.execute(
-                f'CREATE UNIQUE INDEX IF NOT EXISTS "ux_{table}_{f.name}" ON {quote_ident(table)} '
-                f"({quote_ident(f.name)} COLLATE {collate}) WHERE IsDeleted = 0"
-            )
-        except sqlite3.IntegrityError:
-            log.warning(
-                "%s.%s holds duplicate values from an older emulator: new writes are checked, "
-                "the data already held is left as it is",
-                table,
-                f.name,
-            )
+        db.execute(
+            f'CREATE INDEX IF NOT EXISTS "ix_{table}_{f.name}_live" ON {quote_ident(table)} '
+            f"({quote_ident(f.name)} COLLATE {collate}) WHERE IsDeleted = 0"
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
