@@ -3,8 +3,7 @@
 Page imitated: SOAP API "Error Handling": "When your session expires, the exception code
 INVALID_SESSION_ID is returned. If this code is returned, you must invoke the login() call
 again." https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_concepts_errorhandling.htm
-and REST "Status Codes and Error Responses": "401 The session ID or OAuth token has expired
-or is invalid." https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm
+The REST answer is 401 ``INVALID_SESSION_ID`` "Session expired or invalid".
 """
 
 from __future__ import annotations
