@@ -1,4 +1,4 @@
-"""Plans over the emulator's Contacts, and a load run in a process of its own.
+"""Plans over the emulator's Contacts, a load run in a process of its own, and helpers.
 
 ``synthetic_plan`` builds a plan the way the planner would (1 to 5 Contacts a Task, Related
 To the primary's Account) without events, so a test can choose its size. ``load_in_process``
@@ -15,7 +15,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from activity_sync.load import LoadOptions
+from activity_sync.salesforce import SalesforceClient
 from activity_sync.schema import REJECTED_COLUMNS, RELATION_COLUMNS, TASK_COLUMNS, Plan, task_key
+from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD as EXT
+
+
+def quick(**overrides: Any) -> LoadOptions:
+    """Load options for tests: short waits between row retries."""
+    return LoadOptions(row_retry_wait=0.05, **overrides)
+
+
+def held_everywhere(client: SalesforceClient) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tasks and people on them, archived ones included (queryAll, deleted ones left out)."""
+    tasks = client.query(
+        f"SELECT Id, {EXT}, IsArchived FROM Task WHERE IsDeleted = false", include_deleted=True
+    )
+    relations = client.query(
+        "SELECT TaskId, RelationId FROM TaskRelation WHERE IsWhat = false AND IsDeleted = false",
+        include_deleted=True,
+    )
+    return tasks, relations
 
 
 def synthetic_plan(
@@ -79,7 +99,8 @@ def load_in_process(
     info: dict[str, Any], plan_dir: str, ledger_dir: str, barrier: Any, out: Any
 ) -> None:
     """Load the plan in ``plan_dir`` with a client of this process's own, once the barrier
-    lets every competing process go; put ``(summary, dead_letter records)`` on ``out``."""
+    lets every competing process go; put ``(summary, dead_letter records, Tasks that took
+    more than one job)`` on ``out``."""
     from activity_sync.job_ledger import LakeJobLedger
     from activity_sync.load import LoadOptions, load_plan
     from activity_sync.plan import read_plan
@@ -104,4 +125,5 @@ def load_in_process(
     result = load_plan(
         plan, client, LoadOptions(row_retry_wait=0.1), LakeJobLedger(Path(ledger_dir))
     )
-    out.put((result.summary, result.dead_letter.to_dict("records")))
+    raced = int(result.task_results["attempts"].gt(1).sum())
+    out.put((result.summary, result.dead_letter.to_dict("records"), raced))

@@ -6,19 +6,21 @@ states the Salesforce behaviour it leans on and where Salesforce documents it.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from dataclasses import asdict
 
 import pandas as pd
 import pytest
-from load_worker import load_in_process, synthetic_plan
+from load_worker import held_everywhere, quick, synthetic_plan
 from salesforce_state import assert_salesforce_holds_exactly, salesforce_tasks
+from strategies import events_of, settings_of
 
-from activity_sync.bulk import BULK_NULL, JobKind, JobState, csv_body
+from activity_sync.bulk import BULK_NULL, BulkUploadFailed, JobKind, JobState, csv_body
+from activity_sync.crm import read_crm
 from activity_sync.job_ledger import LakeJobLedger
-from activity_sync.load import LoadOptions, load_plan, task_rows
-from activity_sync.plan import write_plan
+from activity_sync.load import load_plan, task_rows
+from activity_sync.mirror import refresh_crm
+from activity_sync.plan import plan as plan_events
+from activity_sync.reconcile import OK, reconcile
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD as EXT
 
@@ -33,49 +35,6 @@ def client(fresh_emulator) -> SalesforceClient:
 @pytest.fixture
 def contacts(client) -> pd.DataFrame:
     return client.query("SELECT Id, AccountId FROM Contact")
-
-
-def quick(**overrides) -> LoadOptions:
-    return LoadOptions(row_retry_wait=0.05, **overrides)
-
-
-def test_r11_two_loads_of_one_plan_started_together_in_two_processes_hold_everything_once(
-    fresh_emulator, client, contacts, tmp_path
-):
-    """Two runs of one hour (a retry racing a backfill) upsert the same keys at once. On a
-    Unique external ID the loser gets DUPLICATE_VALUE, which the loader upserts again; a
-    relation inserted twice is DUPLICATE_VALUE too, counted as existing. Nothing is lost,
-    nothing doubled, nothing dead-lettered.
-
-    Unique external IDs and upsert: https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/walkthrough_upsert.htm
-    """
-    plan = synthetic_plan(contacts, 5_000, seed=1)
-    write_plan(plan, tmp_path / "plan")
-    spawn = multiprocessing.get_context("spawn")
-    barrier, out = spawn.Barrier(2), spawn.Queue()
-    workers = [
-        spawn.Process(
-            target=load_in_process,
-            args=(
-                asdict(fresh_emulator.info),
-                str(tmp_path / "plan"),
-                str(tmp_path / "jobs"),
-                barrier,
-                out,
-            ),
-        )
-        for _ in range(2)
-    ]
-    for worker in workers:
-        worker.start()
-    results = [out.get(timeout=300) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=60)
-        assert worker.exitcode == 0
-    for summary, dead in results:
-        assert dead == []
-        assert summary["tasks_planned"] == 5_000
-    assert_salesforce_holds_exactly(client, [plan])
 
 
 def test_a_job_given_up_after_the_job_timeout_is_aborted_and_its_rows_sent_again(
@@ -127,15 +86,33 @@ def test_issue_12_a_text_that_is_exactly_the_bulk_null_marker_arrives_as_that_te
     assert_salesforce_holds_exactly(client, [plan])
 
 
-def test_a_load_over_the_upload_limit_is_split_into_jobs_that_each_load(client, contacts):
-    """Salesforce takes at most 150 MB (base64) per job upload ("Bulk API 2.0 Limits":
-    https://developer.salesforce.com/docs/atlas.en-us.salesforce_app_limits_cheatsheet.meta/salesforce_app_limits_cheatsheet/salesforce_app_limits_platform_bulkapi.htm);
-    here the limit is lowered so a small plan needs several jobs."""
+def test_a_load_over_the_upload_limit_is_split_into_jobs_that_each_load(
+    fresh_emulator, client, contacts
+):
+    """Salesforce takes at most 150 MB, base64-encoded, per job upload ("Upload Job Data":
+    https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/upload_job_data.htm);
+    here the limit is lowered so that a small plan needs several jobs. 60,000 bytes of CSV
+    are 80,000 once base64-encoded."""
+    fresh_emulator.set_settings(upload_limit_bytes=80_000)
     plan = synthetic_plan(contacts, 600, seed=4, description="d" * 400)
     result = load_plan(plan, client, quick(max_upload_bytes=60_000))
     assert result.summary["bulk_jobs"] >= 5
     assert result.dead_letter.empty
     assert_salesforce_holds_exactly(client, [plan])
+
+
+def test_an_upload_salesforce_refuses_as_too_large_fails_the_load_naming_the_job(
+    fresh_emulator, client, contacts
+):
+    fresh_emulator.set_settings(upload_limit_bytes=80_000)
+    plan = synthetic_plan(contacts, 600, seed=4, description="d" * 400)
+    with pytest.raises(BulkUploadFailed, match="Exceeded max size limit") as refused:
+        load_plan(plan, client, quick(max_upload_bytes=200_000))
+    sf = fresh_emulator.simple_salesforce()
+    job = sf.session.get(
+        f"{sf.bulk2_url}{JobKind.INGEST}/{refused.value.job_id}", headers=sf.headers
+    ).json()
+    assert job["state"] == JobState.ABORTED
 
 
 def test_the_job_record_names_every_job_and_ends_finished(client, contacts, tmp_path):
@@ -162,3 +139,75 @@ def test_a_plan_whose_csv_is_over_120_mb_loads_in_at_least_two_jobs(client, cont
     assert task_jobs >= 2
     assert result.dead_letter.empty
     assert_salesforce_holds_exactly(client, [plan])
+
+
+def test_r11_a_backfill_of_a_400_day_old_hour_run_twice_holds_each_task_once_and_reconciles(
+    fresh_emulator, client, contacts
+):
+    """Salesforce archives closed Tasks whose ActivityDate is 365 days old; query() leaves
+    them out, queryAll() returns them ("Archived Activities":
+    https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_guidelines_archive.htm).
+    An upsert matching an archived Task is not documented; the emulator answers
+    DUPLICATE_VALUE naming it, the harsher reading, and the loader updates it by Id."""
+    old_day = (pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=400)).strftime("%Y-%m-%d")
+    plan = synthetic_plan(contacts, 200, seed=7, activity_date=old_day)
+    results = [load_plan(plan, client, quick()) for _ in range(2)]
+    tasks, relations = held_everywhere(client)
+    assert tasks["IsArchived"].astype(str).str.lower().eq("true").all(), "nothing was archived"
+    assert client.query(f"SELECT Id FROM Task WHERE {EXT} != null").empty
+    assert sorted(tasks[EXT]) == sorted(plan.tasks["task_key"])
+    held = relations.merge(tasks, left_on="TaskId", right_on="Id")
+    assert not held.duplicated(["TaskId", "RelationId"]).any()
+    assert set(zip(held[EXT], held["RelationId"], strict=True)) == set(
+        zip(plan.relations["task_key"], plan.relations["RelationId"], strict=True)
+    )
+    second = results[1]
+    assert second.dead_letter.empty
+    assert second.summary["tasks_created"] == 0
+    assert second.summary["relations_inserted"] == 0
+    assert second.task_results["attempts"].eq(2).all(), "the update by Id was not needed"
+    reconciliation = reconcile(
+        client,
+        plan.tasks,
+        plan.relations,
+        second.task_results,
+        second.relation_results,
+        known_keys=lambda: set(plan.tasks["task_key"]),
+    )
+    assert reconciliation["status"] == OK, reconciliation["summary"]
+    assert reconciliation["tasks_found"] == 200
+
+
+def test_subjects_and_bodies_of_emoji_cut_by_the_planner_at_the_limit_load_as_planned(
+    client, tmp_path
+):
+    """Salesforce counts a Subject's 255 and a Description's 32,000 in UTF-16 code units,
+    an emoji being two (Task: https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_task.htm);
+    what the planner cuts loads whole, with no STRING_TOO_LONG."""
+    refresh_crm(client, tmp_path / "crm")
+    crm = read_crm(tmp_path / "crm")
+    people = crm.contacts["Email"].dropna().head(3).tolist()
+    events = events_of(
+        [
+            {
+                "event_id": f"emoji-{i}",
+                "org_id": "acme",
+                "type": "sent",
+                "occurred_at": "2026-11-26T10:00:00Z",
+                "sender": "rep@acme-sales.example.com",
+                "recipients": [{"email": person, "field": "to"}],
+                "subject": prefix + "😀" * 200,
+                "body": prefix + "🎉" * 20_000,
+            }
+            for i, (person, prefix) in enumerate(zip(people, ["", "a", "ab"], strict=True))
+        ]
+    )
+    planned = plan_events(events, crm, settings_of(org_id="acme"))
+    units = planned.tasks["Subject"].map(lambda s: len(s.encode("utf-16-le")) // 2)
+    assert units.isin([254, 255]).all() and len(planned.tasks) == 3
+    result = load_plan(planned, client, quick())
+    assert result.dead_letter.empty
+    held = client.query(f"SELECT {EXT}, Subject, Description FROM Task").set_index(EXT)
+    expected = planned.tasks.set_index("task_key")
+    assert held["Subject"].to_dict() == expected["Subject"].astype(str).to_dict()
+    assert held["Description"].to_dict() == expected["Description"].astype(str).to_dict()
