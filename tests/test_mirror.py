@@ -185,3 +185,21 @@ def test_a_full_pull_drops_rows_deleted_meanwhile_that_queryall_no_longer_return
     # 0030002 was deleted and purged from the Recycle Bin: no query returns it any more.
     refresh_object(RecordingClient(ONE_CONTACT), "Contact", tmp_path, now=T0 + timedelta(days=20))
     assert pd.read_parquet(tmp_path / "Contact.parquet")["Id"].tolist() == ["0030001"]
+
+
+def test_a_deletion_purged_from_the_recycle_bin_leaves_a_mirror_not_refreshed_for_16_days(
+    client, fresh_emulator, tmp_path
+):
+    """Against the emulator's clock: the Contact deleted after the last refresh is purged
+    after 15 days, so only a full pull can notice it is gone."""
+    now = datetime.now(UTC)
+    refresh_object(client, "Contact", tmp_path, now=now)
+    sf = fresh_emulator.simple_salesforce()
+    gone = sf.query("SELECT Id FROM Contact ORDER BY Id LIMIT 1")["records"][0]["Id"]
+    sf.Contact.delete(gone)
+    later = now + timedelta(days=16)
+    fresh_emulator.set_settings(today=later.date().isoformat())
+    assert client.query(f"SELECT Id FROM Contact WHERE Id = '{gone}'", include_deleted=True).empty
+    stats = refresh_object(client, "Contact", tmp_path, now=later)
+    assert stats["mode"] == "full"
+    assert gone not in set(pd.read_parquet(tmp_path / "Contact.parquet")["Id"])
