@@ -5,7 +5,9 @@ successful, failed or unprocessed results — or in none, which counts as unproc
 (``NO_RESULT``): a job that failed before processing, or that the client gave up on and
 aborted, may list nothing. Unprocessed rows, rows Salesforce could not lock, and upserts
 that lost a race on the external key (``DUPLICATE_VALUE``: the Task exists now) go into
-the next job; after the last attempt they are given up with that code.
+the next job; after the last attempt they are given up with that code. An upsert whose
+``DUPLICATE_VALUE`` names the record holding the key, yet keeps failing (an archived Task,
+which upserts do not match), updates that record by Id instead.
 
 Rows are cut into jobs whose CSV stays under the upload limit, each job retried on its
 own. A job's id is written to the ledger before its data is uploaded; a later attempt
