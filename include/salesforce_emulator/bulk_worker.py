@@ -38,7 +38,7 @@ from salesforce_emulator.bulk_jobs import (
     Operation,
 )
 from salesforce_emulator.bulk_results import ResultFiles, parse_csv, uploaded
-from salesforce_emulator.faults import Faults
+from salesforce_emulator.faults import Faults, IngestFate
 from salesforce_emulator.org import Org
 from salesforce_emulator.query import QueryService, compile_soql
 from salesforce_emulator.records import Incoming, RowErrors
@@ -212,22 +212,15 @@ class BulkWorker:
         try:
             names = self._fields_for(job, header)
             fate = self.faults.for_ingest_job(len(rows), -(-len(rows) // CHUNK_ROWS))
-            for number, start in enumerate(range(0, len(rows), CHUNK_ROWS)):
+            for number, (inc, errors) in enumerate(self._chunks(job, rows, names, fate)):
                 if job["state"] != JobState.IN_PROGRESS:
                     break
                 if number == fate.fail_at:
                     raise JobFailure(FORCED_FAILURE)
-                chunk = rows.iloc[start : start + CHUNK_ROWS]
-                chunk.columns = names
-                errors = RowErrors(chunk.index)
-                locked = pd.Series(fate.locked[start : start + CHUNK_ROWS], index=chunk.index)
-                errors.add(locked, "UNABLE_TO_LOCK_ROW", LOCK_MESSAGE, "")
-                outcome = self._apply(job, Incoming.from_csv(chunk), errors)
-                if start % BATCH_ROWS == 0:
-                    self.usage.add_bulk_batches(1)
+                outcome = self._apply(job, inc, errors)
                 ok = errors.ok
                 results.append(_successes(outcome, ok, raw), _failures(outcome, errors, raw))
-                processed = start + len(chunk)
+                processed += len(ok)
                 with self.jobs.lock:
                     job["numberRecordsProcessed"] = processed
                     job["numberRecordsFailed"] += int((~ok).sum())
@@ -235,6 +228,27 @@ class BulkWorker:
         finally:
             results.finish(raw.iloc[processed:])
         self._end(job, JobState.JOB_COMPLETE)
+
+    def _chunks(
+        self, job: Job, rows: pd.DataFrame, names: list[str], fate: IngestFate
+    ) -> Iterator[tuple[Incoming, RowErrors]]:
+        """The job's 200-row chunks with their errors so far, batch by internal batch.
+
+        A batch's values are checked once (they need no database); locked rows already
+        carry their error.
+        """
+        for start in range(0, len(rows), BATCH_ROWS):
+            batch = rows.iloc[start : start + BATCH_ROWS]
+            batch.columns = names
+            errors = RowErrors(batch.index)
+            locked = pd.Series(fate.locked[start : start + BATCH_ROWS], index=batch.index)
+            errors.add(locked, "UNABLE_TO_LOCK_ROW", LOCK_MESSAGE, "")
+            fields = self.org.shape.fields(job["object"])
+            inc = dml.prepare(fields, Incoming.from_csv(batch), errors, job["apiVersion"])
+            self.usage.add_bulk_batches(1)
+            for first in range(0, len(batch), CHUNK_ROWS):
+                chunk = inc.rows(first, first + CHUNK_ROWS)
+                yield chunk, errors.subset(chunk.index)
 
     def _apply(self, job: Job, inc: Incoming, errors: RowErrors) -> dml.Outcome:
         """One chunk in one transaction; an upsert finds its keys first, then writes."""

@@ -100,9 +100,29 @@ def coerce_all(
         writable = f.createable if insert else f.updateable
         if f.name == "Id" or not f.stored or not writable:
             continue
+        if inc.coerced is not None and f.name in inc.coerced:
+            typed[f.name] = inc.coerced[f.name]
+            continue
         values = inc.values[f.name].where(inc.given[f.name], None)
         typed[f.name] = coerce(f, values, errors, api_version)
     return pd.DataFrame(typed, index=inc.index, dtype=object)
+
+
+def prepare(
+    fields: dict[str, Field], inc: Incoming, errors: RowErrors, api_version: float | None
+) -> Incoming:
+    """``inc`` with every given field a write may set already checked and coerced.
+
+    The checks need no database, so a Bulk job runs them once for a whole batch and
+    then writes it chunk by chunk; the rows that fail get their error in ``errors``.
+    """
+    coerced = {}
+    for f in _fields_given(inc, fields):
+        if f.name == "Id" or not f.stored or not (f.createable or f.updateable):
+            continue
+        values = inc.values[f.name].where(inc.given[f.name], None)
+        coerced[f.name] = coerce(f, values, errors, api_version)
+    return Incoming(inc.values, inc.given, pd.DataFrame(coerced, index=inc.index, dtype=object))
 
 
 def check_references(
@@ -327,7 +347,10 @@ def upsert(
         else pd.Series(None, index=inc.index, dtype=object)
     )
     errors.add(keys.isna(), "MISSING_ARGUMENT", f"{external_field} not specified", "")
-    checked = coerce(f, keys, errors)
+    if inc.coerced is not None and external_field in inc.coerced:
+        checked = inc.coerced[external_field].where(errors.ok, None)
+    else:
+        checked = coerce(f, keys, errors)
     compared = pd.Series(None, index=checked.index, dtype=object)
     present = checked.notna()
     compared[present] = unique.normal(f, checked[present])

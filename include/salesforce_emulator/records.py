@@ -20,6 +20,7 @@ the answer Salesforce gives: https://salesforcedictionary.com/errors/invalid-or-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,20 +42,34 @@ _TRUE = {"true", "1", "yes", "y"}
 _FALSE = {"false", "0", "no", "n"}
 
 
+Message = str | pd.Series | Callable[[], str | pd.Series]
+
+
 class RowErrors:
-    """The first error of each row: code, message and the fields it concerns."""
+    """The first error of each row: code, message and the fields it concerns.
+
+    ``code`` changes only through ``add`` and ``absorb`` (others read it), so ``ok`` is
+    kept between changes: checks ask for it many times per batch.
+    """
 
     def __init__(self, index: pd.Index) -> None:
         self.code = pd.Series(None, index=index, dtype=object)
         self.message = pd.Series(None, index=index, dtype=object)
         self.fields = pd.Series(None, index=index, dtype=object)
+        self._ok: pd.Series | None = None
 
     @property
     def ok(self) -> pd.Series:
-        return self.code.isna()
+        """Rows without an error (do not modify it)."""
+        if self._ok is None:
+            self._ok = self.code.isna()
+        return self._ok
 
-    def add(self, mask: pd.Series, code: str, message: str | pd.Series, fields: str = "") -> None:
-        """Record an error on the rows of ``mask`` that have none yet."""
+    def add(self, mask: pd.Series, code: str, message: Message, fields: str = "") -> None:
+        """Record an error on the rows of ``mask`` that have none yet.
+
+        ``message`` may be a function making it, called only when a row has the error.
+        """
         if not mask.any():
             return
         if not mask.index.equals(self.code.index):
@@ -63,6 +78,9 @@ class RowErrors:
         if not hit.any():
             return
         self.code[hit] = code
+        self._ok = None
+        if callable(message):
+            message = message()
         if isinstance(message, pd.Series):
             message = message.reindex(self.code.index)[hit]
         self.message[hit] = message
@@ -77,6 +95,7 @@ class RowErrors:
         return part
 
     def absorb(self, part: RowErrors) -> None:
+        self._ok = None
         for mine, theirs in (
             (self.code, part.code),
             (self.message, part.message),
@@ -96,10 +115,15 @@ class RowErrors:
 
 @dataclass
 class Incoming:
-    """Raw values (None where null or unset) and the cells the client set."""
+    """Raw values (None where null or unset) and the cells the client set.
+
+    ``coerced``, when set (``dml.prepare``), holds the fields' storage values already
+    checked, so that a Bulk job checks each value once rather than once per chunk.
+    """
 
     values: pd.DataFrame
     given: pd.DataFrame
+    coerced: pd.DataFrame | None = None
 
     @classmethod
     def from_csv(cls, frame: pd.DataFrame) -> Incoming:
@@ -124,7 +148,13 @@ class Incoming:
         return self.values.index
 
     def subset(self, mask: pd.Series) -> Incoming:
-        return Incoming(self.values[mask], self.given[mask])
+        coerced = self.coerced[mask] if self.coerced is not None else None
+        return Incoming(self.values[mask], self.given[mask], coerced)
+
+    def rows(self, start: int, stop: int) -> Incoming:
+        """The rows from position ``start`` to ``stop`` (a Bulk chunk)."""
+        coerced = self.coerced.iloc[start:stop] if self.coerced is not None else None
+        return Incoming(self.values.iloc[start:stop], self.given.iloc[start:stop], coerced)
 
     def set(self, name: str, values: pd.Series | Any, given: pd.Series | bool = True) -> None:
         self.values[name] = values
@@ -148,9 +178,18 @@ def _label(f: Field) -> str:
     return f.label or f.name
 
 
-def utf16_length(text: pd.Series) -> pd.Series:
-    """Each string's length in UTF-16 code units, the way Salesforce measures text."""
-    return text.str.len() + text.str.count(ASTRAL_RE)
+def utf16_length(text: pd.Series, limit: int = 0) -> pd.Series:
+    """Each string's length in UTF-16 code units, the way Salesforce measures text.
+
+    With ``limit``, only strings that could exceed it (over half of it in code points)
+    are counted in full; the others keep their code-point length, which is enough to
+    compare with ``limit``.
+    """
+    length = text.str.len()
+    maybe = length > limit // 2 if limit else pd.Series(True, index=text.index)
+    if maybe.any():
+        length[maybe] += text[maybe].str.count(ASTRAL_RE)
+    return length
 
 
 def _picklist_refusals(f: Field, text: pd.Series, api_version: float | None) -> pd.Series:
@@ -177,20 +216,22 @@ def coerce(
     bad_type = f"{_label(f)}: value not of required type: "
     if kind in ("string", "textarea", "picklist", "email"):
         text = _as_text(s)
-        too_long = utf16_length(text) > f.length if f.length else pd.Series(False, index=text.index)
-        errors.add(
-            too_long,
-            "STRING_TOO_LONG",
-            f"{_label(f)}: data value too large: "
-            + text.str.slice(0, 50)
-            + f" (max length={f.length})",
-            f.name,
-        )
+        if f.length:
+            errors.add(
+                utf16_length(text, f.length) > f.length,
+                "STRING_TOO_LONG",
+                lambda: (
+                    f"{_label(f)}: data value too large: "
+                    + text.str.slice(0, 50)
+                    + f" (max length={f.length})"
+                ),
+                f.name,
+            )
         if kind == "picklist" and f.restricted:
             errors.add(
                 _picklist_refusals(f, text, api_version),
                 "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                "bad value for restricted picklist field: " + text,
+                lambda: "bad value for restricted picklist field: " + text,
                 f.name,
             )
         if kind == "email":
@@ -198,7 +239,7 @@ def coerce(
             errors.add(
                 invalid,
                 "INVALID_EMAIL_ADDRESS",
-                f"{_label(f)}: invalid email address: " + text,
+                lambda: f"{_label(f)}: invalid email address: " + text,
                 f.name,
             )
         out[present] = text
@@ -208,14 +249,14 @@ def coerce(
         errors.add(
             ~(truth | lowered.isin(_FALSE)),
             "INVALID_TYPE_ON_FIELD_IN_RECORD",
-            bad_type + lowered,
+            lambda: bad_type + lowered,
             f.name,
         )
         out[present] = truth.astype(int)
     elif kind in ("int", "double"):
         number = pd.to_numeric(_as_text(s).str.strip(), errors="coerce")
         bad = number.isna() | ((number % 1 != 0) if kind == "int" else False)
-        errors.add(bad, "INVALID_TYPE_ON_FIELD_IN_RECORD", bad_type + _as_text(s), f.name)
+        errors.add(bad, "INVALID_TYPE_ON_FIELD_IN_RECORD", lambda: bad_type + _as_text(s), f.name)
         ok = ~bad
         out[ok[ok].index] = (
             number[ok].astype(np.int64) if kind == "int" else number[ok].astype(float)
@@ -225,7 +266,9 @@ def coerce(
         parsed = pd.to_datetime(
             text.where(text.str.fullmatch(DATE_RE)), format="%Y-%m-%d", errors="coerce"
         )
-        errors.add(parsed.isna(), "INVALID_TYPE_ON_FIELD_IN_RECORD", bad_type + text, f.name)
+        errors.add(
+            parsed.isna(), "INVALID_TYPE_ON_FIELD_IN_RECORD", lambda: bad_type + text, f.name
+        )
         good = parsed.notna()
         out[good[good].index] = parsed[good].dt.strftime("%Y-%m-%d")
     elif kind == "datetime":
@@ -236,7 +279,9 @@ def coerce(
             format="ISO8601",
             errors="coerce",
         )
-        errors.add(parsed.isna(), "INVALID_TYPE_ON_FIELD_IN_RECORD", bad_type + text, f.name)
+        errors.add(
+            parsed.isna(), "INVALID_TYPE_ON_FIELD_IN_RECORD", lambda: bad_type + text, f.name
+        )
         good = parsed.notna()
         p = parsed[good]
         out[good[good].index] = (
@@ -250,7 +295,7 @@ def coerce(
         errors.add(
             canonical.isna(),
             "MALFORMED_ID",
-            f"{_label(f)}: id value of incorrect type: " + text,
+            lambda: f"{_label(f)}: id value of incorrect type: " + text,
             f.name,
         )
         out[present] = canonical
