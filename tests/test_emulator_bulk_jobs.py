@@ -267,3 +267,13 @@ def test_a_job_cut_short_by_a_restart_fails_and_reports_the_rest_unprocessed(
     results = _results(again, job)
     assert sorted(_accounted(results)) == [r[KEY] for r in uploaded]
     assert len(results["unprocessedrecords"]) > 0
+
+
+def test_an_upload_that_is_not_utf8_fails_the_job_and_comes_back_unprocessed(fresh_emulator):
+    data = "Subject\nCaf\u00e9\n".encode("latin-1")
+    job = _open(fresh_emulator, operation="insert", data=data)
+    _close(fresh_emulator, job)
+    info = _wait(fresh_emulator, job)
+    assert info["state"] == "Failed" and "UTF-8" in info["errorMessage"]
+    answer = _api(fresh_emulator, "GET", f"{JOBS}/{job}/unprocessedrecords")
+    assert answer.content == data

@@ -265,7 +265,8 @@ class BulkService:
         if not ready:
             raise ApiError(503, "SERVER_UNAVAILABLE", f"The results of job {job} are not ready")
         path = self.jobs.path(job, f"{kind}.csv")
-        return Response.csv(200, path.read_text(encoding="utf-8") if path.exists() else "")
+        # Bytes as stored: unprocessed rows of an upload that was no UTF-8 come back as sent.
+        return Response(200, path.read_bytes() if path.exists() else b"", "text/csv")
 
     # ------------------------------------------------------------------- query API
 

@@ -39,7 +39,10 @@ READY = "_results"
 
 def parse_csv(data: bytes, delimiter: str, line_ending: str) -> tuple[list[str], pd.DataFrame]:
     """Header and rows as strings; a line ending that contradicts the job fails the job."""
-    text = data.decode("utf-8-sig")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise JobFailure(f"ClientInputError : The data is not valid UTF-8: {exc}") from exc
     first_break = text.find("\n")
     if first_break >= 0:
         crlf = first_break > 0 and text[first_break - 1] == "\r"

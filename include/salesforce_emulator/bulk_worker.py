@@ -202,7 +202,7 @@ class BulkWorker:
             raise JobFailure("InvalidBatch : No data found in the batch")
         try:
             header, rows = parse_csv(data, DELIMITERS[job["columnDelimiter"]], job["lineEnding"])
-        except JobFailure:
+        except Exception:
             results.finish(data)
             raise
         raw = rows.copy()
