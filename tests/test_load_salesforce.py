@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from load_worker import held_everywhere, quick, synthetic_plan
 from salesforce_state import assert_salesforce_holds_exactly, salesforce_tasks
+from simple_salesforce import Salesforce
 from strategies import events_of, settings_of
 
 from activity_sync.bulk import BULK_NULL, BulkUploadFailed, JobKind, JobState, csv_body
@@ -211,3 +212,36 @@ def test_subjects_and_bodies_of_emoji_cut_by_the_planner_at_the_limit_load_as_pl
     expected = planned.tasks.set_index("task_key")
     assert held["Subject"].to_dict() == expected["Subject"].astype(str).to_dict()
     assert held["Description"].to_dict() == expected["Description"].astype(str).to_dict()
+
+
+def test_a_session_expired_mid_load_recovers_with_one_new_login(fresh_emulator, contacts):
+    """An expired session stays expired until the client logs in again (INVALID_SESSION_ID:
+    "you must invoke the login() call again",
+    https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_concepts_errorhandling.htm)."""
+    host = fresh_emulator.info.instance_url.removeprefix("https://")
+
+    def connect() -> Salesforce:
+        return Salesforce(
+            consumer_key=fresh_emulator.info.client_id,
+            consumer_secret=fresh_emulator.info.client_secret,
+            domain=f"{host}/services/oauth2/token#",
+            session=fresh_emulator.session(),
+            version=fresh_emulator.info.api_version,
+        )
+
+    expired = []
+
+    def sleep(seconds: float) -> None:
+        if not expired:  # while the first Bulk job runs
+            expired.append(fresh_emulator.expire_sessions())
+        time.sleep(seconds)
+
+    client = SalesforceClient(connect, poll_wait=0.02, backoff=0.01, sleep=sleep)
+    logins_before = fresh_emulator.stats()["auth"]["logins"]
+    plan = synthetic_plan(contacts, 300, seed=10)
+    result = load_plan(plan, client, quick())
+    assert expired and expired[0] >= 1
+    assert client.calls["login"] == 1
+    assert fresh_emulator.stats()["auth"]["logins"] - logins_before == 1
+    assert result.dead_letter.empty
+    assert_salesforce_holds_exactly(client, [plan])

@@ -158,7 +158,10 @@ def test_a_task_deleted_in_salesforce_shows_as_missing_with_its_cause(loaded) ->
     assert result["summary"] == "1 missing Task"
 
 
-def test_a_second_task_with_the_same_key_shows_as_duplicated(loaded) -> None:
+def test_a_second_task_with_the_same_key_shows_as_duplicated(loaded, fresh_emulator) -> None:
+    """Salesforce refuses a second Task with the key while the field is Unique; an admin
+    who unticks Unique (or an import before it was set) lets one in."""
+    fresh_emulator.set_settings(task_external_id_unique=False)
     key = loaded.plan.tasks["task_key"].iloc[1]
     copy = loaded.sf.Task.create(
         {EXT: key, "WhoId": loaded.contacts[3], "Subject": "copy", "ActivityDate": DAY}
