@@ -1,15 +1,19 @@
-"""The "Activity audit" page of the Airflow UI: the audit reports, listed and opened.
+"""The "Activity audit" page of the Airflow UI: the audit reports, listed, filtered, opened.
 
 A FastAPI app mounted on the API server at ``/activity-audit`` and shown in the Browse menu
 (an external view rendered in the UI's frame). Airflow does not protect plugin apps, so
 every route checks the caller itself: a valid Airflow JWT, from ``Authorization: Bearer``
 or the ``_token`` cookie the UI sets, validated by the deployment's auth manager, and
-permission to see the Airflow website; otherwise 401 (403 without the permission).
+permission to see the Airflow website. Without one, a browser (a request that accepts
+HTML) is sent to Airflow's login page, which brings it back; a program gets 401 (403
+without the permission). FastAPI's own pages (``/docs``, ``/redoc``, ``/openapi.json``)
+are off: they would answer without a token.
 
 Reports are only ever read from ``lake.audit_folder`` (``<lake>/audit/org_id=<org>/date=<day>/``):
 the org and day from the URL must match strict patterns, and on a local disk the resolved
-path must still lie inside the audit folder (a symlink cannot lead out of it). The page
-itself is ``activity_sync/templates/audit_index.html``.
+path must still lie inside the audit folder (a symlink cannot lead out of it). The pages
+are ``activity_sync/templates/audit_index.html`` and ``audit_missing.html``; a report is
+served as the audit wrote it, with a link back to the list.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
@@ -31,10 +36,24 @@ ORG_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # The report has no script; the policy makes sure an injected one could not run either.
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+# Airflow's own login route; it forwards to the auth manager's form, then to ``next``.
+LOGIN_PATH = "/auth/login"
+BACK_LINK = '<nav class="back"><a href="../../">← All audit reports</a></nav>'
+
+
+def _refuse(request: Request, code: int, detail: str) -> HTTPException:
+    """401/403 for a program; for a browser, a redirect to the login page and back here."""
+    if code == status.HTTP_401_UNAUTHORIZED and "text/html" in request.headers.get("accept", ""):
+        server_root = request.scope.get("root_path", "").removesuffix(URL_PREFIX)
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        login = f"{server_root}{LOGIN_PATH}?{urlencode({'next': here})}"
+        return HTTPException(status.HTTP_303_SEE_OTHER, detail, {"Location": login})
+    challenge = {"WWW-Authenticate": "Bearer"} if code == status.HTTP_401_UNAUTHORIZED else None
+    return HTTPException(code, detail, challenge)
 
 
 async def require_viewer(request: Request) -> Any:
-    """The Airflow user behind the request's JWT, or 401/403."""
+    """The Airflow user behind the request's JWT, or a refusal (``_refuse``)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
@@ -44,18 +63,15 @@ async def require_viewer(request: Request) -> Any:
     scheme, _, credentials = header.partition(" ")
     token = credentials.strip() if scheme.lower() == "bearer" else None
     token = token or request.cookies.get(COOKIE_NAME_JWT_TOKEN)
-    challenge = {"WWW-Authenticate": "Bearer"}
     if not token:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Not authenticated", challenge)
+        raise _refuse(request, status.HTTP_401_UNAUTHORIZED, "Not authenticated")
     manager = get_auth_manager()
     try:
         user = await manager.get_user_from_token(token)
     except InvalidTokenError as exc:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "Invalid or expired token", challenge
-        ) from exc
+        raise _refuse(request, status.HTTP_401_UNAUTHORIZED, "Invalid or expired token") from exc
     if not manager.is_authorized_view(access_view=AccessView.WEBSITE, user=user):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "Not allowed to view Airflow")
+        raise _refuse(request, status.HTTP_403_FORBIDDEN, "Not allowed to view Airflow")
     return user
 
 
@@ -99,17 +115,31 @@ def report_folder(root: Any, org_id: str, day: str) -> Any:
     return folder
 
 
-def _listing(root: Any, limit: int) -> list[dict[str, Any]]:
-    """The most recent reports first; only the listed ones are read."""
+def _listing(
+    root: Any, org: str, first: str, last: str, limit: int
+) -> tuple[list[dict[str, Any]], list[str], int]:
+    """The reports matching the filter, most recent first; only the listed ones are read.
+
+    Returns:
+        The rows, every org that has a report, and how many reports there are in all.
+    """
     audit_root = lake.audit_root(root)
     found = [
         (day, org_id, day_dir)
         for org_id, day, day_dir in lake.audit_folders(root)
         if ORG_ID.fullmatch(org_id) and DAY.fullmatch(day) and _inside(day_dir, audit_root)
     ]
-    found.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    orgs = sorted({org_id for _, org_id, _ in found})
+    chosen = [
+        item
+        for item in found
+        if (not org or item[1] == org)
+        and (not first or item[0] >= first)
+        and (not last or item[0] <= last)
+    ]
+    chosen.sort(key=lambda item: (item[0], item[1]), reverse=True)
     rows = []
-    for day, org_id, day_dir in found[:limit]:
+    for day, org_id, day_dir in chosen[:limit]:
         document = day_dir / lake.AUDIT_DOCUMENT
         if not (day_dir / lake.AUDIT_REPORT).exists() or not document.exists():
             continue
@@ -120,30 +150,60 @@ def _listing(root: Any, limit: int) -> list[dict[str, Any]]:
                 "org_id": org_id,
                 "day": day,
                 "headline": audit.get("headline", {}),
+                "coverage": audit.get("coverage"),
                 "alerts": len(audit.get("alerts", [])),
                 "generated_at": audit.get("generated_at", ""),
             }
         )
-    return rows
+    return rows, orgs, len(found)
 
 
-app = FastAPI(title="Activity audit", dependencies=[Depends(require_viewer)])
+app = FastAPI(
+    title="Activity audit",
+    dependencies=[Depends(require_viewer)],
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+    swagger_ui_oauth2_redirect_url=None,
+)
+_OPTIONAL_ORG = r"^$|^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+_OPTIONAL_DAY = r"^$|^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
 @app.get("/", response_class=HTMLResponse)
-def index(limit: int = Query(200, ge=1, le=5000)) -> HTMLResponse:
+def index(
+    org: str = Query("", pattern=_OPTIONAL_ORG),
+    first: str = Query("", alias="from", pattern=_OPTIONAL_DAY),
+    last: str = Query("", alias="to", pattern=_OPTIONAL_DAY),
+    limit: int = Query(200, ge=1, le=5000),
+) -> HTMLResponse:
+    """The list of reports; ``org``, ``from`` and ``to`` (YYYY-MM-DD, inclusive) filter it."""
     from activity_sync.report import render_index
 
-    return HTMLResponse(render_index(_listing(_lake(), limit)))
+    rows, orgs, total = _listing(_lake(), org, first, last, limit)
+    chosen = {"org": org, "from": first, "to": last}
+    return HTMLResponse(render_index(rows, orgs, chosen, total))
+
+
+def _missing(org_id: str, day: str) -> HTMLResponse:
+    from activity_sync.report import render_missing
+
+    return HTMLResponse(render_missing(org_id, day), status_code=status.HTTP_404_NOT_FOUND)
 
 
 @app.get("/reports/{org_id}/{day}", response_class=HTMLResponse)
 def report(org_id: str, day: str) -> HTMLResponse:
-    path = report_folder(_lake(), org_id, day) / lake.AUDIT_REPORT
+    """One report as the audit wrote it, with a link back to the list; else a 404 page."""
+    from activity_sync.report import NAV_MARKER
+
+    try:
+        path = report_folder(_lake(), org_id, day) / lake.AUDIT_REPORT
+    except HTTPException:
+        return _missing(org_id, day)
     if not path.exists():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report")
+        return _missing(org_id, day)
     with path.open("r") as fh:
-        body = fh.read()
+        body = fh.read().replace(NAV_MARKER, BACK_LINK, 1)
     return HTMLResponse(body, headers={"Content-Security-Policy": REPORT_CSP})
 
 

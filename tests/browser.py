@@ -3,8 +3,10 @@
 ``dump_dom(url)`` is Chromium's own ``--dump-dom``. A page behind Airflow's login needs the
 ``_token`` cookie the UI sets, which no command-line flag can set, so ``dump_dom(url,
 cookies=...)`` drives the same binary over the DevTools protocol instead: set the cookie,
-navigate, wait for the load event, read the DOM. Tests skip (with the reason) only when
-the binary is absent; ``scripts/install_chromium.sh`` installs it.
+navigate, wait for the load event, read the DOM. ``browser()`` gives a whole session over
+the same protocol, for tests that act as a person: type into a form, click, follow links.
+Tests skip (with the reason) only when the binary is absent;
+``scripts/install_chromium.sh`` installs it.
 """
 
 from __future__ import annotations
@@ -139,6 +141,101 @@ def _dump_with_cookies(url: str, cookies: dict[str, str], timeout: float) -> str
         finally:
             tools.close()
     return result["result"]["value"]
+
+
+class Browser:
+    """One Chromium page, driven as a person drives it: go to a URL, type, click, read."""
+
+    def __init__(self, tools: _DevTools, timeout: float) -> None:
+        self.tools = tools
+        self.timeout = timeout
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.tools.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_until(self, condition: str, what: str) -> None:
+        """Poll a JavaScript condition until it holds; TimeoutError naming ``what`` if not."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.evaluate(f"!!({condition})"):
+                    return
+            except RuntimeError:
+                pass  # the page is between documents
+            time.sleep(0.1)
+        raise TimeoutError(f"{what} within {self.timeout}s; at {self.url}:\n{self.text()[:2000]}")
+
+    def goto(self, url: str) -> None:
+        """Navigate and wait for the load event of the page it lands on."""
+        self.tools.events.clear()
+        self.tools.call("Page.navigate", url=url)
+        self.tools.wait_for("Page.loadEventFired")
+
+    @property
+    def url(self) -> str:
+        return self.evaluate("location.href")
+
+    def text(self) -> str:
+        return self.evaluate("document.body ? document.body.innerText : ''") or ""
+
+    def dom(self) -> str:
+        return self.evaluate("document.documentElement.outerHTML")
+
+    def _centre(self, selector: str) -> tuple[float, float]:
+        box = self.evaluate(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            " if (!e) return null; e.scrollIntoView({block: 'center'});"
+            " const r = e.getClientRects()[0] || e.getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        if box is None:
+            raise LookupError(f"no element {selector} at {self.url}")
+        return box[0], box[1]
+
+    def click(self, selector: str) -> None:
+        """A real mouse click in the middle of the element (of its first line, if it wraps)."""
+        x, y = self._centre(selector)
+        self.tools.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.tools.call(
+                "Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1
+            )
+
+    def type(self, selector: str, text: str) -> None:
+        """Click into the field and type, as a keyboard would (the page sees input events)."""
+        self.click(selector)
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).select?.()")
+        self.tools.call("Input.insertText", text=text)
+
+    def set_value(self, selector: str, value: str) -> None:
+        """Set a field a keyboard cannot type into the same way everywhere (a date input)."""
+        self.evaluate(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            f" e.value = {json.dumps(value)};"
+            " e.dispatchEvent(new Event('input', {bubbles: true}));"
+            " e.dispatchEvent(new Event('change', {bubbles: true})); })()"
+        )
+
+
+@contextlib.contextmanager
+def browser(timeout: float = 60) -> Iterator[Browser]:
+    """A fresh headless Chromium (empty profile: no cookies) on about:blank."""
+    with _chromium("--remote-debugging-port=0", "--window-size=1280,1000", "about:blank") as (
+        proc,
+        profile,
+    ):
+        port = _devtools_port(profile, proc, timeout)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=timeout) as r:
+            pages = [t for t in json.load(r) if t.get("type") == "page"]
+        tools = _DevTools(pages[0]["webSocketDebuggerUrl"], timeout)
+        try:
+            tools.call("Page.enable")
+            yield Browser(tools, timeout)
+        finally:
+            tools.close()
 
 
 def dump_dom(url: str, *, cookies: dict[str, str] | None = None, timeout: float = 60) -> str:

@@ -397,7 +397,8 @@ def test_an_empty_day_audits_to_zeros_without_failing(tmp_path: Path) -> None:
     h = result.document["headline"]
     assert (h["events"], h["tasks"], h["individual_mode_tasks"], h["change_pct"]) == (0, 0, 0, None)
     assert result.senders.empty
-    assert result.alerts == []
+    # Nothing was synced on a day that is over: that is what the coverage alert says.
+    assert [a["kind"] for a in result.alerts] == ["coverage"]
 
 
 def test_a_recent_hour_without_load_results_is_in_progress_and_an_old_one_is_not_loaded(
@@ -426,10 +427,10 @@ def test_a_recent_hour_without_load_results_is_in_progress_and_an_old_one_is_not
 
 def test_a_fallback_hour_raises_one_alert_naming_the_hour(lake_root: Path) -> None:
     alerts = audit.run_audit(lake_root, ORG, DAY, now=NOW).alerts
-    assert [a["kind"] for a in alerts] == ["fallback"]
-    assert alerts[0]["details"]["hour"] == 10
-    assert "10:00 UTC fell back to individual mode" in alerts[0]["message"]
-    assert alerts[0]["id"] == f"{ORG}/{DAY}/fallback/hour=10"
+    (fallback,) = [a for a in alerts if a["kind"] == "fallback"]
+    assert fallback["details"]["hour"] == 10
+    assert "10:00 UTC fell back to individual mode" in fallback["message"]
+    assert fallback["id"] == f"{ORG}/{DAY}/fallback/hour=10"
 
 
 MIX = {"sent": {"events": 100, "tasks": 40}, "open": {"events": 50, "tasks": 50}}
@@ -498,8 +499,8 @@ def test_the_day_over_day_alert_reads_the_previous_days_audit(lake_root: Path) -
     options = AuditOptions(min_tasks_for_change_alert=5)
     result = audit.run_audit(lake_root, ORG, DAY, now=NOW, options=options)
     kinds = [a["kind"] for a in result.alerts]
-    assert kinds == ["fallback", "day_over_day"]
-    assert result.alerts[1]["details"]["expected_tasks"] == 15.0
+    assert kinds == ["coverage", "fallback", "day_over_day"]
+    assert result.alerts[2]["details"]["expected_tasks"] == 15.0
     assert result.document["compared_with"] == yesterday
 
 
@@ -521,7 +522,10 @@ def test_notify_logs_each_alert_and_calls_the_configured_callback(
     monkeypatch.setenv(audit.ALERT_CALLBACK_ENV, "my_alerts:send")
     alerts = [
         audit.fallback_alerts(
-            ORG, DAY, pd.DataFrame({"hour": [4], "fallback": [True], "mode_reason": ["x"]})
+            ORG,
+            DAY,
+            pd.DataFrame({"hour": [4], "fallback": [True], "mode_reason": ["x"]}),
+            audit.hour_labels(DAY, "UTC"),
         )[0]
     ]
     with caplog.at_level(logging.WARNING, logger="activity_sync.audit"):

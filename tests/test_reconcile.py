@@ -28,6 +28,7 @@ from activity_sync.reconcile import (
 )
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.schema import RELATION_COLUMNS, SUMMARY_KEYS, TASK_COLUMNS, Plan, task_key
+from activity_sync.settings import parse_settings
 from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD as EXT
 
 ORG = "acme"
@@ -141,8 +142,9 @@ def test_salesforce_holding_what_was_loaded_reconciles_without_differences(loade
     assert (result["tasks_expected"], result["tasks_found"]) == (2, 2)
     assert result["relations_expected"] == 4
     assert result["relations_checked_in"] == "TaskRelation"
-    # One Task query and one TaskRelation query: nothing per row.
-    assert result["api_calls"] == 2
+    # The Tasks by key, ours on their date (for extras), their TaskRelations: nothing per row.
+    assert result["api_calls"] == 3
+    assert result["dates_scanned"] == [DAY] and result["other_days_tasks"] == 0
 
 
 def test_a_task_deleted_in_salesforce_shows_as_missing_with_its_cause(loaded) -> None:
@@ -223,22 +225,22 @@ def test_a_task_whose_date_was_edited_is_found_by_key_and_not_missing(loaded) ->
     loaded.sf.Task.update(loaded.task_id(key), {"ActivityDate": "2026-12-24"})
     result = loaded.run()
     assert result["status"] == "ok"
-    assert result["api_calls"] == 3  # the date query, one lookup by key, the relations
+    assert result["api_calls"] == 3  # by key, by date, the relations
 
 
 def test_bulk_query_jobs_give_the_same_answer_for_big_days(loaded) -> None:
     loaded.sf.Task.delete(loaded.task_id(loaded.plan.tasks["task_key"].iloc[1]))
     rest = loaded.run()
     bulk = loaded.run(bulk_threshold=0)
-    assert bulk["bulk_jobs"] == 3  # by date, by the missing key, relations
+    assert bulk["bulk_jobs"] == 3  # by key, by date, relations
     assert _kinds(bulk) == _kinds(rest)
 
 
 def test_the_relation_reads_grow_with_chunks_not_rows(loaded) -> None:
-    # Two Task Ids of 18 characters take 42 characters: 30 per query forces one Id each.
+    # Two keys or Task Ids take more than 30 characters: 30 per query forces one each.
     result = loaded.run(rest_in_chars=30)
     assert result["status"] == "ok"
-    assert result["api_calls"] == 1 + 2
+    assert result["api_calls"] == 2 + 1 + 2  # keys, the date, relations
 
 
 def test_without_shared_activities_the_whoid_is_the_relation(fresh_emulator) -> None:
@@ -256,14 +258,92 @@ def test_the_audit_reports_the_reconciliation_and_raises_an_alert(loaded, tmp_pa
     now = datetime(2026, 11, 21, tzinfo=UTC)
     clean = audit.run_audit(tmp_path, ORG, DAY, client=loaded.client, now=now)
     assert clean.document["headline"]["reconciliation"] == "ok"
-    assert clean.alerts == []
+    assert [a["kind"] for a in clean.alerts] == ["coverage"]  # only hour 09 was synced
 
     loaded.sf.Task.delete(loaded.task_id(loaded.plan.tasks["task_key"].iloc[0]))
     broken = audit.run_audit(tmp_path, ORG, DAY, client=loaded.client, now=now)
     assert broken.document["headline"]["reconciliation"] == "differences"
-    assert [a["kind"] for a in broken.alerts] == ["reconciliation"]
-    assert "1 missing Task." in broken.alerts[0]["message"]
+    assert [a["kind"] for a in broken.alerts] == ["coverage", "reconciliation"]
+    assert "1 missing Task." in broken.alerts[1]["message"]
     assert 'id="metric-reconciliation" class="bad">Differences' in broken.html
+
+
+def _one_each(contacts: list[str], dated: list[tuple[str, str]]) -> Plan:
+    """One Task per (event_id, ActivityDate), each for the next Contact, nothing shared."""
+    tasks = [
+        {**_task(event_id, f"w{who}", who, 1, None), "ActivityDate": activity_date}
+        for (event_id, activity_date), who in zip(dated, contacts, strict=False)
+    ]
+    relations = [
+        {"task_key": t["task_key"], "RelationId": t["WhoId"], "position": 0, "is_primary": True}
+        for t in tasks
+    ]
+    summary = dict.fromkeys(SUMMARY_KEYS, 0)
+    summary.update(events=len(tasks), tasks=len(tasks), relations=len(tasks), mode="shared")
+    summary.update(mode_reason="shared activities on", rejected_by_reason={})
+    return Plan(
+        pd.DataFrame(tasks, columns=TASK_COLUMNS),
+        pd.DataFrame(relations, columns=RELATION_COLUMNS),
+        pd.DataFrame(columns=["event_id", "email", "reason", "detail"]),
+        summary,
+    )
+
+
+def test_a_day_whose_tasks_fall_on_two_local_dates_reconciles_exactly_its_own_tasks(
+    fresh_emulator, tmp_path: Path
+) -> None:
+    """New York is 5 hours behind UTC: the UTC day 2026-11-20 runs from 19:00 on the 19th to
+    19:00 on the 20th there, so its Tasks carry two ActivityDates, which the neighbouring
+    UTC days' Tasks carry too. Salesforce's list view of those dates shows all of them; the
+    day's reconciliation holds exactly its own, found by key, and says why the rest are
+    there."""
+    sf = fresh_emulator.simple_salesforce()
+    contacts = [r["Id"] for r in sf.query("SELECT Id FROM Contact ORDER BY Id LIMIT 8")["records"]]
+    client = SalesforceClient(fresh_emulator.simple_salesforce, poll_wait=0.05, backoff=0.01)
+    hours = {
+        # UTC hour -> Tasks as (event_id, ActivityDate in New York)
+        datetime(2026, 11, 19, 20, tzinfo=UTC): [("before", "2026-11-19")],  # 15:00 on the 19th
+        datetime(2026, 11, 20, 3, tzinfo=UTC): [("late1", "2026-11-19"), ("late2", "2026-11-19")],
+        datetime(2026, 11, 20, 15, tzinfo=UTC): [("morning", "2026-11-20")],
+        datetime(2026, 11, 21, 2, tzinfo=UTC): [("after", "2026-11-20")],  # 21:00 on the 20th
+    }
+    for i, (start, dated) in enumerate(hours.items()):
+        plan = _one_each(contacts[2 * i :], dated)
+        result = load_plan(plan, client, LoadOptions(row_retry_wait=0))
+        assert result.summary["tasks_failed"] == 0
+        write_plan(plan, lake.partition(tmp_path, lake.PLAN, ORG, start))
+        write_load_result(result, lake.partition(tmp_path, lake.LOADED, ORG, start))
+    # What a sales admin sees in Salesforce for those two dates: 5 Tasks, the day planned 3.
+    on_dates = sf.query_all(
+        f"SELECT Id FROM Task WHERE ActivityDate IN (2026-11-19, 2026-11-20) AND {EXT} != null"
+    )
+    assert on_dates["totalSize"] == 5
+
+    new_york = parse_settings({"org_id": ORG, "timezone": "America/New_York"})
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    result = audit.run_audit(tmp_path, ORG, DAY, client=client, settings=new_york, now=now)
+    rec = result.document["reconciliation"]
+    assert rec["status"] == "ok"
+    assert (rec["tasks_expected"], rec["tasks_found"]) == (3, 3)
+    assert rec["dates_scanned"] == ["2026-11-19", "2026-11-20"]
+    assert rec["other_days_tasks"] == 2  # "before" and "after", planned by their own days
+    text = " ".join(result.html.split())
+    assert "Salesforce holds 3 of the 3 planned Tasks (looked up by key)" in text
+    assert "2026-11-19 and 2026-11-20 also shows 2 Tasks that the neighbouring days planned" in text
+    labels = result.document["hour_labels"]
+    assert (labels[3]["label"], labels[15]["label"]) == (
+        "Thu 19 Nov 22:00 (03:00 UTC)",
+        "Fri 20 Nov 10:00 (15:00 UTC)",
+    )
+
+    # A Task of ours no plan holds, on one of those dates, is extra; on another date it is
+    # no business of this day's.
+    stray = sf.Task.create({EXT: "as1_" + "d" * 40, "Subject": "x", "ActivityDate": "2026-11-19"})
+    sf.Task.create({EXT: "as1_" + "c" * 40, "Subject": "y", "ActivityDate": "2026-11-25"})
+    again = audit.run_audit(tmp_path, ORG, DAY, client=client, settings=new_york, now=now)
+    rec = again.document["reconciliation"]
+    assert [(d["kind"], d["Id"]) for d in rec["differences"]] == [("extra", stray["id"])]
+    assert (rec["tasks_found"], rec["other_days_tasks"]) == (3, 2)
 
 
 # --------------------------------------------------------------------------- compare alone

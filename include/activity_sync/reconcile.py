@@ -1,12 +1,19 @@
-"""Does Salesforce hold what was planned? Query the day's Tasks back and diff them (R13).
+"""Does Salesforce hold what was planned? Query the day's Tasks back, by key, and diff (R13).
 
-One query finds every Task carrying our key prefix whose ActivityDate is one of the
-dates the day's plans use: that returns the planned Tasks and, in the same pass, any Task
-of ours no plan holds. Planned keys it did not return are looked up once more by key (an
-admin may have moved a Task's date), then the TaskRelation rows of the Tasks found are
-read in chunks of Ids. Queries are cut by SOQL length, not by row, and switch to Bulk API
-2.0 query jobs for big days, so the calls grow with chunks, not records. All of them run
-as ``queryAll``, so the Tasks of an old day, which Salesforce has archived, are found.
+The day's plans name their Tasks by key (R11), so the Tasks are read back by key, in
+chunks: exactly the Tasks the day's plans hold, whatever date a Task carries. Then the
+TaskRelation rows of the Tasks found are read in chunks of Ids. Queries are cut by SOQL
+length, not by row, and switch to Bulk API 2.0 query jobs for big days, so the calls grow
+with chunks, not records.
+
+Extra Tasks cannot be found by key. They are looked for by date: every Task carrying our
+key prefix whose ActivityDate is one of the dates, in the org's time zone, that the UTC day
+overlaps. Most of those belong to the neighbouring days' plans (an org west of UTC has the
+evening of its local day in the next UTC day); they are counted, not compared, so the
+report can say why Salesforce shows more Tasks on a date than the day planned.
+
+All queries run as ``queryAll``, so the Tasks of an old day, which Salesforce has
+archived, are found.
 
 Differences, each listed by key:
 
@@ -14,8 +21,9 @@ Differences, each listed by key:
   related to a Task that exists (the Task's WhoId counts: Salesforce keeps the primary
   there, and without Shared Activities there is no TaskRelation at all). Relations of a
   missing Task are not listed again.
-- *extra*: a Task with our prefix and an ActivityDate of the day that no plan partition
-  of the neighbouring days holds; a TaskRelation on a planned Task that no plan put there.
+- *extra*: a Task with our prefix, dated on the scanned dates, that no plan partition of
+  the neighbouring days holds (a Task an earlier plan of an hour made, which a re-plan no
+  longer holds); a TaskRelation on a planned Task that no plan put there.
 - *duplicated*: a second Task with the same key (Salesforce enforces a unique external
   id, but an admin or an import can break it), or a second TaskRelation for the same
   Task and person. The copy the load reported (else the lowest Id) is the one kept; the
@@ -30,7 +38,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -57,6 +65,7 @@ COUNT_LABELS = {
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 # Every query runs as queryAll (archived Tasks included) and leaves the Recycle Bin out.
 LIVE = " AND IsDeleted = false"
+TASK_FIELDS = ["Id", "task_key", "ActivityDate", "WhoId"]
 
 
 @dataclass(frozen=True)
@@ -75,11 +84,13 @@ class ReconcileOptions:
 
 @dataclass
 class SalesforceDay:
-    """What Salesforce returned: Tasks (Id, task_key, ActivityDate, WhoId) and relations."""
+    """What Salesforce returned; Task frames have Id, task_key, ActivityDate and WhoId."""
 
-    tasks: pd.DataFrame
-    relations: pd.DataFrame  # Id, TaskId, RelationId (IsWhat = false)
+    tasks: pd.DataFrame  # the Tasks carrying a planned key
+    relations: pd.DataFrame  # Id, TaskId, RelationId (IsWhat = false) of those Tasks
     relations_available: bool = True
+    # Tasks with our prefix on the scanned dates whose key the day did not plan.
+    dated: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TASK_FIELDS))
 
 
 def _chunks(values: list[str], budget: int) -> Iterator[list[str]]:
@@ -137,41 +148,36 @@ def _is_invalid_type(exc: Exception) -> bool:
 def fetch(
     client: SalesforceClient,
     planned_keys: Iterable[str],
-    activity_dates: Iterable[str],
+    dates: Iterable[str],
     options: ReconcileOptions,
 ) -> SalesforceDay:
+    """Read the planned Tasks by key, our other Tasks on ``dates``, and the relations.
+
+    Args:
+        client: the org's Salesforce.
+        planned_keys: the task_keys of the hours being reconciled.
+        dates: ActivityDates (YYYY-MM-DD) on which to look for Tasks no plan holds.
+        options: the external-ID field, the key prefix and query sizes.
+    """
     ext = options.external_id_field
     if not _FIELD_NAME.fullmatch(ext):
         raise ValueError(f"external id field {ext!r} is not a Salesforce field name")
     keys = sorted(set(planned_keys))
-    dates = sorted({date.fromisoformat(str(d)) for d in activity_dates})
+    days = sorted({date.fromisoformat(str(d)) for d in dates})
     reader = _Reader(client, len(keys) > options.bulk_threshold, options)
     columns = ["Id", ext, "ActivityDate", "WhoId"]
     select = f"SELECT Id, {ext}, ActivityDate, WhoId FROM Task"
 
-    frames = []
-    if dates:
-        by_date = reader.query(
-            format_soql(
-                select + f" WHERE {ext} LIKE '{{:like}}%' AND ActivityDate IN {{}}{LIVE}",
-                options.key_prefix,
-                dates,
-            )
-        )
-        frames.append(_blank_to_null(by_date, columns))
-    seen = set(frames[0][ext]) if frames else set()
-    # A planned Task whose ActivityDate was edited is still there: look it up by key.
-    unseen = [k for k in keys if k not in seen]
-    if unseen:
-        frames.append(reader.query_in(select + f" WHERE {ext} IN {{}}{LIVE}", unseen, columns))
-    found = [f for f in frames if not f.empty]
-    tasks = (
-        pd.concat(found, ignore_index=True).drop_duplicates("Id")
-        if found
-        else pd.DataFrame(columns=columns)
-    )
-    tasks = tasks.rename(columns={ext: "task_key"})
-    tasks = tasks[tasks["task_key"].fillna("").str.startswith(options.key_prefix)]
+    tasks = reader.query_in(select + f" WHERE {ext} IN {{}}{LIVE}", keys, columns)
+    dated = pd.DataFrame(columns=columns)
+    if days:
+        soql = select + f" WHERE {ext} LIKE '{{:like}}%' AND ActivityDate IN {{}}{LIVE}"
+        dated = _blank_to_null(reader.query(format_soql(soql, options.key_prefix, days)), columns)
+    tasks = tasks.rename(columns={ext: "task_key"}).reset_index(drop=True)
+    dated = dated.rename(columns={ext: "task_key"})
+    # SOQL's LIKE ignores case; our prefix is exact.
+    dated = dated[dated["task_key"].fillna("").str.startswith(options.key_prefix)]
+    dated = dated[~dated["task_key"].isin(keys)].reset_index(drop=True)
 
     relation_columns = ["Id", "TaskId", "RelationId"]
     try:
@@ -188,7 +194,7 @@ def fetch(
         # No Shared Activities, no TaskRelation object: WhoId is the only relation.
         log.warning("TaskRelation is not queryable (Shared Activities off): %s", exc)
         relations, available = pd.DataFrame(columns=relation_columns), False
-    return SalesforceDay(tasks.reset_index(drop=True), relations, available)
+    return SalesforceDay(tasks, relations, available, dated)
 
 
 def _differences(object_name: str, kind: str, frame: pd.DataFrame, cause: Any) -> pd.DataFrame:
@@ -220,6 +226,7 @@ def compare(
     results = _latest(task_results, ["task_key"]).set_index("task_key")
     # Ids and keys compare as text; an empty frame would otherwise be float-typed.
     sf = salesforce.tasks.astype({c: object for c in ("Id", "task_key", "WhoId")})
+    sf = sf[sf["task_key"].isin(planned)].copy()
     sf_relations = salesforce.relations.astype(object)
 
     # Which copy of a key is "the" Task: the one the load reported, else the lowest Id.
@@ -228,15 +235,7 @@ def compare(
     sf = sf.sort_values(["task_key", "rank", "Id"], kind="stable")
     surplus = sf.duplicated("task_key", keep="first")
     kept = sf[~surplus].set_index("task_key")
-    ours = sf["task_key"].isin(planned) | ~sf["task_key"].isin(known_keys)
-    parts = [
-        _differences(
-            "Task",
-            "duplicated",
-            sf[surplus & ours],
-            "another Task carries the same key",
-        )
-    ]
+    parts = [_differences("Task", "duplicated", sf[surplus], "another Task carries the same key")]
 
     missing = pd.DataFrame({"task_key": planned[~planned.isin(kept.index)]})
     success = missing["task_key"].map(results["success"]) if len(results) else None
@@ -251,7 +250,7 @@ def compare(
         )
     parts.append(_differences("Task", "missing", missing, cause))
 
-    extra = kept[~kept.index.isin(known_keys)].reset_index()
+    extra = salesforce.dated[~salesforce.dated["task_key"].isin(known_keys)]
     parts.append(_differences("Task", "extra", extra, "no plan holds this key"))
 
     # Relations, only on planned Tasks that exist.
@@ -341,6 +340,8 @@ def reconcile(
     relation_results: pd.DataFrame,
     known_keys: Callable[[], set[str]],
     options: ReconcileOptions | None = None,
+    *,
+    extra_dates: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Query Salesforce back and diff it with the plans: the reconciliation of audit.json.
 
@@ -355,35 +356,45 @@ def reconcile(
             before loads), so reading the plans afterwards cannot mistake a Task that an
             hour loaded in the meantime for an extra one.
         options: the external-ID field, the key prefix and query sizes.
+        extra_dates: the ActivityDates on which to look for extra Tasks (the audit gives
+            the local dates the UTC day overlaps); default: the planned Tasks' dates.
 
     Returns:
         ``status`` (``ok`` or ``differences``), ``counts`` per kind of difference, a
-        one-line ``summary``, Tasks and relations expected and found, the API calls and
-        Bulk jobs used, and every difference as a ``DIFFERENCE_COLUMNS`` record.
+        one-line ``summary``; ``tasks_expected`` and ``tasks_found`` (distinct planned keys,
+        and how many of them Salesforce holds), ``relations_expected`` and
+        ``relations_found``; ``dates_scanned`` and ``other_days_tasks`` (Tasks of ours on
+        those dates that other days' plans hold); the API calls and Bulk jobs used; and
+        every difference as a ``DIFFERENCE_COLUMNS`` record.
     """
     options = options or ReconcileOptions()
     calls, jobs = client.total_calls, client.bulk_jobs
-    salesforce = fetch(
-        client, planned_tasks["task_key"], planned_tasks["ActivityDate"].dropna(), options
-    )
+    if extra_dates is None:
+        extra_dates = planned_tasks["ActivityDate"].dropna()
+    dates = sorted({str(d) for d in extra_dates})
+    salesforce = fetch(client, planned_tasks["task_key"], dates, options)
+    known = set(known_keys())
     differences = compare(
         planned_tasks,
         planned_relations,
         task_results,
         relation_results,
         salesforce,
-        set(known_keys()),
+        known,
     )
     counts = count_differences(differences)
+    planned = set(planned_tasks["task_key"].dropna())
     result = {
         "status": DIFFERENCES if len(differences) else OK,
         "counts": counts,
         "summary": describe_counts(counts) or "Salesforce holds every planned Task and relation",
-        "tasks_expected": int(planned_tasks["task_key"].nunique()),
-        "tasks_found": len(salesforce.tasks),
+        "tasks_expected": len(planned),
+        "tasks_found": int(salesforce.tasks["task_key"].drop_duplicates().isin(planned).sum()),
         "relations_expected": len(planned_relations[["task_key", "RelationId"]].drop_duplicates()),
         "relations_found": len(salesforce.relations),
         "relations_checked_in": "TaskRelation" if salesforce.relations_available else "WhoId",
+        "dates_scanned": dates,
+        "other_days_tasks": int(salesforce.dated["task_key"].isin(known).sum()),
         "api_calls": client.total_calls - calls,
         "bulk_jobs": client.bulk_jobs - jobs,
         "differences": differences.where(differences.notna(), None).to_dict("records"),

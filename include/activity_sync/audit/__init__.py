@@ -7,7 +7,9 @@ writes ``counts.parquet``, ``audit.json`` and ``report.html`` (``report.py``) in
 
 - ``inputs``: reading the day's partitions (through ``lake``);
 - ``counts``: pure counting, and what each figure means;
-- ``alerts``: the three alerts, sending them to the user's callback, remembering which
+- ``coverage``: which hours were synced, and the day's hours in the org's time zone;
+- ``drilldown``: the top unmatched addresses and domains, the exclusions that fired;
+- ``alerts``: the four alerts, sending them to the user's callback, remembering which
   were sent;
 - ``run``: one audit end to end, its outputs, and which (org, day) pairs a run audits.
 
@@ -17,6 +19,7 @@ The DAG's tasks call ``activity_sync.steps``; everything public is importable fr
 from activity_sync.audit.alerts import (
     ALERT_CALLBACK_ENV,
     AlertCallbackError,
+    coverage_alert,
     day_over_day_alert,
     fallback_alerts,
     load_callback,
@@ -38,7 +41,15 @@ from activity_sync.audit.counts import (
     sender_counts,
     type_mix,
 )
-from activity_sync.audit.inputs import DayInputs, neighbour_days, planned_keys, read_day
+from activity_sync.audit.coverage import coverage, describe_hours, hour_labels, local_dates
+from activity_sync.audit.drilldown import exclusions_fired, unmatched
+from activity_sync.audit.inputs import (
+    DayInputs,
+    has_plan,
+    neighbour_days,
+    planned_keys,
+    read_day,
+)
 from activity_sync.audit.run import (
     AuditResult,
     AuditTargetError,
@@ -62,6 +73,14 @@ __all__ = [
     "DayInputs",
     "audit_targets",
     "build_audit",
+    "coverage",
+    "coverage_alert",
+    "describe_hours",
+    "exclusions_fired",
+    "has_plan",
+    "hour_labels",
+    "local_dates",
+    "unmatched",
     "day_over_day_alert",
     "fallback_alerts",
     "headline",

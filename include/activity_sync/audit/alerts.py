@@ -1,8 +1,9 @@
 """Alerts: what the audit raises, how it is sent, and which were sent already.
 
-Three kinds, each with a stable ``id`` (org/day/kind/key) so that re-running the audit
+Four kinds, each with a stable ``id`` (org/day/kind/key) so that re-running the audit
 (it runs after every hourly load) raises the same alert again rather than a new one:
 
+- *coverage*: a day that is over with hours that were never synced (``coverage.py``);
 - *fallback*: an hour planned in individual mode against the tenant's setting (R12);
 - *reconciliation*: Salesforce does not hold what was planned;
 - *day_over_day*: total Tasks moved by more than the threshold **and** today's events,
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 ALERT_CALLBACK_ENV = "ACTIVITY_SYNC_ALERT_CALLBACK"
 FALLBACK, RECONCILIATION, DAY_OVER_DAY = "fallback", "reconciliation", "day_over_day"
+COVERAGE = "coverage"
 
 
 class AlertCallbackError(ActivitySyncError, ValueError):
@@ -53,15 +55,46 @@ def _alert(kind: str, org_id: str, day: str, key: str, message: str, **details: 
     }
 
 
-def fallback_alerts(org_id: str, day: str, hours: pd.DataFrame) -> list[dict]:
-    """One alert per fallback hour (R12) of ``hours`` (``hour_counts``)."""
+def coverage_alert(org_id: str, day: str, coverage: Mapping[str, Any]) -> dict | None:
+    """An alert when the day is over and some of its hours were not synced; else None.
+
+    Args:
+        coverage: ``coverage.coverage`` of the day.
+
+    Returns:
+        The alert, naming the missing hours (local time, UTC in brackets) and how to fill
+        them; its id names the hours, so a backfill that fills some raises a new one.
+    """
+    missing = list(coverage["missing"])
+    if not coverage["day_over"] or not missing:
+        return None
+    return _alert(
+        COVERAGE,
+        org_id,
+        day,
+        "hours=" + ",".join(f"{h:02d}" for h in missing),
+        f"{org_id} {day}: {len(coverage['synced'])} of {len(coverage['expected'])} hours "
+        f"synced; not synced: {coverage['missing_text']}. Emails of those hours are not in "
+        "Salesforce: backfill them (Trigger → Backfill on activity_sync_hourly).",
+        missing_hours=missing,
+        synced_hours=len(coverage["synced"]),
+        expected_hours=len(coverage["expected"]),
+    )
+
+
+def fallback_alerts(org_id: str, day: str, hours: pd.DataFrame, labels: list[dict]) -> list[dict]:
+    """One alert per fallback hour (R12) of ``hours`` (``hour_counts``).
+
+    Args:
+        labels: ``coverage.hour_labels`` of the day, which name each hour for the reader.
+    """
     return [
         _alert(
             FALLBACK,
             org_id,
             day,
             f"hour={h:02d}",
-            f"{org_id} {day} {h:02d}:00 UTC fell back to individual mode ({reason}). "
+            f"{org_id} {day} {labels[h]['label']} fell back to individual mode ({reason}). "
             "Tasks were made one per person; turn Shared Activities back on in Salesforce or "
             "switch the tenant setting off deliberately (R12).",
             hour=int(h),

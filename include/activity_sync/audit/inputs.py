@@ -135,6 +135,14 @@ def read_day(root: Any, org_id: str, day: str) -> DayInputs:
     )
 
 
+def has_plan(root: Any, org_id: str, day: str) -> bool:
+    """Whether any hour of one org's day was planned (its ``summary.json`` exists)."""
+    return any(
+        (folder / lake.PLAN_SUMMARY).exists()
+        for _, folder in lake.hour_folders(root, lake.PLAN, org_id, day)
+    )
+
+
 def planned_keys(root: Any, org_id: str, days: Iterable[str]) -> set[str]:
     """Every task_key any plan partition of these days holds (to tell extra Tasks apart)."""
     keys: set[str] = set()

@@ -18,7 +18,12 @@ from typing import Any
 import pandas as pd
 
 from activity_sync import lake
-from activity_sync.audit.alerts import day_over_day_alert, fallback_alerts, reconciliation_alert
+from activity_sync.audit.alerts import (
+    coverage_alert,
+    day_over_day_alert,
+    fallback_alerts,
+    reconciliation_alert,
+)
 from activity_sync.audit.counts import (
     IN_PROGRESS,
     AuditOptions,
@@ -27,15 +32,19 @@ from activity_sync.audit.counts import (
     sender_counts,
     type_mix,
 )
+from activity_sync.audit.coverage import coverage, day_window, hour_labels, local_dates
+from activity_sync.audit.drilldown import exclusions_fired, unmatched
 from activity_sync.audit.inputs import DayInputs, neighbour_days, planned_keys, read_day, read_json
 from activity_sync.errors import ActivitySyncError
 from activity_sync.reconcile import SKIPPED, ReconcileOptions, reconcile
 from activity_sync.report import render_report
 from activity_sync.salesforce import SalesforceClient
+from activity_sync.settings import Settings
 
 log = logging.getLogger(__name__)
 
-AUDIT_VERSION = 1
+# 2: coverage, the org's time zone, drill-downs; reconciliation by key.
+AUDIT_VERSION = 2
 
 
 @dataclass
@@ -74,28 +83,48 @@ def build_audit(
     yesterday: Mapping[str, Any] | None,
     options: AuditOptions,
     now: datetime,
+    settings: Settings | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The audit document and the per-sender table, from inputs already read."""
+    """The audit document and the per-sender table, from inputs already read.
+
+    ``settings`` give the time zone the report speaks in and explain the exclusions that
+    fired; without them the day is shown in UTC and exclusions go unexplained.
+    """
+    timezone = settings.timezone if settings else "UTC"
+    labels = hour_labels(inputs.day, timezone)
+    covered = coverage(hours, inputs.day, timezone, now, options)
     senders = sender_counts(inputs)
     mix = type_mix(inputs)
-    alerts = fallback_alerts(inputs.org_id, inputs.day, hours)
-    for alert in (
-        reconciliation_alert(inputs.org_id, inputs.day, reconciliation),
-        day_over_day_alert(
-            inputs.org_id, inputs.day, mix, (yesterday or {}).get("by_type"), options
-        ),
-    ):
-        if alert is not None:
-            alerts.append(alert)
+    alerts = [
+        alert
+        for alert in (
+            coverage_alert(inputs.org_id, inputs.day, covered),
+            *fallback_alerts(inputs.org_id, inputs.day, hours, labels),
+            reconciliation_alert(inputs.org_id, inputs.day, reconciliation),
+            day_over_day_alert(
+                inputs.org_id, inputs.day, mix, (yesterday or {}).get("by_type"), options
+            ),
+        )
+        if alert is not None
+    ]
+    summary = headline(inputs, hours, senders, reconciliation)
+    summary["hours_expected"] = len(covered["expected"])
+    summary["hours_missing"] = covered["missing"]
     document = {
         "version": AUDIT_VERSION,
         "org_id": inputs.org_id,
         "date": inputs.day,
+        "timezone": timezone,
+        "day_window": day_window(inputs.day, timezone)["text"],
         "generated_at": now.isoformat(),
-        "headline": headline(inputs, hours, senders, reconciliation),
+        "headline": summary,
+        "coverage": covered,
+        "hour_labels": labels,
         "hours": _json_ready(hours),
         "senders": _json_ready(senders),
         "by_type": mix,
+        "unmatched": unmatched(inputs.rejected),
+        "exclusions": exclusions_fired(inputs.rejected, settings),
         "reconciliation": dict(reconciliation),
         "alerts": alerts,
         "options": {
@@ -113,12 +142,15 @@ def reconcile_day(
     root: Any,
     inputs: DayInputs,
     hours: pd.DataFrame,
+    timezone: str = "UTC",
     options: ReconcileOptions | None = None,
 ) -> dict[str, Any]:
-    """Reconcile the hours that should be in Salesforce by now.
+    """Reconcile the hours that should be in Salesforce by now, by key.
 
     Hours still in progress (planned recently, no load result yet) are left out, so an
     audit that runs while a later hour loads does not report that hour's Tasks missing.
+    Extra Tasks are looked for on the dates, in the org's time zone, that the UTC day
+    overlaps.
     """
     settled = set(hours.loc[hours["load_state"].ne(IN_PROGRESS), "hour"])
 
@@ -133,6 +165,7 @@ def reconcile_day(
         settled_only(inputs.relation_results),
         lambda: planned_keys(root, inputs.org_id, neighbour_days(inputs.day)),
         options,
+        extra_dates=local_dates(inputs.day, timezone),
     )
 
 
@@ -142,6 +175,7 @@ def run_audit(
     day: str,
     *,
     client: SalesforceClient | None = None,
+    settings: Settings | None = None,
     options: AuditOptions | None = None,
     reconcile_options: ReconcileOptions | None = None,
     now: datetime | None = None,
@@ -151,8 +185,11 @@ def run_audit(
     Args:
         root: the lake root.
         org_id: the org, as in ``orgs.yaml``.
-        day: ``YYYY-MM-DD``, the lake's partition date.
+        day: ``YYYY-MM-DD``, the lake's partition date (a UTC day).
         client: the org's Salesforce; without one the reconciliation is reported as skipped.
+        settings: the org's settings: its time zone (the report's hours and the dates on
+            which extra Tasks are looked for) and exclusions (which ones fired). Default:
+            UTC, exclusions unexplained.
         options: thresholds (defaults: ``AuditOptions()``).
         reconcile_options: the external-ID field and query sizes for the reconciliation.
         now: the audit's time (tests fix it; default: now, UTC).
@@ -163,15 +200,18 @@ def run_audit(
     """
     options = options or AuditOptions()
     now = now or datetime.now(UTC)
+    timezone = settings.timezone if settings else "UTC"
     inputs = read_day(root, org_id, day)
     hours = hour_counts(inputs, now, options)
     reconciliation: Mapping[str, Any] = (
-        reconcile_day(client, root, inputs, hours, reconcile_options)
+        reconcile_day(client, root, inputs, hours, timezone, reconcile_options)
         if client is not None
         else {"status": SKIPPED}
     )
     yesterday = read_audit(root, org_id, previous_day(day))
-    document, senders = build_audit(inputs, hours, reconciliation, yesterday, options, now)
+    document, senders = build_audit(
+        inputs, hours, reconciliation, yesterday, options, now, settings
+    )
     html = render_report(document)
     write_outputs(root, org_id, day, document, senders, html)
     log.info("audit %s %s: %s", org_id, day, json.dumps(document["headline"]))
