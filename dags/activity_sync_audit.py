@@ -2,26 +2,30 @@
 ### Daily activity audit (R13)
 
 What Shared Activities saved and whether Salesforce holds what was planned, per org and
-day: events by type, Tasks made, the Tasks individual mode would have made and the change
-in percent, TaskRelations, rejected recipients by reason, dead-lettered rows, the mode in
-force each hour, and a reconciliation with Salesforce (missing, extra and duplicated
-Tasks and TaskRelations, listed by key). Writes `counts.parquet`, `audit.json` and
+day (a UTC day: the lake's partitions; the report shows its hours in the org's time zone):
+coverage (hours synced of the hours expected, the missing ones named), events by type,
+Tasks made, the Tasks one per person would have made, TaskRelations, rejected recipients
+by reason with the top unmatched addresses and the exclusions that fired, dead-lettered
+rows, the mode in force each hour, and a reconciliation with Salesforce by key (missing,
+extra and duplicated Tasks and TaskRelations). Writes `counts.parquet`, `audit.json` and
 `report.html` under `<lake>/audit/org_id=…/date=…/` (`docs/outputs.md` explains every
 figure); the **Activity audit** page (Browse menu) lists the reports.
 
 **When it runs.** After every hourly load (the `activity_sync_loaded` Asset: the days and
-orgs come from the asset events), and daily at 00:30 UTC for the previous day, which is
-also what a backfill runs. For any past day, trigger it with the `day` param
-(YYYY-MM-DD) and optionally `orgs`.
+orgs come from the asset events), and daily at 02:30 UTC for the previous day (once its
+last hour is settled), which is also what a backfill runs. For any past day, trigger it with the `day` param
+(YYYY-MM-DD) and optionally `orgs`. A day of which no hour was planned is not audited:
+the `targets` task says so in its log.
 
-**Alerts.** A reconciliation difference, an hour that fell back to individual mode, and a
-day-over-day change in Tasks beyond `change_threshold_pct` that the event mix does not
-explain. Each is logged as a warning by the `raise_alerts` task and passed to the callable
-named in the environment variable `ACTIVITY_SYNC_ALERT_CALLBACK`
-(`package.module:function`, called as `function(alerts, context)`), once per alert (the
-audit re-runs after every load; an alert already sent is not sent again). With
-`fail_on_alert`, `raise_alerts` fails when it sent alerts, so Airflow's own failure
-notifications (on_failure_callback, email on failure) fire too.
+**Alerts.** A past day with hours not synced (coverage), a reconciliation difference, an
+hour that fell back to individual mode, and a day-over-day change in Tasks beyond
+`change_threshold_pct` that the event mix does not explain. Each is logged as a warning by
+the `raise_alerts` task and passed to the callable named in the environment variable
+`ACTIVITY_SYNC_ALERT_CALLBACK` (`package.module:function`, called as
+`function(alerts, context)`), once per alert (the audit re-runs after every load; an alert
+already sent is not sent again). With `fail_on_alert`, `raise_alerts` fails when it sent
+alerts, so Airflow's own failure notifications (on_failure_callback, email on failure) fire
+too. A mistake in configuration (an unknown org, a malformed day) fails at once, naming it.
 """
 
 from __future__ import annotations
@@ -40,7 +44,12 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException
 
-from activity_sync.airflow_adapter import EXECUTION_TIMEOUTS, LOADED_ASSET, SALESFORCE_POOL
+from activity_sync.airflow_adapter import (
+    EXECUTION_TIMEOUTS,
+    LOADED_ASSET,
+    SALESFORCE_POOL,
+    retry_policy,
+)
 
 LOADED = Asset(name=LOADED_ASSET)
 
@@ -48,7 +57,10 @@ LOADED = Asset(name=LOADED_ASSET)
 @dag(
     dag_id="activity_sync_audit",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("30 0 * * *", timezone="UTC"), assets=[LOADED]
+        # 02:30: the day's last hour (loaded from 00:00) is past the audit's 2-hour load
+        # grace, so a day audited now is settled: what is missing now stays missing.
+        timetable=CronTriggerTimetable("30 2 * * *", timezone="UTC"),
+        assets=[LOADED],
     ),
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
@@ -60,43 +72,71 @@ LOADED = Asset(name=LOADED_ASSET)
         "owner": "revops-data",
         "retries": 2,
         "retry_delay": timedelta(minutes=5),
+        "retry_policy": retry_policy(),
     },
+    # Nothing here is required: the form's empty values mean the defaults.
     params={
         "day": Param(
             None,
             type=["null", "string"],
             format="date",
-            description="Audit this day (YYYY-MM-DD); empty: the day(s) of the trigger",
+            title="Day",
+            description="Audit this UTC day (YYYY-MM-DD). Empty: the days the trigger "
+            "names (the hours a load just finished), or the day before the logical date.",
         ),
-        "orgs": Param([], type="array", description="Only these org_ids (empty: all)"),
-        "reconcile": Param(True, type="boolean", description="Query Salesforce back"),
+        "orgs": Param(
+            [],
+            type=["null", "array"],
+            items={"type": "string"},
+            title="Orgs",
+            description="Audit only these org_ids (one per line, as in orgs.yaml). "
+            "Empty: every org.",
+        ),
+        "reconcile": Param(
+            True,
+            type=["null", "boolean"],
+            title="Reconcile with Salesforce",
+            description="Query Salesforce back for the day's planned Tasks and TaskRelations "
+            "(by key) and list what is missing, extra or duplicated. Off: count from the "
+            "lake only, with no API calls.",
+        ),
         # audit.counts.DEFAULT_CHANGE_THRESHOLD_PCT, written out: importing the audit (pandas)
         # would slow every parse of this file; tests/test_audit_dag.py keeps the two equal.
         "change_threshold_pct": Param(
             30.0,
-            type="number",
+            type=["null", "number"],
             minimum=0,
-            description="Day-over-day change in Tasks that raises an alert",
+            title="Day-over-day alert threshold (%)",
+            description="Alert when the day's Tasks moved more than this many percent from "
+            "the day before and the day's events do not explain it.",
         ),
         "fail_on_alert": Param(
-            False, type="boolean", description="Fail raise_alerts when it sends alerts"
+            False,
+            type=["null", "boolean"],
+            title="Fail on alert",
+            description="Fail the raise_alerts task when it sent alerts, so Airflow's own "
+            "failure notifications (email, on_failure_callback) fire too.",
         ),
     },
 )
 def activity_sync_audit():
     @task(execution_timeout=EXECUTION_TIMEOUTS["targets"])
     def targets(params=None, triggering_asset_events=None, logical_date=None) -> list[dict]:
-        """The (org, day) pairs this run audits."""
+        """The (org, day) pairs this run audits; days with no plan are left out, and logged."""
         from activity_sync import steps
-        from activity_sync.airflow_adapter import failing_without_retry
+        from activity_sync.airflow_adapter import lake_root
         from activity_sync.tenants import load_orgs
 
         params = params or {}
-        with failing_without_retry(steps.UnknownOrgError):
-            orgs = steps.select_orgs(load_orgs(), params.get("orgs"))
+        orgs = steps.select_orgs(load_orgs(), params.get("orgs"))
         extras = [e.extra for events in (triggering_asset_events or {}).values() for e in events]
         return steps.step_targets(
-            orgs, params, extras, logical_date, get_current_context()["dag_run"].run_after
+            orgs,
+            params,
+            extras,
+            logical_date,
+            get_current_context()["dag_run"].run_after,
+            lake_root(),
         )
 
     @task(

@@ -15,10 +15,17 @@ upsert on the external key, then only the missing TaskRelations). A successful l
 the `activity_sync_loaded` Asset, which schedules the audit DAG. What each step writes in
 the lake: `docs/outputs.md`.
 
-Manual runs: trigger with a logical date (the interval is the hour before it), or set
-`interval_start`/`interval_end`. `orgs` limits the run to some orgs; `dry_run` plans
-without loading. Backfills (UI: Trigger → Backfill, or `airflow backfill create`) just work:
-each step overwrites its own hour's partition and loads are upserts.
+**Manual runs** sync one whole UTC hour: trigger with a logical date (the run syncs the
+hour before it), or set the data interval by hand (Trigger → Data Interval → Specify
+Manually; REST: `data_interval_start`/`data_interval_end`). `orgs` limits the run to some
+orgs; `dry_run` plans without loading. Backfills (UI: Trigger → Backfill, or `airflow
+backfill create`) just work: each run syncs its own hour, each step overwrites that hour's
+partition and loads are upserts.
+
+**Failures.** A mistake in configuration or input (an unknown key in `orgs.yaml`, bad
+settings, a run without a data interval, an org without the external-ID field) fails its
+task at once, naming the cause: fix it, then clear the task. Only passing failures (Salesforce
+unreachable or over its limits, a dropped connection) are retried, with backoff.
 """
 
 from __future__ import annotations
@@ -38,7 +45,12 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from activity_sync.airflow_adapter import EXECUTION_TIMEOUTS, LOADED_ASSET, SALESFORCE_POOL
+from activity_sync.airflow_adapter import (
+    EXECUTION_TIMEOUTS,
+    LOADED_ASSET,
+    SALESFORCE_POOL,
+    retry_policy,
+)
 
 LOADED = Asset(name=LOADED_ASSET)
 
@@ -81,18 +93,31 @@ def _when(win: dict, key: str = "start"):
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=30),
+        "retry_policy": retry_policy(),
     },
+    # Nothing here is required: the form's empty values mean the defaults.
     params={
-        "orgs": Param([], type="array", description="Only these org_ids (empty: all)"),
-        "dry_run": Param(False, type="boolean", description="Plan, but do not load"),
-        "interval_start": Param(None, type=["null", "string"], format="date-time"),
-        "interval_end": Param(None, type=["null", "string"], format="date-time"),
+        "orgs": Param(
+            [],
+            type=["null", "array"],
+            items={"type": "string"},
+            title="Orgs",
+            description="Sync only these org_ids (one per line, as in orgs.yaml). "
+            "Empty: every org.",
+        ),
+        "dry_run": Param(
+            False,
+            type=["null", "boolean"],
+            title="Dry run",
+            description="Extract and plan the hour and write the plan to the lake, "
+            "but load nothing into Salesforce.",
+        ),
     },
 )
 def activity_sync_hourly():
     @task(execution_timeout=EXECUTION_TIMEOUTS["window"])
     def window(data_interval_start=None, data_interval_end=None, params=None) -> dict:
-        """The run's interval: from the timetable, or from explicit params."""
+        """The run's interval: its data interval, one whole UTC hour."""
         from activity_sync.steps import resolve_interval
 
         start, end = resolve_interval(data_interval_start, data_interval_end, params or {})

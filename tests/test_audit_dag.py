@@ -6,7 +6,7 @@ with reconciliation off, so no Salesforce is needed here; test_reconcile.py cove
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from test_audit import DAY, ORG, sample_day
 
 from activity_sync import audit, lake
 from activity_sync.airflow_adapter import LOADED_ASSET, SALESFORCE_POOL
-from activity_sync.audit.counts import DEFAULT_CHANGE_THRESHOLD_PCT
+from activity_sync.audit.counts import DEFAULT_CHANGE_THRESHOLD_PCT, DEFAULT_LOAD_GRACE
 
 ROOT = Path(__file__).resolve().parents[1]
 RECEIVED: list[dict] = []
@@ -41,6 +41,9 @@ def test_the_audit_dag_runs_after_every_load_and_daily_for_backfills(dag) -> Non
     assert isinstance(schedule, AssetOrTimeSchedule)
     assert isinstance(schedule.timetable, CronTriggerTimetable)
     assert [a.name for a in schedule.asset_condition.objects] == [LOADED_ASSET]
+    # The daily run comes after the last hour of the day before is past the load grace.
+    assert schedule.timetable.expression == "30 2 * * *"
+    assert timedelta(minutes=0) + DEFAULT_LOAD_GRACE < timedelta(hours=2, minutes=30)
     # Backfill needs a periodic timetable; the scheduler sees the serialized one.
     serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
     assert serialized.timetable.periodic
@@ -95,7 +98,7 @@ def test_a_manual_run_for_a_past_day_writes_the_report_and_sends_its_alert_once(
     first = dag.test(logical_date=datetime(2026, 11, 25, 1, tzinfo=UTC), run_conf=conf)
     out = lake.audit_folder(deployment, ORG, DAY)
     assert {p.name for p in out.iterdir()} >= {"audit.json", "counts.parquet", "report.html"}
-    assert [a["kind"] for a in RECEIVED] == ["fallback"]
+    assert [a["kind"] for a in RECEIVED] == ["coverage", "fallback"]
     assert RECEIVED[0]["run_id"] == first.run_id
     states = _states(first)
     assert states["audit"] == "success"
@@ -104,5 +107,20 @@ def test_a_manual_run_for_a_past_day_writes_the_report_and_sends_its_alert_once(
     assert states["raise_alerts"] == "failed"  # fail_on_alert: Airflow's failure hooks fire
 
     second = dag.test(logical_date=datetime(2026, 11, 25, 2, tzinfo=UTC), run_conf=conf)
-    assert len(RECEIVED) == 1  # already sent: not again
+    assert len(RECEIVED) == 2  # already sent: not again
     assert _states(second)["raise_alerts"] == "success"
+
+
+def test_a_daily_run_for_a_day_with_no_plan_audits_nothing_and_says_so(
+    dag, deployment: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What unpausing the DAG before anything was synced does: no report of zeros."""
+    for task in dag.tasks:
+        task.retries = 0
+    # Every param explicitly: dag.test() in one process keeps an earlier run's conf.
+    conf = {"day": None, "orgs": [], "reconcile": False, "fail_on_alert": False}
+    run = dag.test(logical_date=datetime(2026, 11, 24, 2, 30, tzinfo=UTC), run_conf=conf)
+    assert run.state == "success"
+    assert not lake.audit_folder(deployment, ORG, "2026-11-23").exists()
+    assert RECEIVED == []
+    assert f"not auditing {ORG} 2026-11-23: no hour of that day was planned" in caplog.text

@@ -43,43 +43,24 @@ def test_the_interval_is_the_timetables_data_interval():
     assert resolve_interval(H13, H14, {}) == (H13, H14)
 
 
-def test_explicit_params_win_over_the_data_interval():
-    start, end = resolve_interval(
-        H13,
-        H14,
-        {"interval_start": "2026-11-26T05:00:00+00:00", "interval_end": "2026-11-26T07:00:00Z"},
-    )
-    assert (start.hour, end.hour, start.day) == (5, 7, 26)
-
-
 def test_an_interval_given_in_another_offset_is_the_same_utc_hour():
     """The lake's hour partitions are UTC: 15:00+02:00 is the hour=13 partition, not hour=15."""
     start, end = resolve_interval(
-        None,
-        None,
-        {
-            "interval_start": "2026-11-26T15:00:00+02:00",
-            "interval_end": "2026-11-26T16:00:00+02:00",
-        },
+        datetime.fromisoformat("2026-11-26T15:00:00+02:00"),
+        datetime.fromisoformat("2026-11-26T16:00:00+02:00"),
+        {},
     )
     assert (start.hour, end.hour, start.utcoffset()) == (13, 14, timedelta(0))
 
 
 def test_a_manual_run_without_logical_date_fails_with_a_message_saying_what_to_do():
-    with pytest.raises(IntervalError, match="interval_start and interval_end"):
+    with pytest.raises(IntervalError, match="trigger it with a logical date"):
         resolve_interval(None, None, {})
 
 
 def test_a_zero_width_interval_is_refused_naming_the_timetable_it_needs():
     with pytest.raises(IntervalError, match="CronDataIntervalTimetable"):
         resolve_interval(H13, H13, {})
-
-
-def test_interval_params_without_time_zone_are_refused():
-    with pytest.raises(IntervalError, match="time zone"):
-        resolve_interval(
-            None, None, {"interval_start": "2026-11-26T05:00", "interval_end": "2026-11-26T06:00"}
-        )
 
 
 def test_an_hour_runs_on_an_object_store_lake_end_to_end(fresh_emulator, tmp_path):
@@ -151,8 +132,10 @@ def test_the_asset_event_names_the_orgs_that_loaded_and_their_planned_tasks():
     assert step_publish([None], window) is None
 
 
-def test_an_audit_run_targets_the_chosen_orgs_for_the_day_param():
-    targets = step_targets(_orgs("a", "b"), {"day": "2026-10-01"}, [], None, None)
+def test_an_audit_run_targets_the_chosen_orgs_for_the_day_param(tmp_path):
+    for org_id in ("a", "b"):
+        sample_day(tmp_path, day="2026-10-01", org_id=org_id)
+    targets = step_targets(_orgs("a", "b"), {"day": "2026-10-01"}, [], None, None, tmp_path)
     assert targets == [{"org_id": "a", "day": "2026-10-01"}, {"org_id": "b", "day": "2026-10-01"}]
 
 
@@ -178,7 +161,7 @@ def test_the_audit_step_opens_no_salesforce_client_without_reconciliation(tmp_pa
     result = step_audit(orgs, {"org_id": ORG, "day": DAY}, tmp_path, {"reconcile": False}, clients)
     assert clients.opened == []
     assert (result["org_id"], result["day"], result["headline"]["tasks"]) == (ORG, DAY, 7)
-    assert [a["kind"] for a in result["alerts"]] == ["fallback"]
+    assert [a["kind"] for a in result["alerts"]] == ["coverage", "fallback"]
     assert (lake.audit_folder(tmp_path, ORG, DAY) / lake.AUDIT_REPORT).exists()
 
 
@@ -203,5 +186,5 @@ def test_alerts_are_sent_once_and_failed_audits_are_skipped(tmp_path, monkeypatc
     result = step_audit(
         orgs, {"org_id": ORG, "day": DAY}, tmp_path, {"reconcile": False}, _ClientFactory()
     )
-    assert step_raise_alerts([result, None], tmp_path, {}) == 1
+    assert step_raise_alerts([result, None], tmp_path, {}) == 2  # coverage and fallback
     assert step_raise_alerts([result], tmp_path, {}) == 0

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from airflow.sdk import RetryPolicy
     from simple_salesforce import Salesforce
 
     from activity_sync.salesforce import SalesforceClient
@@ -142,3 +143,28 @@ def failing_without_retry(*errors: type[BaseException]) -> Iterator[None]:
         yield
     except errors as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def retry_policy() -> RetryPolicy:
+    """Every task's retry policy: a mistake fails at once, naming its cause; the rest retry.
+
+    Airflow retries every failure. A configuration or input error (an unknown key in
+    orgs.yaml, a manual run without a data interval) fails the same way on every try, so
+    its retries only keep the run "running" and hold a run slot for half an hour. Which
+    errors those are is ``steps.fails_at_once``; it is imported when a task fails, not
+    when the DAG file is parsed. Set it in a DAG's ``default_args``.
+    """
+    from airflow.sdk import RetryDecision, RetryPolicy
+
+    class FailMistakesAtOnce(RetryPolicy):
+        def evaluate(self, exception, try_number, max_tries, context=None) -> RetryDecision:
+            from activity_sync.steps import fails_at_once
+
+            if fails_at_once(exception):
+                return RetryDecision.fail(
+                    f"{type(exception).__name__} will not heal by retrying: {exception}. "
+                    "Fix the cause, then clear the task."
+                )
+            return RetryDecision.default()
+
+    return FailMistakesAtOnce()

@@ -15,16 +15,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+import requests
 
 from activity_sync import lake
 from activity_sync.audit import (
     AuditOptions,
     AuditTargetError,
     audit_targets,
+    has_plan,
     run_audit,
     send_alerts,
 )
@@ -39,14 +41,42 @@ from activity_sync.org import OrgCapabilities, api_budget, detect_capabilities
 from activity_sync.plan import add_rejections, read_plan, write_plan
 from activity_sync.plan import plan as make_plan
 from activity_sync.reconcile import ReconcileOptions
-from activity_sync.salesforce import SalesforceClient
+from activity_sync.salesforce import BulkJobFailed, SalesforceClient, SalesforceUnavailable
 from activity_sync.tenants import Org
 
 log = logging.getLogger(__name__)
 
 
+# ActivitySyncErrors a later try can cure: Salesforce unreachable or over its limits past
+# the client's own retries, or a Bulk job that Salesforce ended. A Bulk job can also fail
+# for a cause that stays; retrying it costs a few calls, failing it for good loses the hour.
+HEALING_ERRORS: tuple[type[ActivitySyncError], ...] = (SalesforceUnavailable, BulkJobFailed)
+# Causes that pass, when one of our errors wraps them (a lake read on object storage).
+_PASSING_CAUSES = (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout)
+
+
+def fails_at_once(exc: BaseException) -> bool:
+    """Whether a task that raised ``exc`` must fail now rather than be retried.
+
+    Every ``ActivitySyncError`` is a mistake in configuration or input (an unknown key in
+    orgs.yaml, bad settings, a run without a data interval, an org without the external-ID
+    field…) that fails the same way on every try, except ``HEALING_ERRORS`` and errors
+    caused by a dropped connection or a timeout. Anything else (a bug, a network error)
+    keeps Airflow's retries. ``airflow_adapter.retry_policy`` applies this to every task.
+    """
+    if not isinstance(exc, ActivitySyncError) or isinstance(exc, HEALING_ERRORS):
+        return False
+    return not isinstance(exc.__cause__, _PASSING_CAUSES)
+
+
 class IntervalError(ActivitySyncError, ValueError):
     """The run has no usable data interval."""
+
+
+# Params an earlier version read in place of the data interval. A backfill would have
+# synced the same window in every run; the run's own data interval replaces them.
+REMOVED_INTERVAL_PARAMS = ("interval_start", "interval_end")
+HOUR = timedelta(hours=1)
 
 
 def resolve_interval(
@@ -54,47 +84,52 @@ def resolve_interval(
     data_interval_end: datetime | None,
     params: Mapping[str, Any],
 ) -> tuple[datetime, datetime]:
-    """The hourly run's window: explicit params win, else the timetable's data interval.
+    """The hourly run's window: its data interval, which must be one whole UTC hour.
 
     A manual run triggered without a logical date has no data interval in Airflow 3 (the
     context keys are absent); guessing "the last hour" would silently sync the wrong hour.
+    A window of another length or alignment would write events of other hours into the
+    partition named after its start, beside those hours' own partitions.
 
     Args:
-        data_interval_start, data_interval_end: the run's, from the Airflow context.
-        params: the run's params; ``interval_start`` and ``interval_end`` (ISO-8601 with a
-            time zone) override the data interval.
+        data_interval_start, data_interval_end: the run's, from the Airflow context (the
+            timetable's, inferred from a manual run's logical date, or set by hand in the
+            trigger form or the REST call).
+        params: the run's params; the removed ``interval_start``/``interval_end`` are
+            refused rather than silently ignored.
 
     Returns:
-        ``(start, end)`` in UTC: the lake's hour partitions are UTC hours, so an override
+        ``(start, end)`` in UTC: the lake's hour partitions are UTC hours, so an interval
         given as ``15:00+02:00`` must land in ``hour=13``.
 
     Raises:
-        IntervalError: no interval at all, an empty one, or unusable params.
+        IntervalError: no interval at all, not one whole UTC hour, or a removed param.
     """
-    if params.get("interval_start") or params.get("interval_end"):
-        try:
-            start = pd.Timestamp(params["interval_start"])
-            end = pd.Timestamp(params["interval_end"])
-        except (KeyError, ValueError, TypeError) as exc:
-            raise IntervalError(
-                "params interval_start and interval_end must both be ISO-8601 timestamps "
-                f"with a time zone (got {params.get('interval_start')!r}, "
-                f"{params.get('interval_end')!r})"
-            ) from exc
-        if start.tzinfo is None or end.tzinfo is None:
-            raise IntervalError("params interval_start/interval_end need a time zone offset")
-        start, end = start.to_pydatetime(), end.to_pydatetime()
-    elif data_interval_start is not None and data_interval_end is not None:
-        start, end = data_interval_start, data_interval_end
-    else:
+    removed = [name for name in REMOVED_INTERVAL_PARAMS if params.get(name)]
+    if removed:
+        raise IntervalError(
+            f"params {removed} are no longer read: give the run its data interval instead "
+            "(UI: Trigger → Data Interval → Specify Manually; REST: data_interval_start and "
+            "data_interval_end beside the logical_date)"
+        )
+    if data_interval_start is None or data_interval_end is None:
         raise IntervalError(
             "this run has no data interval (a manual run without a logical date): trigger it "
-            "with a logical date, or set the params interval_start and interval_end"
+            "with a logical date (the run syncs the hour before it), or set its data "
+            "interval (UI: Trigger → Data Interval → Specify Manually)"
         )
+    start, end = data_interval_start, data_interval_end
     if end <= start:
         raise IntervalError(
             f"data interval is empty: {start.isoformat()} .. {end.isoformat()}; the hourly DAG "
             "needs a timetable with data intervals (CronDataIntervalTimetable)"
+        )
+    utc = pd.Timestamp(start).tz_convert("UTC")
+    if end - start != HOUR or utc != utc.floor("h"):
+        raise IntervalError(
+            f"data interval {start.isoformat()} .. {end.isoformat()} is not one whole UTC hour "
+            "(such as 13:00 to 14:00 UTC): each run syncs one hour; for several hours, "
+            "start a backfill (one run per hour)"
         )
     return start.astimezone(UTC), end.astimezone(UTC)
 
@@ -290,25 +325,48 @@ def step_targets(
     asset_extras: Iterable[Mapping[str, Any]],
     logical_date: datetime | None,
     run_after: datetime | None,
+    root: Any,
 ) -> list[dict[str, str]]:
     """The (org, day) pairs an audit run covers (``audit.audit_targets`` says which).
+
+    A day of which no hour was planned is left out and logged: there is nothing to audit
+    (the DAG was unpaused before anything was synced, or the org was added later), and a
+    report of zeros would read as a day on which nobody sent an email.
 
     Args:
         orgs: the orgs ``select_orgs`` chose.
         params: the run's params (``day``).
         asset_extras: the ``extra`` of each triggering Asset event.
         logical_date, run_after: the run's, from the Airflow context.
+        root: the lake root, where the plans are looked for.
 
     Returns:
         ``[{"org_id": ..., "day": "YYYY-MM-DD"}]``, one mapped ``audit`` task each.
     """
-    return audit_targets(
+    targets = audit_targets(
         orgs=[o.org_id for o in orgs],
         day=params.get("day"),
         asset_extras=asset_extras,
         logical_date=logical_date,
         run_after=run_after,
     )
+    planned = [t for t in targets if has_plan(root, t["org_id"], t["day"])]
+    for t in targets:
+        if t not in planned:
+            log.warning(
+                "not auditing %s %s: no hour of that day was planned (nothing was synced "
+                "for it yet); the audit runs again once an hour of it is loaded",
+                t["org_id"],
+                t["day"],
+            )
+    log.info("auditing %d of %d (org, day) pairs: %s", len(planned), len(targets), planned)
+    return planned
+
+
+def _param(params: Mapping[str, Any], name: str, default: Any) -> Any:
+    """A param's value; an emptied form field (None) means its default."""
+    value = params.get(name)
+    return default if value is None else value
 
 
 def step_audit(
@@ -325,7 +383,7 @@ def step_audit(
         target: one of ``step_targets``' pairs.
         root: the lake root.
         params: the run's params: ``reconcile`` (query Salesforce back, default on) and
-            ``change_threshold_pct``.
+            ``change_threshold_pct``; None means the default.
         client_for: opens a Salesforce client for a connection id
             (``airflow_adapter.salesforce_client``, the hourly steps' too); only called
             when reconciling.
@@ -341,17 +399,16 @@ def step_audit(
         raise AuditTargetError(
             f"org {target['org_id']!r} is not in the orgs config; add it or drop it from params.orgs"
         )
-    client = client_for(org.salesforce_conn_id) if params.get("reconcile", True) else None
+    reconciling = bool(_param(params, "reconcile", True))
+    client = client_for(org.salesforce_conn_id) if reconciling else None
+    threshold = _param(params, "change_threshold_pct", AuditOptions.change_threshold_pct)
     result = run_audit(
         root,
         org.org_id,
         target["day"],
         client=client,
-        options=AuditOptions(
-            change_threshold_pct=float(
-                params.get("change_threshold_pct", AuditOptions.change_threshold_pct)
-            )
-        ),
+        settings=org.settings,
+        options=AuditOptions(change_threshold_pct=float(threshold)),
         reconcile_options=ReconcileOptions(external_id_field=org.external_id_field),
     )
     return {
