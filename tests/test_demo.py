@@ -1,5 +1,6 @@
-"""scripts/demo.py, the README's `make demo`, on a few hours: it runs, reports, and a second
-run duplicates nothing in Salesforce (R11)."""
+"""scripts/demo.py, the README's `make demo`, on a few hours: it runs, reports in plain
+words with Airflow's own logs kept out of the terminal, ends with the audit's verdict, and a
+second run duplicates nothing in Salesforce (R11)."""
 
 from __future__ import annotations
 
@@ -34,13 +35,35 @@ def day_total(output: str) -> list[int]:
 
 def test_the_demo_syncs_the_hours_prints_the_totals_and_a_rerun_creates_nothing(tmp_path):
     first = run_demo(tmp_path)
-    events, tasks, created, updated, relations, individual, _rejected = day_total(first)
-    assert events > 0 and tasks > 0
+    events, _left_out, tasks, created, updated, relations, individual, left_off = day_total(first)
+    assert events > 0 and tasks > 0 and left_off > 0
     assert created == tasks and updated == 0 and relations > 0
     assert individual > tasks  # shared mode made fewer Tasks (R13)
-    assert "Shared Activities made" in first and "Rejected by reason:" in first
+    assert "fewer Tasks." in first and "Left off or out, by reason:" in first
     report = re.search(r"Audit report: (\S+)", first).group(1)
     assert Path(report).is_file()
 
     second = run_demo(tmp_path)
-    assert day_total(second)[:6] == [events, tasks, 0, tasks, 0, individual]
+    assert day_total(second)[:7] == [events, _left_out, tasks, 0, tasks, 0, individual]
+
+
+def test_the_terminal_shows_the_demos_words_and_the_verdict_and_airflows_logs_go_to_files(
+    tmp_path,
+):
+    out = run_demo(tmp_path)
+    # No Airflow log line, warning or traceback in the terminal.
+    for noise in ("[info", "[warning", "[error", "Warning:", "Traceback", "DagBag", "alembic"):
+        assert noise not in out, noise
+    assert out.count("What the columns count:") == 1
+    assert "  relations+  TaskRelation rows inserted beyond the primary" in out
+    # Only hours 09 and 10 ran, on a day that is over: the audit says so, naming the hours.
+    verdict = next(line for line in out.splitlines() if line.startswith("Audit verdict"))
+    assert verdict.startswith("Audit verdict (bad): Incomplete: 22 of 24 hours not synced (19:00")
+    assert "(00:00–09:00 UTC)" in verdict
+    assert "alert [coverage]" in out
+    logs = tmp_path / "logs"
+    assert "[info" in (logs / "demo.log").read_text()  # Airflow's lines went here
+    assert sorted(p.name for p in logs.glob("hourly-*.log")) == [
+        "hourly-20261126T09.log",
+        "hourly-20261126T10.log",
+    ]
