@@ -57,7 +57,7 @@ def test_a_past_day_with_missing_hours_raises_a_coverage_alert_naming_them(tmp_p
     cov = result.document["coverage"]
     assert (cov["synced"], cov["day_over"], cov["complete"]) == ([9, 10, 11], True, False)
     assert cov["missing"] == [h for h in range(24) if h not in (9, 10, 11)]
-    assert cov["missing_text"] == "00:00–09:00 UTC, 12:00–00:00 UTC"
+    assert cov["missing_text"] == "00:00–09:00 UTC, 12:00–24:00 UTC"
     (alert,) = [a for a in result.alerts if a["kind"] == "coverage"]
     assert alert["message"].startswith(
         f"{ORG} {DAY}: 3 of 24 hours synced; not synced: 00:00–09:00"
@@ -121,7 +121,7 @@ def test_hours_are_labelled_in_the_orgs_time_zone_with_utc_in_brackets() -> None
     assert audit.local_dates(DAY, "UTC") == [DAY]
     assert audit.local_dates(DAY, "Pacific/Kiritimati") == ["2026-11-20", "2026-11-21"]
     text = audit.describe_hours([0, 1, 2, 23], DAY, "America/New_York")
-    assert text == "19:00–22:00 (00:00–03:00 UTC), 18:00–19:00 (23:00–00:00 UTC)"
+    assert text == "19:00–22:00 (00:00–03:00 UTC), 18:00–19:00 (23:00–24:00 UTC)"
 
 
 def test_the_report_speaks_in_the_orgs_time_zone(tmp_path: Path) -> None:

@@ -197,7 +197,7 @@ def test_the_page_lists_the_reports_with_their_coverage(server: Server) -> None:
     assert response.status_code == 200
     text = " ".join(response.text.split())
     assert f'href="reports/{ORG}/{DAY}"' in text
-    assert f"<td>{DAY}</td><td>{ORG}</td>" in text
+    assert f'<td class="day">{DAY}</td><td>{ORG}</td>' in text
     assert "2 of 24: not synced 00:00–09:00 UTC, 11:00–22:00 UTC" in text
     assert "3 of 3 reports." in text
     assert "evil" not in text  # its audit.json is outside the audit folder
@@ -217,7 +217,7 @@ def test_the_page_lists_the_reports_with_their_coverage(server: Server) -> None:
 def test_the_list_filters_by_org_and_date_range(server: Server, query: str, shown) -> None:
     response = server.get("/activity-audit/" + query, server.token)
     assert response.status_code == 200
-    rows = re.findall(r"<tr><td>(\d{4}-\d\d-\d\d)</td><td>([^<]+)</td>", response.text)
+    rows = re.findall(r'<tr><td class="day">(\d{4}-\d\d-\d\d)</td><td>([^<]+)</td>', response.text)
     assert rows == shown
 
 

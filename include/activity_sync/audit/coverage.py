@@ -98,13 +98,13 @@ def _ranges(hours: list[int]) -> list[tuple[int, int]]:
 def describe_hours(hours: list[int], day: str, timezone: str) -> str:
     """Hours as time ranges, local first: "19:00–22:00 (00:00–03:00 UTC), 00:00–01:00 (…)".
 
-    A range's end is the end of its last hour; 24:00 is written as 00:00.
+    A range's end is the end of its last hour: 24:00 UTC for the day's last.
     """
     zone = ZoneInfo(timezone)
     parts = []
     for first, end in _ranges(hours):
         start, stop = hour_start(day, first), hour_start(day, end)
-        utc = f"{start:%H:%M}–{stop:%H:%M} UTC"
+        utc = f"{start:%H:%M}–{'24:00' if end == 24 else f'{stop:%H:%M}'} UTC"
         if timezone == "UTC":
             parts.append(utc)
         else:
