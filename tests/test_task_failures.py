@@ -11,8 +11,9 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import RetryAction
 
 from activity_sync.airflow_adapter import retry_policy
+from activity_sync.bulk import BulkJobFailed, BulkUploadFailed, JobTimeout
 from activity_sync.crm import CrmError
-from activity_sync.salesforce import BulkJobFailed, SalesforceUnavailable
+from activity_sync.salesforce import SalesforceUnavailable
 from activity_sync.settings import SettingsError
 from activity_sync.steps import IntervalError, fails_at_once, resolve_interval
 from activity_sync.tenants import TenantConfigError
@@ -92,6 +93,7 @@ def test_a_whole_utc_hour_written_in_another_offset_is_accepted() -> None:
         (IntervalError("this run has no data interval"), True),
         (SalesforceUnavailable("503 after 5 attempts"), False),
         (BulkJobFailed("query", "750x", "Failed", "internal error"), False),
+        (JobTimeout("Bulk ingest job 750x still InProgress after 3600s"), False),
         (KeyError("a bug keeps Airflow's retries"), False),
         (ConnectionError("reset by peer"), False),
     ],
@@ -114,6 +116,22 @@ def test_a_mistake_caused_by_a_dropped_connection_is_retried() -> None:
     except CrmError as wrapped:
         assert fails_at_once(wrapped) is False
     assert fails_at_once(CrmError("CRM object Contact has no column 'Email'")) is True
+
+
+def _raised(error: BaseException, cause: BaseException) -> BaseException:
+    try:
+        raise error from cause
+    except BaseException as caught:
+        return caught
+
+
+def test_an_upload_refused_for_a_passing_reason_is_retried_and_for_a_lasting_one_is_not() -> None:
+    import requests
+
+    dropped = requests.exceptions.ChunkedEncodingError("connection cut mid-answer")
+    assert fails_at_once(_raised(BulkUploadFailed("750x", dropped), dropped)) is False
+    refused = ValueError("InvalidBatch: wrong column")
+    assert fails_at_once(_raised(BulkUploadFailed("750x", refused), refused)) is True
 
 
 def test_every_task_of_both_dags_carries_the_policy(dags) -> None:

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-import requests
 
 from activity_sync import lake
 from activity_sync.audit import (
@@ -30,6 +29,7 @@ from activity_sync.audit import (
     run_audit,
     send_alerts,
 )
+from activity_sync.bulk import BulkJobFailed, JobTimeout
 from activity_sync.crm import read_crm
 from activity_sync.errors import ActivitySyncError
 from activity_sync.events import read_events
@@ -41,18 +41,22 @@ from activity_sync.org import OrgCapabilities, api_budget, detect_capabilities
 from activity_sync.plan import add_rejections, read_plan, write_plan
 from activity_sync.plan import plan as make_plan
 from activity_sync.reconcile import ReconcileOptions
-from activity_sync.salesforce import BulkJobFailed, SalesforceClient, SalesforceUnavailable
+from activity_sync.salesforce import SalesforceClient, SalesforceUnavailable
 from activity_sync.tenants import Org
+from activity_sync.transport import is_transient
 
 log = logging.getLogger(__name__)
 
 
 # ActivitySyncErrors a later try can cure: Salesforce unreachable or over its limits past
-# the client's own retries, or a Bulk job that Salesforce ended. A Bulk job can also fail
+# the client's own retries, a Bulk job that Salesforce ended, or one still running after
+# the client's job timeout (the retry picks the load up again). A Bulk job can also fail
 # for a cause that stays; retrying it costs a few calls, failing it for good loses the hour.
-HEALING_ERRORS: tuple[type[ActivitySyncError], ...] = (SalesforceUnavailable, BulkJobFailed)
-# Causes that pass, when one of our errors wraps them (a lake read on object storage).
-_PASSING_CAUSES = (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout)
+HEALING_ERRORS: tuple[type[ActivitySyncError], ...] = (
+    SalesforceUnavailable,
+    BulkJobFailed,
+    JobTimeout,
+)
 
 
 def fails_at_once(exc: BaseException) -> bool:
@@ -60,13 +64,18 @@ def fails_at_once(exc: BaseException) -> bool:
 
     Every ``ActivitySyncError`` is a mistake in configuration or input (an unknown key in
     orgs.yaml, bad settings, a run without a data interval, an org without the external-ID
-    field…) that fails the same way on every try, except ``HEALING_ERRORS`` and errors
-    caused by a dropped connection or a timeout. Anything else (a bug, a network error)
-    keeps Airflow's retries. ``airflow_adapter.retry_policy`` applies this to every task.
+    field…) that fails the same way on every try, except ``HEALING_ERRORS`` and those
+    caused by a passing failure: a dropped or timed-out connection (a lake read on object
+    storage) or what ``transport.is_transient`` calls transient (an upload refused with a
+    5xx after every attempt). Anything else (a bug, a network error) keeps Airflow's
+    retries. ``airflow_adapter.retry_policy`` applies this to every task.
     """
     if not isinstance(exc, ActivitySyncError) or isinstance(exc, HEALING_ERRORS):
         return False
-    return not isinstance(exc.__cause__, _PASSING_CAUSES)
+    cause = exc.__cause__
+    if cause is None:
+        return True
+    return not (isinstance(cause, ConnectionError | TimeoutError) or is_transient(cause))
 
 
 class IntervalError(ActivitySyncError, ValueError):
