@@ -33,9 +33,9 @@ def day_total(output: str) -> list[int]:
     return [int(n) for n in line.split()[2:]]
 
 
-def test_the_demo_syncs_the_hours_prints_the_totals_and_a_rerun_creates_nothing(tmp_path):
+def test_the_demo_syncs_the_hours_reports_in_plain_words_and_a_rerun_creates_nothing(tmp_path):
     first = run_demo(tmp_path)
-    events, _left_out, tasks, created, updated, relations, individual, left_off = day_total(first)
+    events, left_out, tasks, created, updated, relations, individual, left_off = day_total(first)
     assert events > 0 and tasks > 0 and left_off > 0
     assert created == tasks and updated == 0 and relations > 0
     assert individual > tasks  # shared mode made fewer Tasks (R13)
@@ -43,27 +43,22 @@ def test_the_demo_syncs_the_hours_prints_the_totals_and_a_rerun_creates_nothing(
     report = re.search(r"Audit report: (\S+)", first).group(1)
     assert Path(report).is_file()
 
-    second = run_demo(tmp_path)
-    assert day_total(second)[:7] == [events, _left_out, tasks, 0, tasks, 0, individual]
-
-
-def test_the_terminal_shows_the_demos_words_and_the_verdict_and_airflows_logs_go_to_files(
-    tmp_path,
-):
-    out = run_demo(tmp_path)
-    # No Airflow log line, warning or traceback in the terminal.
+    # No Airflow log line, warning or traceback in the terminal; they went to files.
     for noise in ("[info", "[warning", "[error", "Warning:", "Traceback", "DagBag", "alembic"):
-        assert noise not in out, noise
-    assert out.count("What the columns count:") == 1
-    assert "  relations+  TaskRelation rows inserted beyond the primary" in out
-    # Only hours 09 and 10 ran, on a day that is over: the audit says so, naming the hours.
-    verdict = next(line for line in out.splitlines() if line.startswith("Audit verdict"))
-    assert verdict.startswith("Audit verdict (bad): Incomplete: 22 of 24 hours not synced (19:00")
-    assert "(00:00–09:00 UTC)" in verdict
-    assert "alert [coverage]" in out
+        assert noise not in first, noise
     logs = tmp_path / "logs"
-    assert "[info" in (logs / "demo.log").read_text()  # Airflow's lines went here
+    assert "[info" in (logs / "demo.log").read_text()
     assert sorted(p.name for p in logs.glob("hourly-*.log")) == [
         "hourly-20261126T09.log",
         "hourly-20261126T10.log",
     ]
+    assert first.count("What the columns count:") == 1
+    assert "  relations+  TaskRelation rows inserted beyond the primary" in first
+    # Only hours 09 and 10 ran, on a day that is over: the audit says so, naming the hours.
+    verdict = next(line for line in first.splitlines() if line.startswith("Audit verdict"))
+    assert verdict.startswith("Audit verdict (bad): Incomplete: 22 of 24 hours not synced (19:00")
+    assert "(00:00–09:00 UTC)" in verdict
+    assert "alert [coverage]" in first
+
+    second = run_demo(tmp_path)
+    assert day_total(second)[:7] == [events, left_out, tasks, 0, tasks, 0, individual]
