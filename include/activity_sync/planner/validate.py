@@ -22,11 +22,14 @@ from activity_sync.planner.columns import (
     text_column,
 )
 from activity_sync.schema import (
+    ACTIVITY_DATE_RANGE,
     ACTOR_TYPES,
     EMAIL_PATTERN,
     EVENT_TYPES,
+    IDNA_LEFTOVER_PATTERN,
     RECIPIENT_TYPES,
     REQUIRED_FIELDS,
+    is_valid_email,
 )
 from activity_sync.settings import Settings
 
@@ -34,8 +37,16 @@ _EMAIL_FULL = f"^(?:{EMAIL_PATTERN})$"
 
 
 def is_email(addresses: pa.Array) -> np.ndarray:
-    """Which (normalised) addresses are syntactically valid emails (R3)."""
-    return mask(pc.match_substring_regex(addresses, _EMAIL_FULL))
+    """R3: which canonical addresses (``normalise_email``) Salesforce accepts, as
+    ``schema.is_valid_email`` says: a regular expression for ASCII ones, and Python (IDNA)
+    for the rare address that is not ASCII."""
+    valid = mask(pc.match_substring_regex(addresses, _EMAIL_FULL))
+    valid &= ~mask(pc.match_substring_regex(addresses, IDNA_LEFTOVER_PATTERN))
+    other = np.flatnonzero(~mask(pc.fill_null(pc.string_is_ascii(addresses), True)))
+    if len(other):
+        values = addresses.take(pa.array(other)).to_pylist()
+        valid[other] = [is_valid_email(v) for v in values]
+    return valid
 
 
 class CheckedEvents:
@@ -134,10 +145,20 @@ def validate(events: pd.DataFrame, settings: Settings) -> CheckedEvents:
     checked.reject(
         ~same_org, "wrong_org", checked.quoted("org_id", f"org_id {{}} is not {settings.org_id!r}")
     )
+    out_of_range = checked.dates.out_of_range
     checked.reject(
-        mask(pc.is_null(checked.dates)),
+        mask(pc.is_null(checked.dates.dates)) & ~out_of_range,
         "invalid_field",
         checked.quoted("occurred_at", "occurred_at {} is not an ISO-8601 timestamp with an offset"),
+    )
+    first, last = ACTIVITY_DATE_RANGE
+    checked.reject(
+        out_of_range,
+        "invalid_field",
+        checked.quoted(
+            "occurred_at",
+            f"occurred_at {{}} falls on a date Salesforce cannot hold (only {first} to {last})",
+        ),
     )
     checked.reject(
         checked.is_recipient & checked.recipients.invalid,
