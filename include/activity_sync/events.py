@@ -6,8 +6,9 @@ can see it reports as rejected rows and reads on: a line that is not one JSON ob
 (``malformed``), and a field whose bytes are not UTF-8 (``invalid_field``).
 
 A line is what ends at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (the line breaks Arrow's reader
-accepts). Arrow reads a file whole when it provably agrees with the line-by-line judge below
-on every line; otherwise the file is judged line by line in Python. Either way a line's fate
+accepts). Arrow reads a file whole only where it is known to read every line as the
+line-by-line judge below does (``_whole_file`` says where; test_hostile_input.py holds the
+two equal); otherwise the file is judged line by line in Python. Either way a line's fate
 depends on that line alone, never on its neighbours.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ import pyarrow.parquet as pq
 from activity_sync.errors import ActivitySyncError
 from activity_sync.event_tables import RECIPIENTS_TYPE, SCHEMA, JsonConstant, from_lake
 from activity_sync.schema import EVENT_COLUMNS, REJECTED_COLUMNS
+
+log = logging.getLogger(__name__)
 
 # The explicit schema makes Arrow refuse a value of another JSON type instead of guessing;
 # such a file is then read line by line and the planner judges the odd value.
@@ -77,24 +81,28 @@ def read_events(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         data = path.read_bytes()
     except OSError as exc:
         raise EventsError(f"events file {path} cannot be read: {exc}") from exc
-    return read_jsonl(data)
+    return read_jsonl(data, str(path))
 
 
-def read_jsonl(data: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`read_events` of JSON Lines given as bytes."""
+def read_jsonl(data: bytes, name: str = "events") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`read_events` of JSON Lines given as bytes (``name`` is for the log)."""
     table = _whole_file(data)
     if table is not None:
         return _frame(table), _no_rejections()
-    return _line_by_line(data.splitlines())  # bytes split at \n, \r\n and \r only
+    lines = data.splitlines()  # bytes split at \n, \r\n and \r only
+    log.info(
+        "%s: reading %d lines one by one (not every line is one clean object)", name, len(lines)
+    )
+    return _line_by_line(lines)
 
 
 def _whole_file(data: bytes) -> pa.Table | None:
     """The file as Arrow reads it whole, or None where that could differ from judging it
     line by line. Arrow reads a stream of JSON values, not lines: it takes two objects on
-    one line, or one object over two lines, and crashes on a file that starts with
-    ``null`` (pyarrow 26); so it only sees files whose every line is a ``{…}`` without NUL
-    bytes, and its result counts only if it found one object per line, every text valid
-    UTF-8."""
+    one line, or one object over two lines, and crashes the process on a file that starts
+    with ``null`` (pyarrow 26; https://github.com/apache/arrow/issues/47409). So it only
+    sees files whose every line is a ``{…}`` without NUL bytes, and its result counts only
+    if it found one object per line, every text valid UTF-8 and every list well formed."""
     count, bom = _object_lines(data)
     if not count:
         return None  # nothing to read, or a line Arrow must not judge

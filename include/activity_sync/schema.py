@@ -59,11 +59,13 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 DOMAIN_PATTERN = rf"(?:{_LABEL}\.)+(?:[A-Za-z]{{2,63}}|xn--[A-Za-z0-9-]{{1,59}})"
 EMAIL_PATTERN = rf"[{_ATEXT}][{_ATEXT}.]*@{DOMAIN_PATTERN}"
 EMAIL_RE = re.compile(EMAIL_PATTERN)
-# A canonical address keeps an "xn--" label only where IDNA refused it: not a valid domain.
-IDNA_LEFTOVER_PATTERN = r"@(?:[^@]*\.)?xn--[^@]*$"
+# The prefix of an IDNA ("ASCII-compatible") label. A canonical address keeps one only where
+# IDNA refused the domain, which is then no valid domain.
+IDNA_PREFIX = b"xn--"
+_IDNA_LEFTOVER_PATTERN = r"@(?:[^@]*\.)?xn--[^@]*$"
 _LOCAL_RE = re.compile(f"[{_ATEXT}{_EAI_LOCAL}][{_ATEXT}{_EAI_LOCAL}.]*")
 _DOMAIN_RE = re.compile(DOMAIN_PATTERN)
-_IDNA_LEFTOVER_RE = re.compile(IDNA_LEFTOVER_PATTERN)
+_IDNA_LEFTOVER_RE = re.compile(_IDNA_LEFTOVER_PATTERN)
 _DOMAIN_MAX = 253  # DNS: a longer name is no domain (and bounds IDNA's work on hostile text)
 
 

@@ -20,8 +20,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from activity_sync.planner.arrow import STRING, mask, single_chunk
-from activity_sync.schema import ACTIVITY_DATE_RANGE, RECIPIENT_FIELDS, canonical_email
+from activity_sync.planner.arrow import STRING, mask, may_contain, single_chunk
+from activity_sync.schema import (
+    ACTIVITY_DATE_RANGE,
+    IDNA_PREFIX,
+    RECIPIENT_FIELDS,
+    canonical_email,
+)
 
 # What str.strip() removes from ASCII text (str.isspace), for the Arrow fast path.
 _ASCII_SPACE = "".join(c for c in map(chr, range(128)) if c.isspace())
@@ -48,14 +53,14 @@ def like_python(
     values: pa.Array,
     arrow: Callable[[pa.Array], pa.Array],
     python: Callable[[str], str],
-    also: Callable[[pa.Array], pa.Array] | None = None,
+    also: bytes | None = None,
 ) -> pa.Array:
     """``arrow`` applied where it equals ``python`` (ASCII text), ``python`` on the rest and
-    on the rows where ``also`` (given ``arrow``'s result) is true."""
+    on ASCII values that hold the text ``also`` once ``arrow`` is applied."""
     out = arrow(values)
     slow = pc.invert(pc.fill_null(pc.string_is_ascii(values), True))
-    if also is not None:
-        slow = pc.or_(slow, pc.fill_null(also(out), False))
+    if also is not None and may_contain(out, also):
+        slow = pc.or_(slow, pc.fill_null(pc.match_substring(out, also.decode()), False))
     if not pc.any(slow).as_py():
         return out
     done = [python(v) for v in values.filter(slow).to_pylist()]
@@ -69,7 +74,7 @@ def normalise_email(values: pa.Array) -> pa.Array:
         values,
         lambda a: pc.ascii_lower(pc.ascii_trim(a, _ASCII_SPACE)),
         canonical_email,
-        lambda lowered: pc.match_substring(lowered, "xn--"),
+        IDNA_PREFIX,
     )
 
 
@@ -241,7 +246,7 @@ def activity_dates(events: pd.DataFrame, timezone: str) -> ActivityDates:
     if column is None or pd.api.types.is_datetime64_dtype(column.dtype):
         return _in_range(days)  # absent, or timestamps without a zone
     if isinstance(column.dtype, pd.DatetimeTZDtype):
-        days[:] = _local_days(column, timezone)
+        days[:] = _zoned_days(column, timezone)
         return _in_range(days)
     text = text_column(events, "occurred_at")
     fast = mask(pc.match_substring_regex(text.values, _ISO_FAST))
@@ -266,15 +271,21 @@ def _parsable(value: Any) -> str | datetime | None:
 
 
 def _local_days(stamps: pd.Series, timezone: str) -> np.ndarray:
-    """Local dates of aware stamps. pandas cannot localise an instant past year 9999 (nor
-    does it need to: such a time is outside Salesforce's range whatever the zone), so only
-    instants within a day of the range are converted; the others get ``_BEYOND``."""
+    """Local dates of aware stamps that pandas can localise (years within 1700-3999)."""
+    local = stamps.dt.tz_convert(timezone).dt.tz_localize(None)
+    return local.to_numpy().astype("datetime64[D]")
+
+
+def _zoned_days(stamps: pd.Series, timezone: str) -> np.ndarray:
+    """Local dates of a column of aware timestamps, whatever their years. pandas cannot
+    localise an instant past year 9999 (nor need it: such a time is outside Salesforce's
+    range in any zone), so only instants within a day of the range are converted; the
+    others get ``_BEYOND``."""
     utc = stamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[D]")
     near = (utc >= _FIRST_DAY - 1) & (utc <= _LAST_DAY + 1)
     days = np.where(np.isnat(utc), _NAT, _BEYOND)
     if near.any():
-        local = stamps[near].dt.tz_convert(timezone).dt.tz_localize(None)
-        days[near] = local.to_numpy().astype("datetime64[D]")
+        days[near] = _local_days(stamps[near], timezone)
     return days
 
 

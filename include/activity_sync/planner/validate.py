@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from activity_sync.planner.arrow import join_text, mask, sorted_strings, text_scalar
+from activity_sync.planner.arrow import join_text, mask, may_contain, sorted_strings, text_scalar
 from activity_sync.planner.columns import (
     activity_dates,
     normalise_email,
@@ -26,7 +26,7 @@ from activity_sync.schema import (
     ACTOR_TYPES,
     EMAIL_PATTERN,
     EVENT_TYPES,
-    IDNA_LEFTOVER_PATTERN,
+    IDNA_PREFIX,
     RECIPIENT_TYPES,
     REQUIRED_FIELDS,
     is_valid_email,
@@ -38,14 +38,19 @@ _EMAIL_FULL = f"^(?:{EMAIL_PATTERN})$"
 
 def is_email(addresses: pa.Array) -> np.ndarray:
     """R3: which canonical addresses (``normalise_email``) Salesforce accepts, as
-    ``schema.is_valid_email`` says: a regular expression for ASCII ones, and Python (IDNA)
-    for the rare address that is not ASCII."""
+    ``schema.is_valid_email`` says: a regular expression for plain ASCII ones, and Python
+    (IDNA) for the rare one that is not ASCII or keeps an "xn--" label."""
     valid = mask(pc.match_substring_regex(addresses, _EMAIL_FULL))
-    valid &= ~mask(pc.match_substring_regex(addresses, IDNA_LEFTOVER_PATTERN))
-    other = np.flatnonzero(~mask(pc.fill_null(pc.string_is_ascii(addresses), True)))
-    if len(other):
-        values = addresses.take(pa.array(other)).to_pylist()
-        valid[other] = [is_valid_email(v) for v in values]
+    rare = np.zeros(len(valid), bool)
+    failed = np.flatnonzero(~valid)
+    if len(failed):
+        ascii_ = pc.string_is_ascii(addresses.take(pa.array(failed)))
+        rare[failed] = ~mask(pc.fill_null(ascii_, True))
+    if may_contain(addresses, IDNA_PREFIX):
+        rare |= valid & mask(pc.match_substring(addresses, IDNA_PREFIX.decode()))
+    rows = np.flatnonzero(rare)
+    if len(rows):
+        valid[rows] = [is_valid_email(v) for v in addresses.take(pa.array(rows)).to_pylist()]
     return valid
 
 
