@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import idna
 import numpy as np
 import pandas as pd
 from hypothesis import strategies as st
@@ -138,18 +139,37 @@ PEOPLE = [
     "notifications+x@other.org",
     "hal@prospect.io",
     "ida@prospect.io",
+    # Addresses as Salesforce accepts them (R3): an apostrophe, consecutive dots, and
+    # internationalised ones (EAI), whose domain may be written in Unicode or "xn--" form.
+    "o'brien@client.com",
+    "jo..ann@client.com",
+    "zoë@exämple.com",
+    "ivan@xn--e1afmkfd.xn--p1ai",
 ]
 BULK = [f"p{i:02d}@bulk.example.com" for i in range(70)]
-UNKNOWN = ["zed@nowhere.net", "yan@client.com"]
+UNKNOWN = ["zed@nowhere.net", "yan@client.com", "zoé@exämple.com"]
 INVALID = ["not-an-email", "ann@client", "bad address@client.com", "", "a@@client.com"]
+INVALID += [".ann@client.com", "ann@xn--zz.com", "zo ë@exämple.com"]
 EXCLUSIONS = ["competitor.com", "eve@competitor.com", "bob@client.com", "other.org", "client.com"]
+EXCLUSIONS += ["xn--exmple-cua.com", "пример.рф"]
 TIMEZONES = ["UTC", "America/Los_Angeles", "Asia/Tokyo"]
 
 
 def _variant(address: str) -> st.SearchStrategy[str]:
-    """The same address as a person might type it: case and surrounding space vary."""
+    """The same address as a person might type it: case and surrounding space vary, and an
+    internationalised domain is written in Unicode or in its IDNA "xn--" form."""
+    local, _, domain = address.rpartition("@")
+    other = idna.decode(domain) if "xn--" in domain else idna.encode(domain).decode()
     return st.sampled_from(
-        [address, address.upper(), f"  {address} ", address.capitalize(), f"\t{address.title()}"]
+        [
+            address,
+            address.upper(),
+            f"  {address} ",
+            address.capitalize(),
+            f"\t{address.title()}",
+            f"{local}@{other}",
+            f"{local.upper()}@{other.upper()} ",
+        ]
     )
 
 
@@ -161,7 +181,7 @@ def crms(draw: st.DrawFn) -> Crm:
     account_ids = st.sampled_from([*ACCOUNT_IDS, *ACCOUNT_IDS, "001Z", None])
     # Most addresses belong to one Contact, some to none or to two (a duplicate record).
     copies = st.sampled_from([0, 1, 1, 1, 2])
-    contact_emails = [email for email in PEOPLE[:9] for _ in range(draw(copies))]
+    contact_emails = [e for e in PEOPLE[:9] + PEOPLE[11:] for _ in range(draw(copies))]
     contacts = [
         {
             "Id": f"003{i:04d}",

@@ -137,7 +137,6 @@ def test_the_same_events_from_jsonl_and_parquet_read_alike(tmp_path):
         ("missing.jsonl", None, "does not exist"),
         ("events.csv", b"event_id\ne1\n", "neither JSON Lines"),
         ("events.parquet", b"PAR1 but not really", "not readable Parquet"),
-        ("events.jsonl", b"\xff\xfe not utf-8\n", "not UTF-8"),
     ],
 )
 def test_an_unusable_file_is_an_error_naming_it(tmp_path, name, content, message):
@@ -148,3 +147,131 @@ def test_an_unusable_file_is_an_error_naming_it(tmp_path, name, content, message
         read_events(path)
     assert name in str(error.value)
     assert isinstance(error.value, ActivitySyncError)
+
+
+# --------------------------------------------------------------------------- hostile bytes
+# Issue 12: one bad line must never cost the others (items 1, 3 and 4), whichever way the
+# file is read; test_hostile_input.py holds the named corpus and the fuzz test.
+
+
+def raw_lines(path, *lines: bytes, end: bytes = b"\n") -> None:
+    path.write_bytes(end.join(lines) + end)
+
+
+def line_of(event: dict, **changes) -> bytes:
+    return json.dumps(event | changes, ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize(
+    "field", ["event_id", "org_id", "type", "sender", "subject", "body", "thread_id"]
+)
+def test_invalid_utf8_in_a_field_rejects_that_line_alone_naming_the_field(tmp_path, field):
+    path = tmp_path / "events.jsonl"
+    changes = {"event_id": "e3", field: "x\u2603"}
+    broken = line_of(SENT, **changes).replace("\u2603".encode(), b"\xe9")
+    raw_lines(path, line_of(SENT), broken, line_of(CLICK))
+    events, rejected = read_events(path)
+    assert events["event_id"].tolist() == ["e1", "e2"]
+    assert rejected.to_dict("records") == [
+        {
+            "event_id": None if field == "event_id" else "e3",
+            "email": None,
+            "reason": "invalid_field",
+            "detail": f"line 2: {field} is not valid UTF-8 text",
+        }
+    ]
+
+
+def test_invalid_utf8_in_a_recipient_address_rejects_that_line_alone(tmp_path):
+    path = tmp_path / "events.jsonl"
+    broken = line_of(SENT, event_id="e3").replace(b"ann@", b"\xe9nn@")
+    raw_lines(path, broken, line_of(SENT), line_of(CLICK))
+    events, rejected = read_events(path)
+    assert events["event_id"].tolist() == ["e1", "e2"]
+    assert rejected[["event_id", "reason"]].values.tolist() == [["e3", "invalid_field"]]
+    assert rejected["detail"].tolist() == ["line 1: recipients is not valid UTF-8 text"]
+
+
+def test_invalid_utf8_in_a_field_the_product_ignores_is_ignored_with_it(tmp_path):
+    path = tmp_path / "events.jsonl"
+    raw_lines(path, line_of(SENT)[:-1] + b', "note": "caf\xe9"}', line_of(CLICK))
+    events, rejected = read_events(path)
+    assert events["event_id"].tolist() == ["e1", "e2"] and rejected.empty
+
+
+@pytest.mark.parametrize("end", [b"\r", b"\r\n", b"\n"], ids=["cr", "crlf", "lf"])
+def test_every_line_ending_reads_every_line_even_beside_a_malformed_one(tmp_path, end):
+    """JSON Lines ends a line with \\n; \\r\\n and a lone \\r (old Mac tools) are line
+    ends too, for the whole-file reader and the line-by-line one alike."""
+    path = tmp_path / "events.jsonl"
+    raw_lines(path, line_of(SENT), b"{broken", line_of(CLICK), end=end)
+    events, rejected = read_events(path)
+    assert events["event_id"].tolist() == ["e1", "e2"]
+    assert rejected["detail"].tolist() == [
+        "line 2 is not JSON (Expecting property name enclosed in double quotes at column 2)"
+    ]
+
+
+def test_a_byte_order_mark_never_costs_the_first_event(tmp_path):
+    path = tmp_path / "events.jsonl"
+    for tail in ([], [b"{broken"]):
+        raw_lines(path, b"\xef\xbb\xbf" + line_of(SENT), line_of(CLICK), *tail)
+        events, rejected = read_events(path)
+        assert events["event_id"].tolist() == ["e1", "e2"]
+        assert len(rejected) == len(tail)
+
+
+def test_files_joined_with_their_byte_order_marks_lose_no_line(tmp_path):
+    path = tmp_path / "events.jsonl"
+    raw_lines(path, b"\xef\xbb\xbf" + line_of(SENT), b"\xef\xbb\xbf" + line_of(CLICK))
+    events, rejected = read_events(path)
+    assert events["event_id"].tolist() == ["e1", "e2"] and rejected.empty
+
+
+@pytest.mark.parametrize("first", [b"null", b"  null", b"[]", b"42"])
+def test_a_file_that_starts_with_no_object_is_read_not_crashed(tmp_path, first):
+    """pyarrow's JSON reader crashes the process (SIGSEGV) on a file whose first line is
+    null; the reader must never hand it one."""
+    path = tmp_path / "events.jsonl"
+    raw_lines(path, first, line_of(SENT))
+    events, rejected = read_events(path)
+    assert events["event_id"].tolist() == ["e1"]
+    assert rejected["reason"].tolist() == ["malformed"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        line_of(SENT) + line_of(CLICK),  # Arrow reads two events here
+        line_of(SENT)[:-1] + b', "subject": "twice"}',  # and refuses this one
+    ],
+    ids=["two_objects_on_one_line", "a_field_given_twice"],
+)
+def test_a_line_is_judged_alone_whatever_its_neighbours(tmp_path, line):
+    path = tmp_path / "events.jsonl"
+    for tail in ([], [b"{broken"]):
+        raw_lines(path, line, *tail)
+        events, rejected = read_events(path)
+        assert events.empty
+        assert rejected["reason"].tolist() == ["malformed"] * (1 + len(tail))
+
+
+def test_json_constants_are_kept_as_values_of_a_wrong_type_not_as_null(tmp_path):
+    path = tmp_path / "events.jsonl"
+    raw_lines(path, line_of(SENT).replace(b'"Pricing"', b"NaN"))
+    events, _ = read_events(path)
+    subject = events["subject"].iloc[0]
+    assert not pd.isna(subject) and not isinstance(subject, str) and str(subject) == "NaN"
+
+
+def test_parquet_text_that_is_not_utf8_rejects_that_row_alone(tmp_path):
+    """Parquet writers need not check UTF-8; Arrow reads such a file but cannot hand it on."""
+    path = tmp_path / "events.parquet"
+    subjects = pa.array([b"fine", b"caf\xe9"], pa.binary()).view(pa.string())
+    table = pa.table({"event_id": ["e1", "e2"], "org_id": ["acme", "acme"], "subject": subjects})
+    pq.write_table(table, path)
+    events, rejected = read_events(path)
+    assert events["event_id"].tolist() == ["e1"]
+    assert rejected[["event_id", "reason", "detail"]].values.tolist() == [
+        ["e2", "invalid_field", "row 2: subject is not valid UTF-8 text"]
+    ]

@@ -8,6 +8,7 @@ import pytest
 
 from activity_sync.errors import ActivitySyncError
 from activity_sync.settings import Settings, SettingsError, load_settings, parse_settings
+from activity_sync.tenants import TenantConfigError, load_orgs
 
 
 def test_missing_keys_take_the_documented_defaults():
@@ -117,3 +118,34 @@ def test_load_settings_names_a_file_that_is_missing_or_not_json(tmp_path):
 def test_settings_that_are_not_an_object_are_an_error():
     with pytest.raises(SettingsError, match="JSON object"):
         parse_settings(["acme"])
+
+
+def test_a_settings_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows editors (Notepad, Excel's "UTF-8" export) start a file with U+FEFF."""
+    path = tmp_path / "settings.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"org_id": "acme"}).encode())
+    assert load_settings(path) == Settings(org_id="acme")
+
+
+def test_an_orgs_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "orgs.yaml"
+    text = "version: 1\norgs:\n  - org_id: acme\n    salesforce_conn_id: salesforce_acme\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert [org.org_id for org in load_orgs(path)] == ["acme"]
+
+
+def test_an_orgs_file_that_is_not_utf8_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "orgs.yaml"
+    path.write_bytes(b"version: 1\norgs:\n  - org_id: caf\xe9\n")
+    with pytest.raises(TenantConfigError, match="cannot read orgs file .*orgs.yaml"):
+        load_orgs(path)
+
+
+def test_an_idn_exclusion_is_kept_in_one_form_whichever_form_it_was_given_in():
+    settings = parse_settings(
+        {
+            "org_id": "acme",
+            "exclusions": ["XN--EXMPLE-CUA.COM", "exämple.com", "Zoë@xn--Exmple-cua.com"],
+        }
+    )
+    assert settings.exclusions == ("exämple.com", "zoë@exämple.com")

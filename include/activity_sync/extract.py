@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
+from activity_sync.event_tables import to_lake
 from activity_sync.events import read_events
 from activity_sync.lake import landing_hour, local_copy
 from activity_sync.schema import REJECTED_COLUMNS
@@ -44,7 +44,13 @@ def _read(path: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
 def extract_interval(
     landing_root: Any, org_id: str, start: datetime, end: datetime, out_dir: Any
 ) -> dict[str, int]:
-    """Write ``events.parquet`` and ``rejected.parquet`` (unparseable lines) for the interval."""
+    """Write ``events.parquet`` and ``rejected.parquet`` (lines the reader rejected) for the
+    interval.
+
+    Returns:
+        Counts: ``files`` read, ``events`` kept, ``rejected`` lines (malformed, or with a
+        field that is not UTF-8).
+    """
     frames, rejected, files = [], [], 0
     for hour in arrival_hours(start, end):
         folder = landing_hour(landing_root, org_id, hour)
@@ -54,6 +60,7 @@ def extract_interval(
             if not str(path).endswith((".jsonl", ".parquet")):
                 continue
             events, bad = _read(path)
+            log.info("read %s: %d events, %d lines rejected", path, len(events), len(bad))
             files += 1
             frames.append(events)
             if not bad.empty:
@@ -65,12 +72,11 @@ def extract_interval(
         else pd.DataFrame(columns=REJECTED_COLUMNS)
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    # No pandas metadata: it would pin Arrow extension dtypes that pandas cannot read back.
-    table = pa.Table.from_pandas(events, preserve_index=False).replace_schema_metadata(None)
+    # Every value as the reader read it, odd ones included (event_tables.to_lake).
     with (out_dir / "events.parquet").open("wb") as fh:
-        pq.write_table(table, fh)
+        pq.write_table(to_lake(events), fh)
     with (out_dir / "rejected.parquet").open("wb") as fh:
         bad.astype(object).to_parquet(fh, index=False)
-    stats = {"files": files, "events": len(events), "malformed": len(bad)}
+    stats = {"files": files, "events": len(events), "rejected": len(bad)}
     log.info("extract %s [%s, %s): %s", org_id, start.isoformat(), end.isoformat(), stats)
     return stats

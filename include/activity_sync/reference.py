@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from activity_sync.schema import (
+    ACTIVITY_DATE_RANGE,
     ACTOR_TYPES,
     BATCH_SIZE,
-    EMAIL_RE,
     EVENT_TYPES,
     INDIVIDUAL_MODE,
     RECIPIENT_FIELDS,
@@ -35,7 +35,9 @@ from activity_sync.schema import (
     TASK_STATUS,
     TASK_SUBTYPE,
     Plan,
+    canonical_email,
     description_for,
+    is_valid_email,
     subject_for,
     task_key,
 )
@@ -94,8 +96,9 @@ def _is_text(value: Any) -> bool:
 
 
 def _normalise(address: str) -> str:
-    """R3: addresses are trimmed and compared without case."""
-    return address.strip().lower()
+    """R3: addresses are trimmed and compared without case, a domain in Unicode or in its
+    IDNA "xn--" form alike."""
+    return canonical_email(address)
 
 
 def _crm_email(value: Any) -> str | None:
@@ -112,7 +115,7 @@ def _text(value: Any) -> str | None:
 def _activity_date(occurred_at: Any, timezone: str) -> str | None:
     """The org's local date ("YYYY-MM-DD") of an ISO-8601 timestamp with an explicit offset
     (or Z); None for anything else, including a time whose local date leaves the calendar
-    (years 1-9999), which no Salesforce date field could hold."""
+    (years 1-9999). Four-digit years compare as text, so the caller checks the range."""
     if isinstance(occurred_at, str):
         try:
             occurred_at = datetime.fromisoformat(occurred_at)
@@ -308,8 +311,12 @@ def _event_rejection(event: dict[str, Any], settings: Settings) -> tuple[str, st
         return "unknown_type", f"type {event['type']!r} is not synced"
     if event["org_id"] != settings.org_id:
         return "wrong_org", f"org {event['org_id']!r} is not {settings.org_id!r}"
-    if _activity_date(event["occurred_at"], settings.timezone) is None:
+    activity_date = _activity_date(event["occurred_at"], settings.timezone)
+    if activity_date is None:
         return "invalid_field", "occurred_at is no ISO-8601 time with an offset and a calendar date"
+    first, last = ACTIVITY_DATE_RANGE
+    if not first <= activity_date <= last:
+        return "invalid_field", f"occurred_at falls outside Salesforce's dates ({first} to {last})"
     if event_type in RECIPIENT_TYPES and _recipient_list(event["recipients"]) is None:
         return "invalid_field", "recipients must be objects with a string email and to/cc/bcc"
     text_fields = ["event_id", "sender", "subject", "body", "url", "filename"]
@@ -342,7 +349,7 @@ def _plan_events(
         seen_event_ids.add(event["event_id"])
         if event["type"] in ACTOR_TYPES:
             actor = _normalise(event["actor"])
-            if not EMAIL_RE.fullmatch(actor):
+            if not is_valid_email(actor):
                 draft.reject(
                     event["event_id"], actor, "invalid_email", "the actor is not a valid address"
                 )
@@ -372,7 +379,7 @@ def _people(
     for address, place in candidates:
         if place == "bcc" and not settings.sync_bcc:
             draft.reject(event_id, address, "bcc_not_synced", "Bcc recipients are not synced")
-        elif not EMAIL_RE.fullmatch(address):
+        elif not is_valid_email(address):
             draft.reject(event_id, address, "invalid_email", "not a valid address")
         elif _is_excluded(address, settings):
             draft.reject(event_id, address, "excluded", "excluded by the org's settings")

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import idna
 import pandas as pd
 
 EVENT_TYPES = frozenset(
@@ -40,12 +41,84 @@ REASONS = {
     "unmatched": "no Contact and no unconverted Lead has this email",
 }
 
-# Deliberately strict and simple: one @, a dot-separated domain with a TLD of 2+ letters,
-# and no whitespace, quotes or angle brackets anywhere.
-EMAIL_PATTERN = (
-    r"[A-Za-z0-9!#$%&*+/=?^_`{|}~.-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+# R3: what Salesforce's Email fields accept, which is what can ever match a Contact, Lead or
+# User. Local part: RFC 5322 atext (apostrophes included) and dots, consecutive dots too, but
+# not a leading dot; with Email Address Internationalization any non-ASCII character except
+# controls and spaces (RFC 6532). Domain: dot-separated LDH labels, a top-level domain of 2+
+# letters (or its IDNA "xn--" form). Quotes, comments, spaces and angle brackets: never.
+# https://help.salesforce.com/s/articleView?id=sales.emailadmin_eai.htm
+_ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
+# Non-ASCII characters of an internationalised local part: all but C1 controls, no-break
+# and other Unicode spaces, line separators and surrogates (literal characters, so that
+# Python's re and Arrow's RE2 read the class alike).
+_EAI_LOCAL = (
+    "\u00a1-\u167f\u1681-\u1fff\u200b-\u2027\u202a-\u202e\u2030-\u205e"
+    "\u2060-\u2fff\u3001-\ud7ff\ue000-\U0010ffff"
 )
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+DOMAIN_PATTERN = rf"(?:{_LABEL}\.)+(?:[A-Za-z]{{2,63}}|xn--[A-Za-z0-9-]{{1,59}})"
+EMAIL_PATTERN = rf"[{_ATEXT}][{_ATEXT}.]*@{DOMAIN_PATTERN}"
 EMAIL_RE = re.compile(EMAIL_PATTERN)
+# The prefix of an IDNA ("ASCII-compatible") label. A canonical address keeps one only where
+# IDNA refused the domain, which is then no valid domain.
+IDNA_PREFIX = b"xn--"
+_IDNA_LEFTOVER_PATTERN = r"@(?:[^@]*\.)?xn--[^@]*$"
+_LOCAL_RE = re.compile(f"[{_ATEXT}{_EAI_LOCAL}][{_ATEXT}{_EAI_LOCAL}.]*")
+_DOMAIN_RE = re.compile(DOMAIN_PATTERN)
+_IDNA_LEFTOVER_RE = re.compile(_IDNA_LEFTOVER_PATTERN)
+_DOMAIN_MAX = 253  # DNS: a longer name is no domain (and bounds IDNA's work on hostile text)
+
+
+def canonical_domain(domain: str) -> str:
+    """A lower-cased domain with every internationalised label in its Unicode form (as
+    Salesforce stores and shows EAI addresses), so that ``exämple.com`` and
+    ``xn--exmple-cua.com`` are one domain. A domain IDNA refuses is returned as it was (and
+    is then no valid address)."""
+    if domain.isascii() and "xn--" not in domain:
+        return domain
+    if len(domain) > _DOMAIN_MAX * 4:
+        return domain
+    try:
+        mapped = idna.uts46_remap(domain, std3_rules=False)
+        labels = [
+            label
+            if label.isascii() and not label.startswith("xn--")
+            else idna.decode(idna.encode(label))
+            for label in mapped.split(".")
+        ]
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return domain
+    return ".".join(labels)
+
+
+def canonical_email(address: str) -> str:
+    """R3: an address as it is compared: trimmed, lower-cased (as ``str.strip().lower()``),
+    its domain in the one form of :func:`canonical_domain`."""
+    text = address.strip().lower()
+    if text.isascii() and "xn--" not in text:
+        return text
+    local, at, domain = text.rpartition("@")
+    return f"{local}@{canonical_domain(domain)}" if at else text
+
+
+def is_valid_email(address: str) -> bool:
+    """R3: whether a canonical address (:func:`canonical_email`) is one Salesforce accepts."""
+    if address.isascii():
+        return bool(EMAIL_RE.fullmatch(address)) and not _IDNA_LEFTOVER_RE.search(address)
+    local, at, domain = address.rpartition("@")
+    if not (at and _LOCAL_RE.fullmatch(local)) or len(domain) > _DOMAIN_MAX:
+        return False
+    labels = domain.split(".")
+    if any(label.startswith("xn--") for label in labels):
+        return False  # left by canonical_domain because IDNA refused the domain
+    try:
+        ascii_labels = [
+            label if label.isascii() else idna.encode(label).decode("ascii") for label in labels
+        ]
+    except (idna.IDNAError, UnicodeError):
+        return False
+    return bool(_DOMAIN_RE.fullmatch(".".join(ascii_labels)))
+
 
 # Automated mailboxes treated as excluded when exclude_system_addresses is on. Compared to
 # the local part with any +tag removed.
@@ -70,6 +143,10 @@ SYSTEM_LOCAL_PARTS = frozenset(
 # Task Subject is a 255-character string, Description a 32,000-character text area
 # (https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_task.htm).
 SUBJECT_MAX = 255
+# The dates a Salesforce date field can hold, ActivityDate included: "The earliest valid date
+# is 1700-01-01 ... The latest valid date is 4000-12-31" (Data Loader Guide, "Data Import
+# Dates": https://developer.salesforce.com/docs/atlas.en-us.dataLoader.meta/dataLoader/data_loader_dates.htm).
+ACTIVITY_DATE_RANGE = ("1700-01-01", "4000-12-31")
 DESCRIPTION_MAX = 32_000
 TASK_KEY_MAX = 80
 BATCH_SIZE = 50  # R6: Salesforce relates at most 50 Contacts to one Task.

@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from activity_sync.errors import ActivitySyncError
+from activity_sync.schema import canonical_domain, canonical_email
 
 
 class SettingsError(ActivitySyncError, ValueError):
@@ -44,9 +45,9 @@ class Settings:
     timezone: str = "UTC"
 
     def __post_init__(self) -> None:
-        # Exclusions are compared without case and surrounding space, like addresses (R3),
-        # however the Settings were made: parsed from JSON or built directly in code.
-        normalised = tuple(dict.fromkeys(e.strip().lower() for e in self.exclusions))
+        # Exclusions are compared in the canonical form of addresses (R3), however the
+        # Settings were made: parsed from JSON or built directly in code.
+        normalised = tuple(dict.fromkeys(_canonical_exclusion(e) for e in self.exclusions))
         object.__setattr__(self, "exclusions", normalised)
 
     @property
@@ -61,6 +62,13 @@ class Settings:
         d = asdict(self)
         d["exclusions"] = list(self.exclusions)
         return d
+
+
+def _canonical_exclusion(exclusion: str) -> str:
+    """An excluded address, or domain, as addresses are compared: trimmed, lower-cased, an
+    internationalised domain in one form whether given in Unicode or as "xn--"."""
+    text = exclusion.strip().lower()
+    return canonical_email(text) if "@" in text else canonical_domain(text)
 
 
 _TYPES: dict[str, type] = {
@@ -115,9 +123,11 @@ def parse_settings(raw: Any) -> Settings:
 
 
 def load_settings(path: str | Path) -> Settings:
-    """:func:`parse_settings` of a JSON file; an unreadable file raises :class:`SettingsError`."""
+    """:func:`parse_settings` of a JSON file; an unreadable file raises :class:`SettingsError`.
+
+    A UTF-8 byte order mark, as some Windows editors save one, is skipped."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"settings file {path} cannot be read: {exc}") from exc
     try:

@@ -120,8 +120,9 @@ def load_orgs(path: str | Path | None = None) -> list[Org]:
     """
     path = Path(path or os.environ.get("ACTIVITY_SYNC_ORGS", DEFAULT_CONFIG))
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        # utf-8-sig: a byte order mark, as some Windows editors save one, is no content.
+        raw = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise TenantConfigError(f"cannot read orgs file {path}: {exc}") from exc
     if (
         not isinstance(raw, dict)

@@ -36,6 +36,26 @@ def single_chunk(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
+def may_contain(values: pa.Array, needle: bytes) -> bool:
+    """Whether any value may hold ``needle``: one look at the data buffer, without a copy,
+    so that looking for a rare text costs next to nothing when it is absent (a slice's
+    unused bytes may give a false yes)."""
+    values = single_chunk(values)
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return True  # no text buffer to look at: let the caller check every value
+    data = values.buffers()[2]
+    if data is None or len(data) < len(needle):
+        return False
+    raw = np.frombuffer(data, np.uint8)
+    # Candidates: where the needle's last byte is (for "xn--" a rare one in addresses,
+    # unlike the x of "example"); then each of its other bytes in turn.
+    last = len(needle) - 1
+    at = np.flatnonzero(raw[last:] == needle[last])
+    for offset, byte in enumerate(needle[:last]):
+        at = at[raw[at + offset] == byte]
+    return len(at) > 0
+
+
 def from_series(values: pd.Series) -> pa.Array:
     """A pandas column of text (or nulls) as one ``STRING`` array."""
     return single_chunk(pa.array(values, type=STRING, from_pandas=True))

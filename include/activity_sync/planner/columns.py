@@ -20,20 +20,28 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from activity_sync.planner.arrow import STRING, mask, single_chunk
-from activity_sync.schema import RECIPIENT_FIELDS
+from activity_sync.planner.arrow import STRING, mask, may_contain, single_chunk
+from activity_sync.schema import (
+    ACTIVITY_DATE_RANGE,
+    IDNA_PREFIX,
+    RECIPIENT_FIELDS,
+    canonical_email,
+)
 
 # What str.strip() removes from ASCII text (str.isspace), for the Arrow fast path.
 _ASCII_SPACE = "".join(c for c in map(chr, range(128)) if c.isspace())
-# Timestamps pandas parses exactly as datetime.fromisoformat does (with an offset); any
-# other string is judged by fromisoformat itself, one distinct value at a time.
+# Timestamps pandas parses exactly as datetime.fromisoformat does (with an offset), for years
+# 1700-3999, whose instants pandas converts safely; any other string is judged by
+# fromisoformat itself, one distinct value at a time.
 _ISO_FAST = (
-    r"^([1-9]\d{3}|0[1-9]\d\d|00[1-9]\d|000[1-9])-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+    r"^(1[7-9]\d\d|[23]\d{3})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
     r"T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?"
     r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
 )
-# The calendar of datetime.date: a time whose local date falls outside it has no ActivityDate.
-_FIRST_DAY, _LAST_DAY = np.datetime64("0001-01-01"), np.datetime64("9999-12-31")
+_FIRST_DAY, _LAST_DAY = (np.datetime64(day, "D") for day in ACTIVITY_DATE_RANGE)
+# The day given to a valid time so far out that its local date cannot even be computed.
+_BEYOND = np.datetime64("10000-01-01", "D")
+_NAT = np.datetime64("NaT", "D")
 _RECIPIENT = pa.struct([("email", STRING), ("field", STRING)])
 _RECIPIENT_LISTS = pa.list_(_RECIPIENT)
 
@@ -42,23 +50,31 @@ _RECIPIENT_LISTS = pa.list_(_RECIPIENT)
 
 
 def like_python(
-    values: pa.Array, arrow: Callable[[pa.Array], pa.Array], python: Callable[[str], str]
+    values: pa.Array,
+    arrow: Callable[[pa.Array], pa.Array],
+    python: Callable[[str], str],
+    also: bytes | None = None,
 ) -> pa.Array:
-    """``arrow`` applied where it equals ``python`` (ASCII text), ``python`` on the rest."""
+    """``arrow`` applied where it equals ``python`` (ASCII text), ``python`` on the rest and
+    on ASCII values that hold the text ``also`` once ``arrow`` is applied."""
     out = arrow(values)
-    non_ascii = pc.invert(pc.fill_null(pc.string_is_ascii(values), True))
-    if not pc.any(non_ascii).as_py():
+    slow = pc.invert(pc.fill_null(pc.string_is_ascii(values), True))
+    if also is not None and may_contain(out, also):
+        slow = pc.or_(slow, pc.fill_null(pc.match_substring(out, also.decode()), False))
+    if not pc.any(slow).as_py():
         return out
-    slow = [python(v) for v in values.filter(non_ascii).to_pylist()]
-    return pc.replace_with_mask(out, non_ascii, pa.array(slow, out.type))
+    done = [python(v) for v in values.filter(slow).to_pylist()]
+    return pc.replace_with_mask(out, slow, pa.array(done, out.type))
 
 
 def normalise_email(values: pa.Array) -> pa.Array:
-    """R3: trimmed and lower-cased, exactly as ``value.strip().lower()``."""
+    """R3: ``schema.canonical_email`` of every address: Arrow trims and lower-cases ASCII
+    text; Python takes the rare address that is not ASCII or names an IDNA ("xn--") label."""
     return like_python(
         values,
         lambda a: pc.ascii_lower(pc.ascii_trim(a, _ASCII_SPACE)),
-        lambda v: v.strip().lower(),
+        canonical_email,
+        IDNA_PREFIX,
     )
 
 
@@ -214,32 +230,39 @@ def _is_recipient(value: Any) -> bool:
 # --------------------------------------------------------------------------- occurred_at
 
 
-def activity_dates(events: pd.DataFrame, timezone: str) -> pa.Array:
-    """occurred_at as the org's local date ("YYYY-MM-DD"); null unless it has an offset."""
+@dataclass(frozen=True)
+class ActivityDates:
+    """occurred_at as ActivityDates, and which valid times Salesforce cannot hold."""
+
+    dates: pa.Array  # "YYYY-MM-DD" in the org's zone; null unless valid and within range
+    out_of_range: np.ndarray  # a valid time whose local date is outside ACTIVITY_DATE_RANGE
+
+
+def activity_dates(events: pd.DataFrame, timezone: str) -> ActivityDates:
+    """occurred_at as the org's local date; only a time with an offset has one."""
     n = len(events)
     column = events["occurred_at"] if "occurred_at" in events.columns else None
-    dates = np.full(n, np.datetime64("NaT"), "datetime64[D]")
+    days = np.full(n, _NAT)
     if column is None or pd.api.types.is_datetime64_dtype(column.dtype):
-        return pa.nulls(n, STRING)  # absent, or timestamps without a zone
+        return _in_range(days)  # absent, or timestamps without a zone
     if isinstance(column.dtype, pd.DatetimeTZDtype):
-        dates[:] = _local_days(column, timezone)
-        return _day_strings(_in_calendar(dates))
+        days[:] = _zoned_days(column, timezone)
+        return _in_range(days)
     text = text_column(events, "occurred_at")
     fast = mask(pc.match_substring_regex(text.values, _ISO_FAST))
     stamps = pd.to_datetime(
         text.values.filter(pa.array(fast)).to_pandas(), format="ISO8601", utc=True, errors="coerce"
     )
-    dates[fast] = _local_days(stamps, timezone)
-    dates = _in_calendar(dates)  # pandas reaches past it; Python decides what is left
+    days[fast] = _local_days(stamps, timezone)
     # Everything else that is not null goes to fromisoformat, once per distinct value.
-    slow = np.flatnonzero(np.isnat(dates) & ~text.null)
+    slow = np.flatnonzero(np.isnat(days) & ~text.null)
     if len(slow):
         zone = ZoneInfo(timezone)
         cells = pd.Series(column.iloc[slow].to_numpy(dtype=object))
         codes, distinct = pd.factorize(cells.map(_parsable), use_na_sentinel=False)
-        days = np.array([_python_day(v, zone) for v in distinct], "datetime64[D]")
-        dates[slow] = days[codes]
-    return _day_strings(dates)
+        found = np.array([_python_day(v, zone) for v in distinct], "datetime64[D]")
+        days[slow] = found[codes]
+    return _in_range(days)
 
 
 def _parsable(value: Any) -> str | datetime | None:
@@ -248,8 +271,22 @@ def _parsable(value: Any) -> str | datetime | None:
 
 
 def _local_days(stamps: pd.Series, timezone: str) -> np.ndarray:
+    """Local dates of aware stamps that pandas can localise (years within 1700-3999)."""
     local = stamps.dt.tz_convert(timezone).dt.tz_localize(None)
     return local.to_numpy().astype("datetime64[D]")
+
+
+def _zoned_days(stamps: pd.Series, timezone: str) -> np.ndarray:
+    """Local dates of a column of aware timestamps, whatever their years. pandas cannot
+    localise an instant past year 9999 (nor need it: such a time is outside Salesforce's
+    range in any zone), so only instants within a day of the range are converted; the
+    others get ``_BEYOND``."""
+    utc = stamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[D]")
+    near = (utc >= _FIRST_DAY - 1) & (utc <= _LAST_DAY + 1)
+    days = np.where(np.isnat(utc), _NAT, _BEYOND)
+    if near.any():
+        days[near] = _local_days(stamps[near], timezone)
+    return days
 
 
 def _python_day(value: Any, zone: ZoneInfo) -> np.datetime64:
@@ -257,18 +294,16 @@ def _python_day(value: Any, zone: ZoneInfo) -> np.datetime64:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return np.datetime64("NaT")
+            return _NAT
     if not isinstance(value, datetime) or value.tzinfo is None:
-        return np.datetime64("NaT")
+        return _NAT
     try:
         return np.datetime64(value.astimezone(zone).date().isoformat(), "D")
     except (OverflowError, ValueError):  # so near year 1 or 9999 that the zone leaves the calendar
-        return np.datetime64("NaT")
+        return _BEYOND
 
 
-def _in_calendar(dates: np.ndarray) -> np.ndarray:
-    return np.where((dates < _FIRST_DAY) | (dates > _LAST_DAY), np.datetime64("NaT"), dates)
-
-
-def _day_strings(dates: np.ndarray) -> pa.Array:
-    return pc.cast(pa.array(dates, from_pandas=True), STRING)
+def _in_range(days: np.ndarray) -> ActivityDates:
+    outside = (days < _FIRST_DAY) | (days > _LAST_DAY)  # NaT compares false
+    kept = np.where(outside, _NAT, days)
+    return ActivityDates(pc.cast(pa.array(kept, from_pandas=True), STRING), outside)

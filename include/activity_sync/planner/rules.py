@@ -94,7 +94,7 @@ class PlannedEvents:
             owner_id=owner_ids(crm, normalise_email(text["sender"])),
             subject=_subjects(types, text["subject"]),
             description=_descriptions(types, text["body"], text["url"], text["filename"]),
-            activity_date=checked.dates,
+            activity_date=checked.dates.dates,
         )
 
 

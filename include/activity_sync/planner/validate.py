@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from activity_sync.planner.arrow import join_text, mask, sorted_strings, text_scalar
+from activity_sync.planner.arrow import join_text, mask, may_contain, sorted_strings, text_scalar
 from activity_sync.planner.columns import (
     activity_dates,
     normalise_email,
@@ -22,11 +22,14 @@ from activity_sync.planner.columns import (
     text_column,
 )
 from activity_sync.schema import (
+    ACTIVITY_DATE_RANGE,
     ACTOR_TYPES,
     EMAIL_PATTERN,
     EVENT_TYPES,
+    IDNA_PREFIX,
     RECIPIENT_TYPES,
     REQUIRED_FIELDS,
+    is_valid_email,
 )
 from activity_sync.settings import Settings
 
@@ -34,8 +37,21 @@ _EMAIL_FULL = f"^(?:{EMAIL_PATTERN})$"
 
 
 def is_email(addresses: pa.Array) -> np.ndarray:
-    """Which (normalised) addresses are syntactically valid emails (R3)."""
-    return mask(pc.match_substring_regex(addresses, _EMAIL_FULL))
+    """R3: which canonical addresses (``normalise_email``) Salesforce accepts, as
+    ``schema.is_valid_email`` says: a regular expression for plain ASCII ones, and Python
+    (IDNA) for the rare one that is not ASCII or keeps an "xn--" label."""
+    valid = mask(pc.match_substring_regex(addresses, _EMAIL_FULL))
+    rare = np.zeros(len(valid), bool)
+    failed = np.flatnonzero(~valid)
+    if len(failed):
+        ascii_ = pc.string_is_ascii(addresses.take(pa.array(failed)))
+        rare[failed] = ~mask(pc.fill_null(ascii_, True))
+    if may_contain(addresses, IDNA_PREFIX):
+        rare |= valid & mask(pc.match_substring(addresses, IDNA_PREFIX.decode()))
+    rows = np.flatnonzero(rare)
+    if len(rows):
+        valid[rows] = [is_valid_email(v) for v in addresses.take(pa.array(rows)).to_pylist()]
+    return valid
 
 
 class CheckedEvents:
@@ -134,10 +150,20 @@ def validate(events: pd.DataFrame, settings: Settings) -> CheckedEvents:
     checked.reject(
         ~same_org, "wrong_org", checked.quoted("org_id", f"org_id {{}} is not {settings.org_id!r}")
     )
+    out_of_range = checked.dates.out_of_range
     checked.reject(
-        mask(pc.is_null(checked.dates)),
+        mask(pc.is_null(checked.dates.dates)) & ~out_of_range,
         "invalid_field",
         checked.quoted("occurred_at", "occurred_at {} is not an ISO-8601 timestamp with an offset"),
+    )
+    first, last = ACTIVITY_DATE_RANGE
+    checked.reject(
+        out_of_range,
+        "invalid_field",
+        checked.quoted(
+            "occurred_at",
+            f"occurred_at {{}} falls on a date Salesforce cannot hold (only {first} to {last})",
+        ),
     )
     checked.reject(
         checked.is_recipient & checked.recipients.invalid,
