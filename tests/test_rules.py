@@ -1,4 +1,4 @@
-"""The rules R1–R11 of DESIGN.md, one small hand-made example each, run against both planners.
+"""The rules R1–R11 (docs/rules.md), one small hand-made example each, run against both planners.
 
 Every test takes the ``planner`` fixture, so the row-by-row oracle (reference.plan) and
 the vectorised product (plan.plan) are held to the same examples; the bullets of the

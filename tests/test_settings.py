@@ -1,4 +1,4 @@
-"""Org settings: the DESIGN.md defaults, and errors that name the offending key."""
+"""Org settings: the documented defaults (docs/settings.md), and errors that name the offending key."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The CRM snapshot the planner matches events against (DESIGN.md "CRM snapshot").
+"""The CRM snapshot the planner matches events against (its columns: docs/outputs.md, the CRM mirror).
 
 One frame per Salesforce object with the contract columns only, in dtypes the rules can
 rely on whatever wrote the snapshot: text as pandas' Arrow-backed ``str`` with NaN for no

@@ -1,4 +1,4 @@
-"""The reference planner: rules R1–R10 of DESIGN.md as plain row-by-row Python.
+"""The reference planner: rules R1–R10 (docs/rules.md) as plain row-by-row Python.
 
 This is the test oracle for the vectorised planner in ``plan.py``. It is written for
 obviousness, not speed: one loop over the events, one helper per rule, so that when the

@@ -1,4 +1,4 @@
-"""The fixed contracts of DESIGN.md as code: event types, reason codes, plan columns, limits.
+"""The fixed contracts (docs/events.md, docs/outputs.md) as code: event types, reason codes, plan columns, limits.
 
 Both planners (the vectorised one in ``planner/`` and the row-by-row oracle in
 ``reference.py``) import their shared vocabulary from here, so that a test comparing them
@@ -269,7 +269,7 @@ def description_for(
 
 @dataclass
 class Plan:
-    """What must exist in Salesforce for one interval (DESIGN.md "Plan output").
+    """What must exist in Salesforce for one interval (docs/outputs.md).
 
     Frames hold exactly the contract columns in canonical order (tasks by task_key,
     relations by task_key and position, rejected by event_id, email, reason), so two

@@ -1,4 +1,4 @@
-"""Org settings (the DESIGN.md contract): defaults for missing keys, errors that name the key."""
+"""Org settings (the contract in docs/settings.md): defaults for missing keys, errors that name the key."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The versioned list of orgs this deployment syncs (``include/config/orgs.yaml``).
 
-Each org names its Airflow Salesforce connection, its settings (the DESIGN.md contract)
+Each org names its Airflow Salesforce connection, its settings (docs/settings.md)
 and where its events land. The file is read when the DAG runs, not when it is parsed, so
 adding an org needs no restart, and a broken entry fails that run with a message naming it.
 """
@@ -42,7 +42,7 @@ class Org:
     Attributes:
         org_id: the org's name in events, lake paths and task keys.
         salesforce_conn_id: the Airflow connection to its Salesforce.
-        settings: its validated settings (the DESIGN.md contract).
+        settings: its validated settings (docs/settings.md).
         landing: where its events land, relative to the lake root or a URL such as
             ``s3://bucket/landing``.
         api_budget_share: the share (0, 1] of the org's daily API requests this product

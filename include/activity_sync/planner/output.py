@@ -1,4 +1,4 @@
-"""The plan folder of DESIGN.md ("Plan output"): writing it, reading it back, and the
+"""The plan folder (docs/outputs.md): writing it, reading it back, and the
 canonical order and counts of rejected.parquet that every writer of it shares."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The rule core: planned events -> addresses -> Task units -> related-to -> plan frames.
 
-One dataflow over the whole interval, rules R2–R10 of DESIGN.md in turn, reading the CRM
+One dataflow over the whole interval, rules R2–R10 (docs/rules.md) in turn, reading the CRM
 through the lookup tables of ``lookups.py``. Recipients are exploded into one long table,
 every distinct address is validated, excluded and matched once (R3–R5), batches of 50
 come from a running count (R6/R7), the Opportunity fan-out of R8 repeats each primary
