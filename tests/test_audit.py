@@ -300,7 +300,7 @@ def test_sender_counts_are_exact_on_a_known_day(lake_root: Path) -> None:
     assert bob["dead_lettered"] == 0
 
 
-def test_hours_give_the_mode_in_force_and_flag_the_fallback_hour(lake_root: Path) -> None:
+def test_r12_hours_give_the_mode_in_force_and_flag_the_fallback_hour(lake_root: Path) -> None:
     hours = audit.hour_counts(audit.read_day(lake_root, ORG, DAY), NOW, AuditOptions())
     assert list(hours["hour"]) == [9, 10]
     assert list(hours["mode"]) == ["shared", "individual"]
@@ -315,7 +315,7 @@ def test_hours_give_the_mode_in_force_and_flag_the_fallback_hour(lake_root: Path
     assert list(hours["dead_lettered"]) == [0, 1]
 
 
-def test_individual_mode_by_the_tenants_own_setting_is_not_a_fallback(tmp_path: Path) -> None:
+def test_r12_individual_mode_by_the_tenants_own_setting_is_not_a_fallback(tmp_path: Path) -> None:
     """Without a recorded ``fallback`` flag (older plans) it is judged from the two flags."""
     for hour, setting_on in ((1, False), (2, True)):
         summary = _summary("individual", "off", False, events=0, tasks=0, relations=0)
@@ -326,7 +326,7 @@ def test_individual_mode_by_the_tenants_own_setting_is_not_a_fallback(tmp_path: 
     assert hours.set_index("hour")["fallback"].to_dict() == {1: False, 2: True}
 
 
-def test_headline_uses_the_planners_exact_individual_mode_figure(lake_root: Path) -> None:
+def test_r13_headline_uses_the_planners_exact_individual_mode_figure(lake_root: Path) -> None:
     result = audit.run_audit(lake_root, ORG, DAY, now=NOW)
     h = result.document["headline"]
     assert h["events"] == 5
@@ -370,7 +370,9 @@ def test_an_event_delivered_again_in_a_later_hour_is_counted_as_redelivered(
     assert (h["events"], h["tasks"], h["events_redelivered"]) == (2, 2, 1)
 
 
-def test_percent_change_is_negative_for_fewer_records_and_undefined_without_a_baseline() -> None:
+def test_r13_percent_change_is_negative_for_fewer_records_and_undefined_without_a_baseline() -> (
+    None
+):
     assert percent_change(2, 60) == pytest.approx(-96.6666, rel=1e-4)
     assert percent_change(3, 3) == 0.0
     assert percent_change([5, 1], [0, 2]) == pytest.approx([float("nan"), -50.0], nan_ok=True)
@@ -425,7 +427,7 @@ def test_a_recent_hour_without_load_results_is_in_progress_and_an_old_one_is_not
 # --------------------------------------------------------------------------- alerts
 
 
-def test_a_fallback_hour_raises_one_alert_naming_the_hour(lake_root: Path) -> None:
+def test_r12_a_fallback_hour_raises_one_alert_naming_the_hour(lake_root: Path) -> None:
     alerts = audit.run_audit(lake_root, ORG, DAY, now=NOW).alerts
     (fallback,) = [a for a in alerts if a["kind"] == "fallback"]
     assert fallback["details"]["hour"] == 10
@@ -628,7 +630,7 @@ def test_a_malformed_day_or_a_run_without_any_day_is_refused_with_a_clear_messag
         audit.audit_targets(orgs=["a"])
 
 
-def test_per_sender_individual_mode_is_exact_when_the_planner_counted_it_per_sender(
+def test_r13_per_sender_individual_mode_is_exact_when_the_planner_counted_it_per_sender(
     lake_root: Path,
 ) -> None:
     """R13 per sender: plans that carry the planner's per-sender figure are not estimated."""

@@ -85,7 +85,7 @@ def test_the_type_mode_and_tasks_are_stated():
     ) in lines(text)
 
 
-def test_individual_mode_says_which_side_is_off_and_makes_a_task_each():
+def test_r1_individual_mode_says_which_side_is_off_and_makes_a_task_each():
     text = explain(
         "e1", events_of([event()]), CRM, settings_of(), salesforce_shared_activities=False
     )

@@ -233,7 +233,7 @@ def test_a_column_of_aware_timestamps_is_read_as_such():
     assert result.tasks["ActivityDate"].tolist() == ["2024-05-01"]
 
 
-def test_individual_mode_tasks_is_what_shared_activities_off_would_plan():
+def test_r13_individual_mode_tasks_is_what_shared_activities_off_would_plan():
     """R13 counted without re-planning, checked against actually planning it."""
     rng = np.random.default_rng(3)
     people = contacts(40) + [

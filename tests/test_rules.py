@@ -721,7 +721,7 @@ def test_r11_task_keys_are_unique_at_most_80_characters_and_built_from_the_event
 # --------------------------------------------------------------------------- summary
 
 
-def test_summary_counts_what_individual_mode_would_have_made(planner):
+def test_r13_summary_counts_what_individual_mode_would_have_made(planner):
     rows, crm = mixed_day()
     plan = run(planner, rows, crm)
     individual = run(planner, rows, crm, salesforce=False)
