@@ -5,15 +5,20 @@ Takes each org's email activity for the hour, plans it into Salesforce Tasks wit
 Activities (rules R1–R12, `docs/rules.md`), and loads it so that Salesforce holds every
 planned Task and TaskRelation exactly once, whatever retries, re-runs and backfills happen.
 
-Per org (a mapped task group over `include/config/orgs.yaml`, whose settings
-`docs/settings.md` describes; one org failing does not stop the others): **extract** the
-events that arrived in the data interval (format: `docs/events.md`) → **refresh_crm**
-(incremental mirror on SystemModstamp) → **detect** whether Shared Activities is on and the
-external-ID field exists → **plan** → **wait_for_budget** (pauses, without failing, while
-the org is over this product's share of its daily API requests) → **load** (Bulk API 2.0
-upsert on the external key, then only the missing TaskRelations). A successful load publishes
-the `activity_sync_loaded` Asset, which schedules the audit DAG. What each step writes in
-the lake: `docs/outputs.md`.
+**window** → **select_orgs** (the orgs of `include/config/orgs.yaml`, whose settings
+`docs/settings.md` describes, in shards: small orgs `shard_size` to a task, an org marked
+`dedicated` alone) → **sync**, one task per shard, labelled with its orgs. For each org of
+its shard, `sync` runs: extract the events that arrived in the data interval (format:
+`docs/events.md`) → refresh the CRM mirror (incremental on SystemModstamp) → detect whether
+Shared Activities is on and the external-ID field exists → plan → check the API budget
+(an org over this product's share of its daily API requests waits: the task is rescheduled
+every 15 minutes, without failing) → load (Bulk API 2.0 upsert on the external key, then
+only the missing TaskRelations). Each org's Salesforce steps hold one of that org's own
+`salesforce_concurrency` slots. One org failing does not stop the others: it is recorded,
+the shard goes on, and the task fails naming it (a retry redoes only unfinished orgs).
+→ **publish** the `activity_sync_loaded` Asset for the orgs that loaded (it schedules the
+audit DAG) → **summary**: each org's outcome; red, naming every failed org, its step and
+its task, when any org failed. What each step writes in the lake: `docs/outputs.md`.
 
 **Manual runs** sync one whole UTC hour: trigger with a logical date (the run syncs the
 hour before it), or set the data interval by hand (Trigger → Data Interval → Specify
@@ -37,46 +42,15 @@ from airflow.sdk import (
     Asset,
     CronDataIntervalTimetable,
     Param,
-    PokeReturnValue,
     dag,
     get_current_context,
     task,
-    task_group,
 )
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from activity_sync.airflow_adapter import (
-    EXECUTION_TIMEOUTS,
-    LOADED_ASSET,
-    SALESFORCE_POOL,
-    retry_policy,
-)
+from activity_sync.airflow_adapter import EXECUTION_TIMEOUTS, LOADED_ASSET, retry_policy
 
 LOADED = Asset(name=LOADED_ASSET)
-
-
-def _org(org: dict):
-    from activity_sync.tenants import Org
-
-    return Org.from_dict(org)
-
-
-def _client(org: dict):
-    from activity_sync.airflow_adapter import salesforce_client
-
-    return salesforce_client(org["salesforce_conn_id"])
-
-
-def _root():
-    from activity_sync.airflow_adapter import lake_root
-
-    return lake_root()
-
-
-def _when(win: dict, key: str = "start"):
-    from datetime import datetime
-
-    return datetime.fromisoformat(win[key])
 
 
 @dag(
@@ -125,102 +99,63 @@ def activity_sync_hourly():
 
     @task(execution_timeout=EXECUTION_TIMEOUTS["select_orgs"])
     def select_orgs(params=None) -> list[dict]:
-        """Orgs from the versioned config, filtered by the `orgs` param."""
+        """Orgs from the versioned config, filtered by the `orgs` param, in shards."""
         from activity_sync import steps
         from activity_sync.airflow_adapter import failing_without_retry
-        from activity_sync.tenants import load_orgs
+        from activity_sync.shards import make_shards
+        from activity_sync.tenants import load_orgs_file
 
+        config = load_orgs_file()
         with failing_without_retry(steps.UnknownOrgError):
-            orgs = steps.select_orgs(load_orgs(), (params or {}).get("orgs"))
-        return [o.to_dict() for o in orgs]
+            orgs = steps.select_orgs(config.orgs, (params or {}).get("orgs"))
+        return [s.to_dict() for s in make_shards(orgs, config.shard_size)]
 
-    @task_group(group_id="org")
-    def sync_org(org: dict, win: dict):
-        @task(execution_timeout=EXECUTION_TIMEOUTS["extract"])
-        def extract(org: dict, win: dict) -> dict:
-            from activity_sync.steps import step_extract
+    @task(map_index_template="{{ shard_label }}", execution_timeout=EXECUTION_TIMEOUTS["sync"])
+    def sync(shard: dict, win: dict) -> dict:
+        """Every org of the shard, each on its own; see the DAG docs."""
+        from activity_sync.airflow_adapter import sync_shard_task
 
-            return step_extract(_org(org), _root(), _when(win), _when(win, "end"))
-
-        @task(pool=SALESFORCE_POOL, execution_timeout=EXECUTION_TIMEOUTS["refresh_crm"])
-        def refresh_crm(org: dict) -> dict:
-            from activity_sync.steps import step_refresh_crm
-
-            return step_refresh_crm(_org(org), _client(org), _root())
-
-        @task(pool=SALESFORCE_POOL, execution_timeout=EXECUTION_TIMEOUTS["detect"])
-        def detect(org: dict) -> dict:
-            from activity_sync.steps import step_detect
-
-            return step_detect(_org(org), _client(org))
-
-        @task(execution_timeout=EXECUTION_TIMEOUTS["plan"])
-        def plan(org: dict, win: dict, caps: dict, extracted: dict, crm: dict) -> dict:
-            from activity_sync.steps import step_plan
-
-            return step_plan(_org(org), _root(), _when(win), caps)
-
-        @task.sensor(
-            pool=SALESFORCE_POOL,
-            mode="reschedule",
-            poke_interval=15 * 60,
-            timeout=24 * 3600,
-            retries=0,
-            execution_timeout=EXECUTION_TIMEOUTS["wait_for_budget"],
-        )
-        def wait_for_budget(org: dict, planned: dict) -> PokeReturnValue:
-            """Pause (freeing the worker slot) while the org is over its API budget."""
-            import logging
-
-            from activity_sync.steps import step_budget
-
-            if get_current_context()["params"].get("dry_run"):
-                raise AirflowSkipException("dry run: nothing will be loaded")
-            budget = step_budget(_org(org), _client(org))
-            if budget["exhausted"]:
-                logging.getLogger("airflow.task").warning(
-                    "API budget exhausted for %s, waiting: %s", org["org_id"], budget["message"]
-                )
-            return PokeReturnValue(is_done=not budget["exhausted"], xcom_value=budget)
-
-        @task(pool=SALESFORCE_POOL, execution_timeout=EXECUTION_TIMEOUTS["load"])
-        def load(org: dict, win: dict, budget: dict) -> dict:
-            from activity_sync.steps import step_load
-
-            return step_load(_org(org), _client(org), _root(), _when(win))
-
-        extracted = extract(org, win)
-        crm = refresh_crm(org)
-        caps = detect(org)
-        planned = plan(org, win, caps, extracted, crm)
-        return load(org, win, wait_for_budget(org, planned))
+        context = get_current_context()
+        context["shard_label"] = shard["label"]  # the task instance's name in the UI
+        return sync_shard_task(shard, win, context)
 
     @task(
         outlets=[LOADED], trigger_rule="all_done", execution_timeout=EXECUTION_TIMEOUTS["publish"]
     )
-    def publish(loaded, win: dict, outlet_events=None) -> dict:
+    def publish(outlet_events=None) -> dict:
         """One Asset event per run (not per org), carrying what loaded."""
+        from activity_sync.airflow_adapter import run_outcomes_from_context
         from activity_sync.steps import step_publish
 
-        extra = step_publish(loaded, win)
+        win, _, outcomes = run_outcomes_from_context(get_current_context())
+        extra = step_publish(outcomes, win) if outcomes else None
         if extra is None:
             raise AirflowSkipException("no org loaded in this run")
         outlet_events[LOADED].extra = extra
         return extra
 
-    @task(
-        trigger_rule="one_failed",
-        retries=0,
-        execution_timeout=EXECUTION_TIMEOUTS["fail_if_any_org_failed"],
-    )
-    def fail_if_any_org_failed() -> None:
-        """Keeps the run red when an org failed, though publish succeeded for the rest."""
-        raise AirflowFailException("at least one org failed; see the org.* task logs")
+    @task(trigger_rule="all_done", retries=0, execution_timeout=EXECUTION_TIMEOUTS["summary"])
+    def summary() -> dict:
+        """Each org's outcome; fails naming every org that failed, its step and its task."""
+        import logging
 
-    win = window()
-    loaded = sync_org.partial(win=win).expand(org=select_orgs())
-    published = publish(loaded, win)
-    [loaded, published] >> fail_if_any_org_failed()
+        from activity_sync.airflow_adapter import run_outcomes_from_context
+        from activity_sync.steps import step_summary
+
+        win, shards, outcomes = run_outcomes_from_context(get_current_context())
+        if outcomes is None:
+            raise AirflowFailException(
+                "the run did not get as far as its orgs: task window or select_orgs failed; "
+                "its log says why"
+            )
+        result, failure = step_summary(shards, outcomes)
+        logging.getLogger("airflow.task").info("run summary: %s", result)
+        if failure:
+            raise AirflowFailException(failure)
+        return result
+
+    synced = sync.partial(win=window()).expand(shard=select_orgs())
+    synced >> publish() >> summary()
 
 
 activity_sync_hourly()

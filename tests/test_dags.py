@@ -39,10 +39,27 @@ def test_hourly_dag_owns_an_hour_long_data_interval(dagbag):
     assert dag.catchup is False
 
 
-def test_hourly_dag_calls_salesforce_only_from_tasks_in_the_api_pool(dagbag):
+def test_hourly_dag_syncs_orgs_in_one_mapped_task_per_shard_labelled_with_its_orgs(dagbag):
     dag = dagbag.dags["activity_sync_hourly"]
-    pooled = {t.task_id for t in dag.tasks if t.pool == SALESFORCE_POOL}
-    assert pooled == {"org.refresh_crm", "org.detect", "org.wait_for_budget", "org.load"}
+    assert {t.task_id for t in dag.tasks} == {
+        "window",
+        "select_orgs",
+        "sync",
+        "publish",
+        "summary",
+    }
+    sync = dag.get_task("sync")
+    assert sync.is_mapped
+    assert sync.map_index_template == "{{ shard_label }}"
+    assert sync.upstream_task_ids == {"window", "select_orgs"}
+
+
+def test_hourly_dag_leaves_salesforce_concurrency_to_each_orgs_slots_not_a_shared_pool(dagbag):
+    # One pool for every org let one slow org hold the slots all others waited for
+    # (issue 11); each org's Salesforce steps now hold the org's own slots (org_slots).
+    dag = dagbag.dags["activity_sync_hourly"]
+    assert {t.pool for t in dag.tasks} == {"default_pool"}
+    assert SALESFORCE_POOL != "default_pool"
 
 
 def test_hourly_dag_publishes_its_asset_from_one_unmapped_task(dagbag):
@@ -53,24 +70,21 @@ def test_hourly_dag_publishes_its_asset_from_one_unmapped_task(dagbag):
     assert not producers[0].get_closest_mapped_task_group()
 
 
-def test_hourly_dag_retries_with_backoff_and_a_run_fails_when_any_org_fails(dagbag):
+def test_hourly_dag_retries_with_backoff_and_a_final_summary_always_runs(dagbag):
     dag = dagbag.dags["activity_sync_hourly"]
-    load = dag.get_task("org.load")
-    assert load.retries >= 1 and load.retry_exponential_backoff
-    watcher = dag.get_task("fail_if_any_org_failed")
-    assert watcher.trigger_rule == "one_failed"
-    assert {"org.load", "publish"} <= watcher.upstream_task_ids
+    sync = dag.get_task("sync")
+    assert sync.retries >= 1 and sync.retry_exponential_backoff
+    # No watcher that is skipped in every healthy run: the summary runs whatever happened
+    # before it, and fails when an org failed (tests/test_sync_dag.py runs both cases).
+    summary = dag.get_task("summary")
+    assert summary.trigger_rule == "all_done" and summary.retries == 0
+    assert dag.get_task("publish").trigger_rule == "all_done"
+    assert summary.upstream_task_ids == {"publish"}
+    assert dag.get_task("publish").upstream_task_ids == {"sync"}
+    assert {t.task_id for t in dag.tasks if not t.downstream_task_ids} == {"summary"}
 
 
 def test_hourly_dag_offers_params_for_manual_runs(dagbag):
     params = dagbag.dags["activity_sync_hourly"].params
     # The window is the run's data interval (tests/test_task_failures.py).
     assert {"orgs", "dry_run"} <= set(params.keys())
-
-
-def test_hourly_dag_waits_for_api_budget_in_reschedule_mode_instead_of_failing(dagbag):
-    sensor = dagbag.dags["activity_sync_hourly"].get_task("org.wait_for_budget")
-    assert sensor.mode == "reschedule"  # frees the worker slot while it waits
-    assert sensor.poke_interval >= 60
-    assert sensor.timeout >= 12 * 3600
-    assert sensor.downstream_task_ids == {"org.load"}

@@ -17,6 +17,7 @@ from activity_sync.audit import AuditTargetError
 from activity_sync.crm import read_crm
 from activity_sync.errors import ActivitySyncError
 from activity_sync.salesforce import SalesforceClient
+from activity_sync.shards import make_shards
 from activity_sync.steps import (
     IntervalError,
     UnknownOrgError,
@@ -30,6 +31,7 @@ from activity_sync.steps import (
     step_publish,
     step_raise_alerts,
     step_refresh_crm,
+    step_summary,
     step_targets,
 )
 from activity_sync.tenants import Org
@@ -119,17 +121,44 @@ def test_the_steps_own_errors_are_activity_sync_errors():
     assert issubclass(IntervalError, ActivitySyncError)
 
 
+def _outcome(status: str, tasks: int = 0, error: dict | None = None) -> dict:
+    return {"status": status, "steps": {"plan": {"tasks": tasks}}, "error": error}
+
+
 def test_the_asset_event_names_the_orgs_that_loaded_and_their_planned_tasks():
     window = {"start": "2026-11-27T13:00:00+00:00", "end": "2026-11-27T14:00:00+00:00"}
-    loaded = [
-        {"org_id": "b", "tasks_planned": 3},
-        None,  # an org that failed
-        {"org_id": "a", "tasks_planned": 4},
-    ]
-    assert step_publish(loaded, window) == {**window, "orgs": ["a", "b"], "tasks_planned": 7}
-    # With one org, Airflow hands over the mapped result unwrapped.
-    assert step_publish({"org_id": "a", "tasks_planned": 2}, window)["orgs"] == ["a"]
-    assert step_publish([None], window) is None
+    outcomes = {
+        "b": _outcome("loaded", 3),
+        "c": _outcome("failed", error={"step": "load", "message": "boom"}),
+        "d": None,  # its shard died before reaching it
+        "e": _outcome("waiting_for_budget", 9),
+        "a": _outcome("loaded", 4),
+    }
+    assert step_publish(outcomes, window) == {**window, "orgs": ["a", "b"], "tasks_planned": 7}
+    assert step_publish({"c": outcomes["c"], "d": None}, window) is None
+
+
+def test_the_run_summary_counts_orgs_by_outcome_and_names_each_failed_org_its_step_and_task():
+    shards = make_shards(_orgs("a", "b", "c", "d", "e"), 3)
+    outcomes = {
+        "a": _outcome("loaded"),
+        "b": _outcome("failed", error={"step": "detect", "message": "no field"}),
+        "c": None,
+        "d": _outcome("running"),
+        "e": _outcome("planned"),
+    }
+    summary, failure = step_summary(shards, outcomes)
+    assert summary["orgs"] == 5 and summary["loaded"] == 1 and summary["planned"] == 1
+    assert failure == (
+        "3 of 5 org(s) failed: b (detect: no field (see task sync [a … c (3 orgs)])); "
+        "c (no outcome recorded: task sync [a … c (3 orgs)] failed before reaching it; its "
+        "log says why); d (did not finish: task sync [d … e (2 orgs)] died while syncing it; "
+        "its log says why)"
+    )
+    assert step_summary(shards[1:], {"d": _outcome("loaded"), "e": _outcome("loaded")}) == (
+        {"orgs": 2, "loaded": 2, "failed": {}},
+        None,
+    )
 
 
 def test_an_audit_run_targets_the_chosen_orgs_for_the_day_param(tmp_path):

@@ -207,22 +207,58 @@ def test_r12_shared_activities_switched_off_in_salesforce_makes_the_next_run_ind
     assert set(held[EXT]) == set(plan.tasks["task_key"])
 
 
+def _states(run) -> dict[tuple[str, int], str]:
+    return {(ti.task_id, ti.map_index): ti.state for ti in run.get_task_instances()}
+
+
+def _outcome(deployment: Deployment, org: str) -> dict:
+    path = lake.partition(deployment.lake, lake.SYNC, org, HOUR) / lake.SYNC_OUTCOME
+    return json.loads(path.read_text())
+
+
+def test_a_healthy_run_has_one_sync_task_per_shard_labelled_with_its_orgs_and_nothing_skipped(
+    hourly_dag, deployment
+):
+    run = run_hour(hourly_dag)
+    tis = run.get_task_instances()
+    assert run.state == "success"
+    assert {ti.task_id: ti.state for ti in tis} == {
+        "window": "success",
+        "select_orgs": "success",
+        "sync": "success",
+        "publish": "success",
+        "summary": "success",
+    }
+    (sync,) = [ti for ti in tis if ti.task_id == "sync"]
+    assert sync.rendered_map_index == ORG
+    assert sync.xcom_pull(task_ids="sync", map_indexes=0)["orgs"][ORG]["status"] == "loaded"
+    assert sync.xcom_pull(task_ids="summary") == {"orgs": 1, "loaded": 1, "failed": {}}
+    outcome = _outcome(deployment, ORG)
+    assert outcome["status"] == "loaded"
+    assert outcome["steps"]["load"]["tasks_created"] == len(deployment.plan().tasks)
+    assert outcome["api_calls"] > 0
+
+
 def test_a_missing_external_id_field_fails_the_org_with_how_to_create_it(
     hourly_dag, deployment, capfd
 ):
     deployment.emulator.set_settings(task_external_id_field=False)
     run = run_hour(hourly_dag)
-    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    states = _states(run)
     assert run.state == "failed"
-    assert states["org.detect"] == "failed"
-    assert states["org.load"] == "upstream_failed"
+    assert states[("sync", 0)] == "failed"
+    assert states[("summary", -1)] == "failed"
+    assert states[("publish", -1)] == "skipped"  # no org loaded
     out, err = capfd.readouterr()
     assert "Object Manager > Activity > Fields & Relationships" in out + err
+    error = _outcome(deployment, ORG)["error"]
+    assert error["step"] == "detect" and error["type"] == "OrgSetupError"
+    assert error["retryable"] is False  # a retry cannot create the field
     assert deployment.client.query("SELECT Id FROM Task").empty
 
 
-def test_one_org_failing_does_not_stop_the_others_but_the_run_goes_red(
-    hourly_dag, deployment, tmp_path
+def test_one_org_failing_does_not_stop_the_others_but_the_run_goes_red_naming_it(
+    hourly_dag, deployment, tmp_path, capfd
 ):
     orgs = Path(tmp_path / "orgs.yaml")
     orgs.write_text(
@@ -231,14 +267,49 @@ def test_one_org_failing_does_not_stop_the_others_but_the_run_goes_red(
         + "  - org_id: broken\n    salesforce_conn_id: salesforce_missing\n"
     )
     run = run_hour(hourly_dag)
-    states: dict[tuple[str, int], str] = {
-        (ti.task_id, ti.map_index): ti.state for ti in run.get_task_instances()
+    states = _states(run)
+    # Both orgs share one shard (one task instance); its task fails, naming the org.
+    assert states == {
+        ("window", -1): "success",
+        ("select_orgs", -1): "success",
+        ("sync", 0): "failed",
+        ("publish", -1): "success",
+        ("summary", -1): "failed",
     }
-    acme, broken = 0, 1  # map indexes follow the orgs file
-    assert states[("org.load", acme)] == "success"
-    assert states[("org.detect", broken)] == "failed"
-    assert states[("org.load", broken)] == "upstream_failed"
-    assert states[("publish", -1)] == "success"
-    assert states[("fail_if_any_org_failed", -1)] == "failed"
     assert run.state == "failed"
     deployment.assert_salesforce_holds_exactly_the_plan()
+    assert _outcome(deployment, ORG)["status"] == "loaded"
+    broken = _outcome(deployment, "broken")
+    assert broken["status"] == "failed"
+    assert broken["error"]["step"] == "refresh_crm"
+    assert "salesforce_missing" in broken["error"]["message"]
+    assert broken["error"]["retryable"] is False  # Airflow does not know the connection
+    out, err = capfd.readouterr()
+    assert (
+        "1 of 2 org(s) failed: broken (refresh_crm: The conn_id `salesforce_missing` isn't "
+        f"defined (see task sync [{ORG} … broken (2 orgs)]))"
+    ) in out + err
+
+
+def test_a_dedicated_org_gets_a_task_of_its_own_and_the_others_share_shards(
+    hourly_dag, deployment, tmp_path
+):
+    orgs = Path(tmp_path / "orgs.yaml")
+    text = orgs.read_text().replace("version: 1\n", "version: 1\nshard_size: 2\n")
+    for org in ("small1", "small2", "small3"):
+        text += f"  - org_id: {org}\n    salesforce_conn_id: salesforce_{ORG}\n"
+    orgs.write_text(
+        text.replace(
+            f"salesforce_conn_id: salesforce_{ORG}\n",
+            f"salesforce_conn_id: salesforce_{ORG}\n    dedicated: true\n",
+            1,
+        )
+    )
+    run = run_hour(hourly_dag, dry_run=True)
+    assert run.state == "success"
+    labels = sorted(
+        ti.rendered_map_index for ti in run.get_task_instances() if ti.task_id == "sync"
+    )
+    assert labels == [ORG, "small1 … small2 (2 orgs)", "small3"]
+    assert _outcome(deployment, "small3")["status"] == "planned"
+    assert deployment.salesforce_tasks().empty

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from activity_sync.salesforce import SalesforceClient
 
 DEFAULT_LAKE = Path(__file__).resolve().parents[2] / "lake"
-# The pool every task that calls Salesforce runs in: it caps concurrent calls per deployment.
+# The audit's pool: it caps the audit's Salesforce reads per deployment. The hourly DAG
+# caps Salesforce work per org instead (org_slots).
 SALESFORCE_POOL = "salesforce_api"
 SALESFORCE_POOL_SLOTS = 4
 SALESFORCE_POOL_DESCRIPTION = "Salesforce API calls"
@@ -31,35 +32,25 @@ SALESFORCE_POOL_DESCRIPTION = "Salesforce API calls"
 LOADED_ASSET = "activity_sync_loaded"
 
 # execution_timeout of every task of both DAGs, by task id: how long one attempt may run
-# before Airflow stops it, so that nothing stuck holds a worker, or a salesforce_api pool
-# slot, forever. The attempt then fails and Airflow's retry takes the work up again; every
+# before Airflow stops it, so that nothing stuck holds a worker, a pool slot or an org's
+# Salesforce slot forever. The attempt then fails and Airflow's retry takes the work up again; every
 # step is repeatable, and a load resumes its jobs. One Salesforce call that fails until
 # SalesforceClient gives up (6 attempts, each up to the 10 s connect and 120 s read
 # timeouts, with ~30 s of backoff) takes under 15 minutes, which bounds the small tasks.
 EXECUTION_TIMEOUTS: dict[str, timedelta] = {
-    # Computation on the run's params or a small YAML file.
+    # Computation on the run's params, a small YAML file, or the orgs' outcomes in the lake.
     "window": timedelta(minutes=5),
     "select_orgs": timedelta(minutes=5),
     "targets": timedelta(minutes=5),
     "publish": timedelta(minutes=5),
-    "fail_if_any_org_failed": timedelta(minutes=5),
+    "summary": timedelta(minutes=5),
     "fail_if_any_audit_failed": timedelta(minutes=5),
-    # One hour of landing files read (from object storage, perhaps) and written as Parquet.
-    "extract": timedelta(minutes=30),
-    # One hour planned in memory: seconds normally, minutes for a very large hour.
-    "plan": timedelta(minutes=30),
-    # A login and one describe: two calls at the 15-minute bound.
-    "detect": timedelta(minutes=30),
-    # Per poke of the budget sensor (a login and /limits); between pokes it holds nothing.
-    "wait_for_budget": timedelta(minutes=30),
-    # The CRM mirror: incremental REST queries in minutes; an org's first, full mirror is
-    # six Bulk query jobs. Each object is saved once fetched, so a retry after a timeout
-    # fetches only the objects still missing.
-    "refresh_crm": timedelta(hours=2),
-    # A handful of Bulk jobs (Tasks, re-sends, TaskRelations), each polled for up to an
-    # hour (SalesforceClient.job_timeout); an hour loads in minutes normally. A retried
-    # load finds its jobs in the lake and does not send the rows again.
-    "load": timedelta(hours=3),
+    # One shard's orgs, four at a time: minutes normally. The bound leaves one org room for
+    # its worst case: a wait for one of its Salesforce slots (org_slots), a CRM refresh
+    # and a load each polling a Bulk job for the whole job timeout (SalesforceClient), and
+    # the calls between given up after every retry. A timed-out attempt is retried and
+    # syncs only the orgs it had not finished (shard_run).
+    "sync": timedelta(hours=6),
     # Counts from the lake, then the day's Tasks and relations read back in chunks (REST,
     # or Bulk query jobs for a big day, each polled for up to an hour).
     "audit": timedelta(hours=2),
@@ -168,3 +159,72 @@ def retry_policy() -> RetryPolicy:
             return RetryDecision.default()
 
     return FailMistakesAtOnce()
+def sync_shard_task(shard: dict[str, Any], window: dict[str, str], context: Any) -> dict[str, Any]:
+    """The hourly DAG's ``sync`` task: one shard's orgs, and what Airflow makes of them.
+
+    Every org that fails is recorded in the lake and the others go on
+    (``shard_run.sync_shard``). Then: orgs over their API budget → the task is rescheduled
+    (its worker slot freed) to check again in ``BUDGET_RECHECK``; orgs that failed → the
+    task fails naming them, retryably when a retry can help (a retry syncs only the orgs
+    that did not finish); otherwise it returns each org's result for XCom.
+    """
+    from datetime import UTC, datetime
+
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowRescheduleException,
+    )
+
+    from activity_sync.org_slots import slots_from_env
+    from activity_sync.shard_run import BUDGET_RECHECK, Attempt, sync_shard
+    from activity_sync.shards import Shard
+
+    run = run_identity(context["dag_run"])
+    attempt = Attempt(
+        run=run,
+        key=f"{run}|{context['ti'].max_tries}",
+        dry_run=bool(context["params"].get("dry_run")),
+    )
+    result = sync_shard(
+        Shard.from_dict(shard),
+        root=lake_root(),
+        start=datetime.fromisoformat(window["start"]),
+        end=datetime.fromisoformat(window["end"]),
+        attempt=attempt,
+        client_for=salesforce_client,
+        slots=slots_from_env(),
+    )
+    if result.waiting:
+        raise AirflowRescheduleException(datetime.now(UTC) + BUDGET_RECHECK)
+    if result.failed:
+        error = AirflowException if result.retry_can_help else AirflowFailException
+        raise error(result.failure_message())
+    return {"shard": shard["label"], "orgs": result.summary()}
+
+
+def run_identity(dag_run: Any) -> str:
+    """This run of the hour, told apart from earlier runs with the same id (a re-run, a
+    cleared run): its id, start and clear count."""
+    return f"{dag_run.run_id}|{dag_run.start_date}|{dag_run.clear_number}"
+
+
+def run_outcomes_from_context(context: Any) -> tuple[dict | None, list | None, dict | None]:
+    """``(window, shards, outcomes)`` of the running DAG run, for the tasks after ``sync``.
+
+    Read from the ``window`` and ``select_orgs`` XComs and the lake; ``shards`` and
+    ``outcomes`` are None when either task failed (there are then no orgs to speak of).
+    """
+    from datetime import datetime
+
+    from activity_sync.shards import Shard, run_outcomes
+
+    ti = context["ti"]
+    window = ti.xcom_pull(task_ids="window")
+    raw = ti.xcom_pull(task_ids="select_orgs")
+    if not window or raw is None:
+        return window, None, None
+    shards = [Shard.from_dict(s) for s in raw]
+    start = datetime.fromisoformat(window["start"])
+    outcomes = run_outcomes(lake_root(), shards, start, run_identity(context["dag_run"]))
+    return window, shards, outcomes

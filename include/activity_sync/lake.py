@@ -17,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-EVENTS, PLAN, LOADED = "events", "plan", "loaded"
-AREAS = (EVENTS, PLAN, LOADED)
+EVENTS, PLAN, LOADED, SYNC = "events", "plan", "loaded", "sync"
+AREAS = (EVENTS, PLAN, LOADED, SYNC)
 CRM, AUDIT = "crm", "audit"
 
 # The files of each area's folder (docs/outputs.md describes their columns).
@@ -34,6 +34,7 @@ DEAD_LETTER = "dead_letter.parquet"
 LOAD_SUMMARY = "load_summary.json"
 # loaded area: one JSON file per load attempt naming its Bulk jobs (job_ledger.py)
 JOB_LEDGER = "bulk_jobs"
+SYNC_OUTCOME = "outcome.json"  # sync area: how the org's hour ended in its latest run
 AUDIT_DOCUMENT = "audit.json"
 AUDIT_COUNTS = "counts.parquet"
 AUDIT_REPORT = "report.html"

@@ -1,8 +1,9 @@
 """The steps of both DAGs, as their tasks call them: one function per task.
 
-Hourly sync, per org: ``resolve_interval`` → ``select_orgs`` → ``step_extract`` →
-``step_refresh_crm`` → ``step_detect`` → ``step_plan`` → ``step_budget`` → ``step_load``,
-then ``step_publish`` once per run. Daily audit: ``select_orgs`` → ``step_targets`` →
+Hourly sync: ``resolve_interval`` → ``select_orgs``, then per org (``shard_run`` runs them,
+a shard of orgs per task) ``step_extract`` → ``step_refresh_crm`` → ``step_detect`` →
+``step_plan`` → ``step_budget`` → ``step_load``, then ``step_publish`` and ``step_summary``
+once per run. Daily audit: ``select_orgs`` → ``step_targets`` →
 ``step_audit`` per (org, day) → ``step_raise_alerts``.
 
 Each step reads and writes the lake partition of its interval and returns a small dict
@@ -42,6 +43,7 @@ from activity_sync.plan import add_rejections, read_plan, write_plan
 from activity_sync.plan import plan as make_plan
 from activity_sync.reconcile import ReconcileOptions
 from activity_sync.salesforce import SalesforceClient, SalesforceUnavailable
+from activity_sync.shards import OrgStatus, Shard, describe_failure
 from activity_sync.tenants import Org
 from activity_sync.transport import is_transient
 
@@ -303,26 +305,62 @@ def step_load(
     return result.summary
 
 
-def step_publish(loaded: Any, window: Mapping[str, str]) -> dict[str, Any] | None:
+def step_publish(
+    outcomes: Mapping[str, Mapping[str, Any] | None], window: Mapping[str, str]
+) -> dict[str, Any] | None:
     """The ``extra`` of the run's one ``activity_sync_loaded`` Asset event.
 
     Args:
-        loaded: the orgs' ``step_load`` results: a list, with None for orgs that did not
-            load, or a lone dict (Airflow hands over a single mapped result unwrapped).
+        outcomes: every org's outcome of this run by org_id (``shards.run_outcomes``),
+            None for orgs that recorded none.
         window: the run's interval, ``start`` and ``end`` as ISO strings.
 
     Returns:
         The interval, the orgs that loaded and their planned Tasks; None if none loaded.
     """
-    results = [loaded] if isinstance(loaded, dict) else [r for r in loaded or [] if r]
-    if not results:
+    loaded = {
+        org_id: o for org_id, o in outcomes.items() if o and o.get("status") == OrgStatus.LOADED
+    }
+    if not loaded:
         return None
     return {
         "start": window["start"],
         "end": window["end"],
-        "orgs": sorted(r["org_id"] for r in results),
-        "tasks_planned": sum(r["tasks_planned"] for r in results),
+        "orgs": sorted(loaded),
+        "tasks_planned": sum(o["steps"]["plan"]["tasks"] for o in loaded.values()),
     }
+
+
+def step_summary(
+    shards: Sequence[Shard], outcomes: Mapping[str, Mapping[str, Any] | None]
+) -> tuple[dict[str, Any], str | None]:
+    """The run's closing word: how many orgs ended how, and which failed where.
+
+    Args:
+        shards: the run's shards, as ``select_orgs`` made them.
+        outcomes: every org's outcome of this run (``shards.run_outcomes``).
+
+    Returns:
+        ``(summary, failure)``: counts by status and a line per failed org (for XCom and
+        the log); ``failure`` is the run's failure message naming every failed org, its
+        step and its task, or None when no org failed.
+    """
+    counts: dict[str, int] = {}
+    failed: dict[str, str] = {}
+    for shard in shards:
+        for org_id in shard.org_ids:
+            outcome = outcomes.get(org_id)
+            status = outcome.get("status") if outcome else None
+            if status in (OrgStatus.LOADED, OrgStatus.PLANNED, OrgStatus.WAITING):
+                counts[status] = counts.get(status, 0) + 1
+            else:
+                failed[org_id] = describe_failure(outcome, shard)
+    total = sum(len(s.orgs) for s in shards)
+    summary = {"orgs": total, **counts, "failed": failed}
+    if not failed:
+        return summary, None
+    lines = "; ".join(f"{org_id} ({why})" for org_id, why in failed.items())
+    return summary, f"{len(failed)} of {total} org(s) failed: {lines}"
 
 
 # --------------------------------------------------------------------------- daily audit

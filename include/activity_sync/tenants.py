@@ -28,7 +28,19 @@ ORG_KEYS = {
     "settings",
     "api_budget_share",
     "external_id_field",
+    "salesforce_concurrency",
+    "dedicated",
 }
+# The keys of the file itself, beside ``orgs``.
+FILE_KEYS = {"version", "orgs", "shard_size"}
+# Small orgs share a task instance in shards of this many (``shard_size`` in the file):
+# each task instance costs the scheduler and a worker about 1.5 CPU seconds whatever it
+# does, which dwarfs a small org's hour (README "Performance").
+DEFAULT_SHARD_SIZE = 25
+# Salesforce steps of one org running at once, across runs and backfills, unless the org
+# says otherwise: two hours of a backfill overlap, and no more, because concurrent loads
+# into one org contend for the same record locks (UNABLE_TO_LOCK_ROW).
+DEFAULT_SALESFORCE_CONCURRENCY = 2
 
 
 class TenantConfigError(ActivitySyncError, ValueError):
@@ -48,6 +60,10 @@ class Org:
         api_budget_share: the share (0, 1] of the org's daily API requests this product
             may use; a run finding more used waits for the budget instead of loading.
         external_id_field: the Task field upserted on (R11).
+        salesforce_concurrency: how many of this org's Salesforce steps may run at once,
+            across runs and backfills (``org_slots``).
+        dedicated: a big org: synced in a task instance of its own rather than in a shard
+            with other orgs.
     """
 
     org_id: str
@@ -56,6 +72,8 @@ class Org:
     landing: str = "landing"
     api_budget_share: float = 0.7
     external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD
+    salesforce_concurrency: int = DEFAULT_SALESFORCE_CONCURRENCY
+    dedicated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict that travels through XCom."""
@@ -66,6 +84,8 @@ class Org:
             "landing": self.landing,
             "api_budget_share": self.api_budget_share,
             "external_id_field": self.external_id_field,
+            "salesforce_concurrency": self.salesforce_concurrency,
+            "dedicated": self.dedicated,
         }
 
     @classmethod
@@ -73,8 +93,9 @@ class Org:
         """Validate one entry of the orgs file (or :meth:`to_dict`'s output).
 
         Missing optional keys take their defaults; an unknown key, a missing or empty
-        ``org_id``/``salesforce_conn_id``, bad settings or a share outside (0, 1] raise
-        :class:`TenantConfigError` naming the org and the key.
+        ``org_id``/``salesforce_conn_id``, bad settings, a share outside (0, 1], a
+        concurrency that is not a positive integer or a ``dedicated`` that is not a boolean
+        raise :class:`TenantConfigError` naming the org and the key.
         """
         org_id = raw.get("org_id")
         where = f"org {org_id!r}" if org_id else "an org entry"
@@ -95,6 +116,14 @@ class Org:
         share = raw.get("api_budget_share", 0.7)
         if not isinstance(share, int | float) or isinstance(share, bool) or not 0 < share <= 1:
             raise TenantConfigError(f"{where}: 'api_budget_share' must be a number in (0, 1]")
+        concurrency = raw.get("salesforce_concurrency", DEFAULT_SALESFORCE_CONCURRENCY)
+        if not _positive_int(concurrency):
+            raise TenantConfigError(
+                f"{where}: 'salesforce_concurrency' must be a whole number of at least 1"
+            )
+        dedicated = raw.get("dedicated", False)
+        if not isinstance(dedicated, bool):
+            raise TenantConfigError(f"{where}: 'dedicated' must be true or false")
         return cls(
             org_id=org_id,
             salesforce_conn_id=raw["salesforce_conn_id"],
@@ -102,21 +131,47 @@ class Org:
             landing=str(raw.get("landing", "landing")),
             api_budget_share=float(share),
             external_id_field=str(raw.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD)),
+            salesforce_concurrency=concurrency,
+            dedicated=dedicated,
         )
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+@dataclass(frozen=True)
+class OrgsFile:
+    """The orgs file: its orgs, and how the hourly DAG groups small orgs.
+
+    Attributes:
+        orgs: every org, in file order.
+        shard_size: how many orgs that are not ``dedicated`` share one task instance.
+    """
+
+    orgs: list[Org]
+    shard_size: int = DEFAULT_SHARD_SIZE
+
+
 def load_orgs(path: str | Path | None = None) -> list[Org]:
-    """The orgs of the orgs file, in file order.
+    """The orgs of the orgs file, in file order (:func:`load_orgs_file`'s ``orgs``)."""
+    return load_orgs_file(path).orgs
+
+
+def load_orgs_file(path: str | Path | None = None) -> OrgsFile:
+    """The orgs file, validated.
 
     Args:
         path: the YAML file; default ``$ACTIVITY_SYNC_ORGS``, else ``include/config/orgs.yaml``.
 
     Returns:
-        One validated :class:`Org` per entry under ``orgs`` (the file needs ``version: 1``).
+        One validated :class:`Org` per entry under ``orgs`` (the file needs ``version: 1``),
+        and ``shard_size`` (default :data:`DEFAULT_SHARD_SIZE`).
 
     Raises:
-        TenantConfigError: the file cannot be read or parsed, an entry is invalid, or an
-            org_id is listed twice; the message names the file or org and the key.
+        TenantConfigError: the file cannot be read or parsed, has an unknown top-level key or
+            a bad ``shard_size``, an entry is invalid, or an org_id is listed twice; the
+            message names the file or org and the key.
     """
     path = Path(path or os.environ.get("ACTIVITY_SYNC_ORGS", DEFAULT_CONFIG))
     try:
@@ -130,10 +185,16 @@ def load_orgs(path: str | Path | None = None) -> list[Org]:
         or not isinstance(raw.get("orgs"), list)
     ):
         raise TenantConfigError(f"{path}: expected 'version: 1' and a list under 'orgs'")
+    unknown = sorted(set(raw) - FILE_KEYS)
+    if unknown:
+        raise TenantConfigError(f"{path}: unknown top-level key {unknown[0]!r}")
+    shard_size = raw.get("shard_size", DEFAULT_SHARD_SIZE)
+    if not _positive_int(shard_size):
+        raise TenantConfigError(f"{path}: 'shard_size' must be a whole number of at least 1")
     orgs = [Org.from_dict(entry) for entry in raw["orgs"]]
     seen: set[str] = set()
     for org in orgs:
         if org.org_id in seen:
             raise TenantConfigError(f"{path}: org {org.org_id!r} is listed twice")
         seen.add(org.org_id)
-    return orgs
+    return OrgsFile(orgs=orgs, shard_size=shard_size)
