@@ -168,6 +168,9 @@ def airflow_settings(
         settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"postgresql+psycopg2://{database}"
         settings["AIRFLOW__CELERY__RESULT_BACKEND"] = f"db+postgresql://{database}"
         settings["AIRFLOW__CELERY__BROKER_URL"] = broker
+        # Each org's Salesforce slots live in Redis too (another database than the broker's),
+        # as in docker-compose.yaml: workers on several hosts share them there.
+        settings["ACTIVITY_SYNC_LOCKS"] = broker.rsplit("/", 1)[0] + "/1"
         # Each worker's host name is its own (stack_services); no resolver knows it, so
         # tasks report it as it is rather than look up a fully qualified name.
         settings["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "socket.gethostname"

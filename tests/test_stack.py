@@ -191,7 +191,7 @@ def test_backfilling_again_with_completed_runs_reruns_them_and_duplicates_nothin
         assert run["end_date"] > before["end_date"]
         # The load itself ran again: it started after the first run ended. (Not its try
         # number: that of this mapped task was once seen to stay at 1 after a reprocess.)
-        load = stack.task_instance(run["dag_run_id"], "org.load", map_index=0)
+        load = stack.task_instance(run["dag_run_id"], "sync", map_index=0)
         assert load["state"] == "success"
         assert load["start_date"] > before["end_date"], load
     client = stack.client(ORG)

@@ -205,8 +205,9 @@ def _process_tree(root: int) -> list[int]:
 
 
 def _running_load(stack: Stack, run_id: str, tasks_before: int) -> dict | None:
-    """The crash org's load once its Task upsert is in Salesforce and it still runs."""
-    load = stack.find_task_instance(run_id, "org.load", map_index=0)
+    """The crash org's sync task once its load's Task upsert is in Salesforce and it still
+    runs (its shard holds that one org: the run's orgs param names only it)."""
+    load = stack.find_task_instance(run_id, "sync", map_index=0)
     if load is None:
         return None
     if load["state"] != "running":
@@ -264,7 +265,7 @@ def test_r11_a_worker_killed_in_the_middle_of_a_load_is_noticed_and_the_load_rer
 
     runs = wait_for("the crash hour's run to end", lambda: stack.finished_runs([CRASH_HOUR]))
     assert runs[CRASH_HOUR.isoformat()]["state"] == "success"
-    rerun = stack.task_instance(run_id, "org.load", map_index=0)
+    rerun = stack.task_instance(run_id, "sync", map_index=0)
     assert rerun["state"] == "success"
     assert rerun["try_number"] == load["try_number"] + 1
     assert rerun["hostname"] not in ("", None, load["hostname"])
@@ -279,7 +280,7 @@ def test_r11_a_worker_killed_in_the_middle_of_a_load_is_noticed_and_the_load_rer
         params={"dag_id": DAG_ID, "run_id": run_id, "event": "heartbeat timeout"},
     ).json()["event_logs"]
     assert [(e["task_id"], e["map_index"], e["try_number"]) for e in events] == [
-        ("org.load", 0, load["try_number"])
+        ("sync", 0, load["try_number"])
     ]
     for org in ORGS:
         assert_salesforce_holds_exactly(stack.client(org), stack.plans(org).values())
