@@ -13,12 +13,14 @@ three Salesforce orgs.
    is done with their TaskRelations).
    The scheduler notices the missing heartbeats (``[scheduler]
    task_instance_heartbeat_timeout``, 30 s here instead of deploy/airflow.env's 300), the
-   load runs again on the other worker, and Salesforce is still exact (R11).
+   org's ``sync`` task runs again on the other worker (its load ran in it), and Salesforce
+   is still exact (R11).
 
 Retries wait 5 s instead of the DAG's 2 minutes and more: a cluster policy in the stack's
 ``config/airflow_local_settings.py``, which Airflow imports in every component, shortens
-them. The module takes 5-6 minutes on a 2-core machine: the stack starts in ~35 s, the
-backfill takes 160-190 s (126 task instances), the crash ~90 s.
+them. The module takes 5-8 minutes on a 2-core machine: the stack starts in 35-95 s, the
+backfill takes 160-190 s (30 task instances: the three orgs share one ``sync`` task an
+hour), the crash ~90 s.
 """
 
 from __future__ import annotations
