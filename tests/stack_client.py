@@ -131,9 +131,22 @@ class Stack:
     # --- runs -----------------------------------------------------------------------
 
     def unpause(self) -> None:
-        """Let the scheduler run the hourly DAG (it also runs the latest hour at once)."""
+        """Let the scheduler run the hourly DAG; returns once it created the latest hour's run.
+
+        Waiting for that run keeps a backfill requested next from writing ``dag_run`` at the
+        same moment as the scheduler: on SQLite that race crashed the scheduler
+        (``StaleDataError: UPDATE statement on table 'dag_run' expected to update 3 row(s)``).
+        """
         response = self.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
         assert response.status_code == 200, response.text
+
+        def scheduled() -> bool:
+            runs = self.api(
+                "GET", f"/api/v2/dags/{DAG_ID}/dagRuns", params={"run_type": "scheduled"}
+            )
+            return runs.status_code == 200 and runs.json()["total_entries"] > 0
+
+        wait_for("the scheduler to create the latest hour's run", scheduled, timeout=120)
 
     def backfill_runs(self) -> dict[str, dict]:
         """The hourly DAG's backfill runs by logical date (ISO, UTC)."""
