@@ -8,13 +8,19 @@ an org whose Salesforce slots are all busy never holds up the other orgs of its 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowNotFoundException,
+    AirflowRescheduleException,
+)
 from salesforce_state import assert_salesforce_holds_exactly
 
 from activity_sync import lake
@@ -89,6 +95,7 @@ class World:
             attempt=attempt,
             client_for=self.client_for,
             slots=self.slots,
+            permanent=(AirflowNotFoundException,),
             **kwargs,
         )
 
@@ -210,3 +217,62 @@ def test_an_org_whose_salesforce_slots_are_all_busy_never_holds_up_the_rest_of_i
     holder.join()
     shard.join(60)
     assert read_outcome(world.root, "a", HOUR)["status"] == "loaded"
+
+
+# --- what the sync task tells Airflow -------------------------------------------------------
+
+
+class FakeDagRun:
+    """The task context's ``dag_run``, as far as the sync task reads it."""
+
+    run_id = "manual__2026-11-26T15:00:00+00:00"
+    start_date = datetime(2026, 11, 26, 15, 0, 5, tzinfo=UTC)
+    clear_number = 0
+
+
+class FakeTaskInstance:
+    max_tries = 3
+
+
+@pytest.fixture
+def sync_task(world, tmp_path, monkeypatch):
+    """Runs ``airflow_adapter.sync_shard_task`` on a shard, with the run's context faked."""
+    from activity_sync.airflow_adapter import sync_shard_task
+
+    monkeypatch.setenv("ACTIVITY_SYNC_LAKE", str(world.root))
+    monkeypatch.setenv("ACTIVITY_SYNC_LOCKS", str(tmp_path / "task-locks"))
+    monkeypatch.setenv("ACTIVITY_SYNC_BULK_POLL_SECONDS", "0.05")
+    monkeypatch.setenv("ACTIVITY_SYNC_RETRY_BACKOFF_SECONDS", "0.01")
+    connection = json.dumps(world.emulator.airflow_connection())
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN.upper()}", connection)
+    window = {"start": HOUR.isoformat(), "end": END.isoformat()}
+    context = {"dag_run": FakeDagRun(), "ti": FakeTaskInstance(), "params": {"dry_run": False}}
+    return lambda orgs: sync_shard_task(Shard(tuple(orgs)).to_dict(), window, context)
+
+
+def test_the_sync_task_returns_each_orgs_result_when_every_org_loaded(sync_task):
+    result = sync_task([org("a"), org("b")])
+    assert result["shard"] == "a … b (2 orgs)"
+    assert {o: v["status"] for o, v in result["orgs"].items()} == {"a": "loaded", "b": "loaded"}
+    assert all(type(v["status"]) is str for v in result["orgs"].values())  # plain XCom
+
+
+def test_the_sync_task_is_rescheduled_in_fifteen_minutes_while_an_org_waits_for_budget(sync_task):
+    before = datetime.now(UTC)
+    with pytest.raises(AirflowRescheduleException) as err:
+        sync_task([org("a", api_budget_share=0.0001), org("b")])
+    assert timedelta(minutes=14) < err.value.reschedule_date - before < timedelta(minutes=16)
+
+
+def test_the_sync_task_fails_for_good_when_no_retry_can_help_and_retryably_otherwise(
+    sync_task, world
+):
+    with pytest.raises(AirflowFailException, match="broken: refresh_crm: The conn_id"):
+        sync_task([org("a"), org("broken", salesforce_conn_id="salesforce_missing")])
+    world.emulator.set_faults(http_503_rate=1.0)  # Salesforce down past every retry
+    # The same attempt again: a, loaded above, is not synced again; c meets the outage.
+    with pytest.raises(AirflowException, match="1 of 2 org\\(s\\) failed: c: refresh_crm: ") as err:
+        sync_task([org("a"), org("c")])
+    world.emulator.set_faults()
+    assert "still failing after 6 attempts" in str(err.value)
+    assert not isinstance(err.value, AirflowFailException)  # Airflow retries it

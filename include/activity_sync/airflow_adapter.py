@@ -173,6 +173,7 @@ def sync_shard_task(shard: dict[str, Any], window: dict[str, str], context: Any)
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
+        AirflowNotFoundException,
         AirflowRescheduleException,
     )
 
@@ -194,6 +195,8 @@ def sync_shard_task(shard: dict[str, Any], window: dict[str, str], context: Any)
         attempt=attempt,
         client_for=salesforce_client,
         slots=slots_from_env(),
+        # An org whose connection Airflow does not know: a retry finds it missing again.
+        permanent=(AirflowNotFoundException,),
     )
     if result.waiting:
         raise AirflowRescheduleException(datetime.now(UTC) + BUDGET_RECHECK)

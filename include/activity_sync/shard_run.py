@@ -28,7 +28,7 @@ from typing import Any
 
 from activity_sync import steps
 from activity_sync.errors import ActivitySyncError
-from activity_sync.org_slots import SlotBackend, org_slot
+from activity_sync.org_slots import SlotBackend, SlotWaitTimeout, org_slot
 from activity_sync.salesforce import BulkJobFailed, SalesforceClient, SalesforceUnavailable
 from activity_sync.shards import DONE, OrgStatus, Shard, read_outcome, write_outcome
 from activity_sync.tenants import Org
@@ -96,7 +96,7 @@ class ShardResult:
         for org_id, v in self.outcomes.items():
             plan, load = v["steps"].get("plan") or {}, v["steps"].get("load") or {}
             view[org_id] = {
-                "status": v["status"],
+                "status": str(v["status"]),
                 "events": plan.get("events"),
                 "tasks_planned": plan.get("tasks"),
                 "tasks_created": load.get("tasks_created"),
@@ -107,22 +107,17 @@ class ShardResult:
         return view
 
 
-def retry_can_help(exc: BaseException) -> bool:
+def retry_can_help(exc: BaseException, permanent: tuple[type[BaseException], ...] = ()) -> bool:
     """False for errors a retry repeats: bad configuration or input, an org not set up.
 
-    Those are the product's own errors (``ActivitySyncError``) except Salesforce being
-    unavailable or a Bulk job failing, and Airflow not knowing the org's connection.
-    Anything else (a network error, a bug) is retried, as Airflow would retry the task.
+    Those are the product's own errors (``ActivitySyncError``), except Salesforce being
+    unavailable, a Bulk job failing and an org's slots staying busy, and the ``permanent``
+    errors the caller names (Airflow not knowing a connection). Anything else (a network
+    error, a bug) is retried, as Airflow would retry the task.
     """
-    if isinstance(exc, SalesforceUnavailable | BulkJobFailed):
+    if isinstance(exc, SalesforceUnavailable | BulkJobFailed | SlotWaitTimeout):
         return True
-    if isinstance(exc, ActivitySyncError):
-        return False
-    try:
-        from airflow.sdk.exceptions import AirflowNotFoundException
-    except ImportError:  # pragma: no cover - Airflow is installed wherever shards run
-        return True
-    return not isinstance(exc, AirflowNotFoundException)
+    return not isinstance(exc, (ActivitySyncError, *permanent))
 
 
 def sync_shard(
@@ -134,6 +129,7 @@ def sync_shard(
     attempt: Attempt,
     client_for: Callable[[str], SalesforceClient],
     slots: SlotBackend,
+    permanent: tuple[type[BaseException], ...] = (),
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     threads: int = SHARD_THREADS,
 ) -> ShardResult:
@@ -146,6 +142,8 @@ def sync_shard(
         attempt: which attempt this is (what to resume) and whether it is a dry run.
         client_for: opens a Salesforce client for a connection id.
         slots: where the orgs' Salesforce slots live.
+        permanent: errors beyond the product's own that a retry cannot fix
+            (:func:`retry_can_help`).
         now: the clock (budget waits are dated with it).
         threads: orgs synced at once.
 
@@ -157,7 +155,7 @@ def sync_shard(
     result = ShardResult()
 
     def one(org: Org) -> None:
-        outcome = _sync_org(org, root, start, end, attempt, client_for, slots, now)
+        outcome = _sync_org(org, root, start, end, attempt, client_for, slots, permanent, now)
         with lock:
             result.outcomes[org.org_id] = outcome
 
@@ -182,6 +180,7 @@ def _sync_org(
     attempt: Attempt,
     client_for: Callable[[str], SalesforceClient],
     slots: SlotBackend,
+    permanent: tuple[type[BaseException], ...],
     now: Callable[[], datetime],
 ) -> dict[str, Any]:
     """One org's hour, from where this attempt left it; returns (and writes) its outcome."""
@@ -245,7 +244,7 @@ def _sync_org(
             "step": step,
             "type": type(exc).__name__,
             "message": str(exc) or type(exc).__name__,
-            "retryable": retry_can_help(exc),
+            "retryable": retry_can_help(exc, permanent),
         }
     outcome["api_calls"] = client.total_calls if client else 0
     outcome["finished_at"] = now().isoformat()
