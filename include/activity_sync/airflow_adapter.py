@@ -159,6 +159,8 @@ def retry_policy() -> RetryPolicy:
             return RetryDecision.default()
 
     return FailMistakesAtOnce()
+
+
 def sync_shard_task(shard: dict[str, Any], window: dict[str, str], context: Any) -> dict[str, Any]:
     """The hourly DAG's ``sync`` task: one shard's orgs, and what Airflow makes of them.
 

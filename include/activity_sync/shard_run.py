@@ -27,9 +27,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from activity_sync import steps
-from activity_sync.errors import ActivitySyncError
-from activity_sync.org_slots import SlotBackend, SlotWaitTimeout, org_slot
-from activity_sync.salesforce import BulkJobFailed, SalesforceClient, SalesforceUnavailable
+from activity_sync.org_slots import SlotBackend, org_slot
+from activity_sync.salesforce import SalesforceClient
 from activity_sync.shards import DONE, OrgStatus, Shard, read_outcome, write_outcome
 from activity_sync.tenants import Org
 
@@ -108,16 +107,11 @@ class ShardResult:
 
 
 def retry_can_help(exc: BaseException, permanent: tuple[type[BaseException], ...] = ()) -> bool:
-    """False for errors a retry repeats: bad configuration or input, an org not set up.
-
-    Those are the product's own errors (``ActivitySyncError``), except Salesforce being
-    unavailable, a Bulk job failing and an org's slots staying busy, and the ``permanent``
-    errors the caller names (Airflow not knowing a connection). Anything else (a network
-    error, a bug) is retried, as Airflow would retry the task.
-    """
-    if isinstance(exc, SalesforceUnavailable | BulkJobFailed | SlotWaitTimeout):
-        return True
-    return not isinstance(exc, (ActivitySyncError, *permanent))
+    """Whether a retry may succeed where ``exc`` failed: the DAG's own rule
+    (``steps.fails_at_once``: mistakes in configuration or input fail at once, passing
+    failures and an org's slots staying busy heal), plus the ``permanent`` errors the caller
+    names (Airflow not knowing a connection)."""
+    return not (steps.fails_at_once(exc) or isinstance(exc, permanent))
 
 
 def sync_shard(

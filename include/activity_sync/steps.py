@@ -39,6 +39,7 @@ from activity_sync.job_ledger import LakeJobLedger
 from activity_sync.load import LoadOptions, load_plan, write_load_result
 from activity_sync.mirror import refresh_crm
 from activity_sync.org import OrgCapabilities, api_budget, detect_capabilities
+from activity_sync.org_slots import SlotWaitTimeout
 from activity_sync.plan import add_rejections, read_plan, write_plan
 from activity_sync.plan import plan as make_plan
 from activity_sync.reconcile import ReconcileOptions
@@ -58,6 +59,7 @@ HEALING_ERRORS: tuple[type[ActivitySyncError], ...] = (
     SalesforceUnavailable,
     BulkJobFailed,
     JobTimeout,
+    SlotWaitTimeout,  # an org's Salesforce slots held by other runs for long: they end
 )
 
 
