@@ -191,7 +191,11 @@ class Stack:
         """Backfill ``hours`` as the UI's dialog does; wait until the scheduler has finished.
 
         On SQLite the API answers 503 "Database is locked" when the scheduler writes at the
-        same moment (Airflow says so itself); like a user, try again.
+        same moment (Airflow says so itself); like a user, try again. A request answered 503
+        can leave its backfill row behind (Airflow 3.3's ``_cleanup_partial_backfill`` is
+        best effort and hits the same lock), and then the resend gets 409 "already a running
+        backfill" until the scheduler closes the empty backfill (after two minutes): after
+        a 503, a 409 is waited out too.
         """
         body = {
             "dag_id": DAG_ID,
@@ -203,11 +207,16 @@ class Stack:
             "dag_run_conf": conf or {},
         }
 
+        refused: list[int] = []
+
         def created() -> requests.Response | None:
             response = self.api("POST", "/api/v2/backfills", json=body)
-            return None if response.status_code == 503 else response
+            if response.status_code == 503 or (response.status_code == 409 and refused):
+                refused.append(response.status_code)
+                return None
+            return response
 
-        response = wait_for("the backfill to be accepted", created, timeout=60)
+        response = wait_for("the backfill to be accepted", created, timeout=240)
         assert response.status_code == 200, response.text
         backfill_id = response.json()["id"]
         return wait_for(

@@ -172,6 +172,26 @@ def test_the_loser_of_two_racing_upserts_gets_duplicate_value_naming_the_winner(
     assert sf.query(f"SELECT COUNT() FROM Task WHERE {KEY} LIKE 'as1_race%'")["totalSize"] == 50
 
 
+def test_jobs_told_to_start_together_wait_for_each_other_then_race(sf, fresh_emulator):
+    """The ``start_together`` fault is the tests' way to make two loads overlap on a busy
+    machine: the first closed job does not start its chunks until the second is closed."""
+    fresh_emulator.set_faults(chunk_seconds=0.05, start_together=2)
+    rows = _tasks(50, "as1_together")
+    first = _open(fresh_emulator, data=_csv(rows))
+    _close(fresh_emulator, first)
+    time.sleep(1.0)
+    assert _info(fresh_emulator, first)["numberRecordsProcessed"] == 0
+    second = _open(fresh_emulator, data=_csv(rows))
+    _close(fresh_emulator, second)
+    results = [
+        _results(fresh_emulator, job) for job in (first, second) if _wait(fresh_emulator, job)
+    ]
+    assert sorted(len(r["failedResults"]) for r in results) == [0, 50]
+    third = _open(fresh_emulator, data=_csv(rows))
+    _close(fresh_emulator, third)
+    assert _wait(fresh_emulator, third)["numberRecordsFailed"] == 0, "the group is used once"
+
+
 def test_a_job_that_fails_before_processing_lists_every_row_unprocessed_with_its_columns(
     fresh_emulator,
 ):

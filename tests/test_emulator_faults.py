@@ -116,6 +116,7 @@ def test_admin_rejects_unknown_or_out_of_range_fault_settings(fresh_emulator):
         ({"http_503_rate": 0.6, "request_limit_rate": 0.6}, "add up"),
         ({"slow_bulk_seconds": -1}, "negative"),
         ({"row_lock_rate": True}, "number"),
+        ({"start_together": 1.5}, "whole number"),
         ([], "object"),
     ],
 )

@@ -49,7 +49,9 @@ def test_r11_two_loads_of_one_plan_started_together_in_two_processes_hold_everyt
     """
     plan = synthetic_plan(contacts, 5_000, seed=1)
     write_plan(plan, tmp_path / "plan")
-    fresh_emulator.set_faults(chunk_seconds=0.02)  # each chunk reads its keys, then writes
+    # Each chunk reads its keys, then writes; the two Task jobs start their chunks together
+    # however late the second process uploads on a busy machine.
+    fresh_emulator.set_faults(chunk_seconds=0.05, start_together=2)
     spawn = multiprocessing.get_context("spawn")
     barrier, out = spawn.Barrier(2), spawn.Queue()
     workers = [

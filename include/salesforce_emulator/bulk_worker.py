@@ -212,6 +212,7 @@ class BulkWorker:
         try:
             names = self._fields_for(job, header)
             fate = self.faults.for_ingest_job(len(rows), -(-len(rows) // CHUNK_ROWS))
+            self.faults.start_with_group()
             for number, (inc, errors) in enumerate(self._chunks(job, rows, names, fate)):
                 if job["state"] != JobState.IN_PROGRESS:
                     break

@@ -14,6 +14,9 @@ left out are off):
 - ``slow_bulk_seconds``: every Bulk job waits this long in ``InProgress`` before it starts.
 - ``chunk_seconds``: each 200-row chunk of an ingest job waits this long between reading
   which records exist and writing, so that overlapping jobs race as in Salesforce.
+- ``start_together``: the next this-many Bulk ingest jobs wait for each other and start
+  their first chunk at the same moment (once; a group not filled in 60 s starts anyway),
+  so that a test's two loads overlap however busy the machine is.
 
 Draws come from generators seeded by ``seed``: the n-th counted call after the faults were
 set always gets the same verdict, and the n-th Bulk ingest job to start the same failing
@@ -30,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# How long a ``start_together`` group waits to fill before its jobs start anyway.
+START_GROUP_TIMEOUT = 60.0
 
 # The faults a call or a row can get; also the keys of the ``injected`` counts in stats.
 UNAVAILABLE = "503"
@@ -61,6 +67,7 @@ class FaultConfig:
     row_lock_rate: float = 0.0
     failed_job_rate: float = 0.0
     chunk_seconds: float = 0.0
+    start_together: int = 0
 
     @classmethod
     def parse(cls, raw: Any) -> FaultConfig:
@@ -79,6 +86,10 @@ class FaultConfig:
                 raise FaultConfigError(f"fault setting {key!r} must be between 0 and 1")
             if key.endswith("_seconds") and value < 0:
                 raise FaultConfigError(f"fault setting {key!r} must not be negative")
+            if key == "start_together" and (not isinstance(value, int) or value < 0):
+                raise FaultConfigError(
+                    "fault setting 'start_together' must be a whole number, 0 or more"
+                )
         config = cls(**raw)
         call_total = config.http_503_rate + config.request_limit_rate + config.expired_session_rate
         if call_total > 1.0:
@@ -101,6 +112,7 @@ class Faults:
 
     def __init__(self, config: FaultConfig | None = None) -> None:
         self._lock = threading.Lock()
+        self._group = threading.Condition()
         self.configure(config or FaultConfig())
 
     def configure(self, config: FaultConfig) -> None:
@@ -109,6 +121,22 @@ class Faults:
             self._calls = np.random.default_rng([config.seed, 1])
             self._jobs = 0
             self.injected: dict[str, int] = {}
+        with self._group:
+            self._group_missing = config.start_together
+            self._group.notify_all()
+
+    def start_with_group(self, timeout: float = START_GROUP_TIMEOUT) -> None:
+        """Hold an ingest job until the ``start_together`` group is full, then let all go."""
+        with self._group:
+            if self._group_missing <= 0:
+                return
+            self._group_missing -= 1
+            if self._group_missing == 0:
+                self._group.notify_all()
+                return
+            if not self._group.wait_for(lambda: self._group_missing <= 0, timeout):
+                self._group_missing = 0
+                self._group.notify_all()
 
     def for_call(self) -> str | None:
         """The fault to answer this counted call with, or None for no fault."""
