@@ -1,5 +1,5 @@
 # The project's Airflow image: the official image plus the project's pinned lock.
-# The FROM tag must equal the apache-airflow pin in requirements.txt (tests/test_compose.py).
+# The FROM tag must equal the apache-airflow pin in requirements.txt (tests/integration/test_compose.py).
 FROM apache/airflow:3.3.2-python3.11
 
 COPY requirements.txt /requirements.txt

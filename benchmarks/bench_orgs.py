@@ -37,7 +37,7 @@ import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests" / "support")]
 
 from salesforce_state import salesforce_tasks  # noqa: E402
 from stack_client import DAG_ID, Stack, run_script, wait_for  # noqa: E402

@@ -101,7 +101,7 @@ LOADED = Asset(name=LOADED_ASSET)
             "lake only, with no API calls.",
         ),
         # audit.counts.DEFAULT_CHANGE_THRESHOLD_PCT, written out: importing the audit (pandas)
-        # would slow every parse of this file; tests/test_audit_dag.py keeps the two equal.
+        # would slow every parse of this file; tests/dags/test_audit_dag.py keeps the two equal.
         "change_threshold_pct": Param(
             30.0,
             type=["null", "number"],

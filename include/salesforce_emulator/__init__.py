@@ -39,6 +39,6 @@ activities, the Recycle Bin), ``records`` (value checks), ``org`` (the live stat
 subsystems share), ``context`` (a write's context), ``org_settings``, ``usage`` (API
 allowance), ``faults``, ``objects`` (the data model and describe), ``store`` (SQLite),
 ``ids``, ``protocol`` (requests, responses, routing), ``tls``, ``files``, ``process``
-(start one as a child process). ``tests/test_emulator_structure.py`` keeps their imports
+(start one as a child process). ``tests/emulator/test_emulator_structure.py`` keeps their imports
 free of cycles.
 """

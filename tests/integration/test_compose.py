@@ -2,7 +2,7 @@
 
 No Docker engine runs where the tests run, so the files are checked as data; the settings
 they share with ``scripts/stack.py --executor celery`` (deploy/airflow.env) are checked to
-reach that stack as written, and tests/test_stack_celery.py runs it. Each check is
+reach that stack as written, and tests/integration/test_stack_celery.py runs it. Each check is
 a function that lists what is wrong. Every test runs it on the real files (nothing wrong)
 and on a copy broken on purpose (the break is reported), so no check passes by being blind.
 """
@@ -28,7 +28,7 @@ from activity_sync.airflow_adapter import (
 stack_script = load_script()
 services = load_script("stack_services")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED_SETTINGS = "deploy/airflow.env"
 SHARED_TEXT = (ROOT / SHARED_SETTINGS).read_text(encoding="utf-8")
 COMPOSE_TEXT = (ROOT / "docker-compose.yaml").read_text(encoding="utf-8")

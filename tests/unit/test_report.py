@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from audit_days import DAY, NOW, ORG, sample_day
 from browser import dump_dom, requires_chromium, text_by_id
-from test_audit import DAY, NOW, ORG, sample_day
 
 from activity_sync import audit, lake
 from activity_sync.report import (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_audit import DAY, NOW, ORG, _relations, _summary, _task, sample_day, write_hour
+from audit_days import DAY, NOW, ORG, hour_summary, relation_rows, sample_day, task_row, write_hour
 
 from activity_sync import audit, lake
 from activity_sync.report import render_report, verdict
@@ -20,16 +20,16 @@ from activity_sync.tenants import Org
 
 def _synced_hour(root: Path, hour: int, *, loaded: bool = True, day: str = DAY) -> None:
     """One hour with one open event and its Task, loaded unless told otherwise."""
-    t = _task(f"o{hour}", "open", f"w{hour}", "003x", 1)
+    t = task_row(f"o{hour}", "open", f"w{hour}", "003x", 1)
     write_hour(
         root,
         hour,
         day=day,
         events=[{"event_id": f"o{hour}", "org_id": ORG, "type": "open", "sender": "a@acme.com"}],
         tasks=[t],
-        relations=_relations(t["task_key"], ["003x"]),
+        relations=relation_rows(t["task_key"], ["003x"]),
         rejected=[],
-        summary=_summary("shared", "on", True, events=1, tasks=1, relations=1),
+        summary=hour_summary("shared", "on", True, events=1, tasks=1, relations=1),
         task_results=[
             {
                 "task_key": t["task_key"],

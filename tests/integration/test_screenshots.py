@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from audit_days import DAY, NOW, ORG, sample_day
 from browser import requires_chromium
-from test_audit import DAY, NOW, ORG, sample_day
 
 from activity_sync import audit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _png_size(path: Path) -> tuple[int, int]:

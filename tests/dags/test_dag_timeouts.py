@@ -20,7 +20,7 @@ from activity_sync.org_slots import DEFAULT_WAIT_SECONDS
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.transport import HttpTimeouts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLIENT = {
     name: p.default
     for name, p in inspect.signature(SalesforceClient.__init__).parameters.items()

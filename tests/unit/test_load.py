@@ -1,6 +1,6 @@
 """load.py against a hand-written Salesforce fake: retries, dead letters, relation reads (R11).
 
-The fake (tests/fake_bulk.py) stands at the boundary the loader talks to and keeps Tasks
+The fake (tests/support/fake_bulk.py) stands at the boundary the loader talks to and keeps Tasks
 and TaskRelations like an org would, so the tests check the end state and the calls made.
 Job-level behaviour (parts, lost results, earlier attempts) is in test_load_jobs.py;
 loads over HTTPS against the emulator in test_load_salesforce.py and test_sync_dag.py.

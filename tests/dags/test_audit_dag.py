@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
-from test_audit import DAY, ORG, sample_day
+from audit_days import DAY, ORG, sample_day
 
 from activity_sync import audit, lake
 from activity_sync.airflow_adapter import LOADED_ASSET, SALESFORCE_POOL
 from activity_sync.audit.counts import DEFAULT_CHANGE_THRESHOLD_PCT, DEFAULT_LOAD_GRACE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECEIVED: list[dict] = []
 
 

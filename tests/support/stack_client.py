@@ -28,7 +28,7 @@ from activity_sync.plan import read_plan
 from activity_sync.salesforce import SalesforceClient
 from salesforce_emulator import process
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "stack.py"
 DAG_ID = "activity_sync_hourly"
 RUN_TIMEOUT = 300

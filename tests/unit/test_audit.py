@@ -1,8 +1,7 @@
 """The audit package on hand-written lake partitions: exact counts, percentages, alerts, outputs.
 
 The partitions are written here, column for column as the planner and loader write them,
-so these tests do not depend on either. ``write_hour`` and ``sample_day`` are reused by
-the report, DAG and plugin tests.
+so these tests do not depend on either (``tests/support/audit_days.py``).
 """
 
 from __future__ import annotations
@@ -17,245 +16,21 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from audit_days import (
+    DAY,
+    NOW,
+    ORG,
+    event_row,
+    hour_summary,
+    relation_rows,
+    sample_day,
+    task_row,
+    write_hour,
+)
 
 from activity_sync import audit, lake
 from activity_sync.audit import AuditOptions, day_over_day_alert, percent_change
 from activity_sync.errors import ActivitySyncError
-from activity_sync.schema import REJECTED_COLUMNS, RELATION_COLUMNS, TASK_COLUMNS, task_key
-
-ORG = "acme"
-DAY = "2026-11-20"
-NOW = datetime(2026, 11, 21, 0, 30, tzinfo=UTC)
-
-
-def _task(event_id: str, event_type: str, part: str, who: str, who_count: int, what=None):
-    return {
-        "task_key": task_key(ORG, event_id, part, what),
-        "org_id": ORG,
-        "event_id": event_id,
-        "event_type": event_type,
-        "WhoId": who,
-        "WhatId": what,
-        "OwnerId": "005000000000001AAA",
-        "Subject": "Email: hello",
-        "Description": "",
-        "ActivityDate": DAY,
-        "Status": "Completed",
-        "TaskSubtype": "Email",
-        "who_count": who_count,
-        "batch_index": 0,
-    }
-
-
-def _contacts(prefix: str, n: int) -> list[str]:
-    return [f"003{prefix}{i:012d}AAA" for i in range(n)]
-
-
-def _relations(key: str, people: list[str]) -> list[dict]:
-    return [
-        {"task_key": key, "RelationId": p, "position": i, "is_primary": i == 0}
-        for i, p in enumerate(people)
-    ]
-
-
-def write_hour(
-    root: Path,
-    hour: int,
-    *,
-    events: list[dict],
-    tasks: list[dict],
-    relations: list[dict],
-    rejected: list[dict],
-    summary: dict[str, Any],
-    task_results: list[dict] | None = None,
-    relation_results: list[dict] | None = None,
-    dead_letter: list[dict] | None = None,
-    org_id: str = ORG,
-    day: str = DAY,
-) -> None:
-    """One hour's events, plan and (when ``task_results`` is given) load partitions."""
-    start = datetime.fromisoformat(f"{day}T{hour:02d}:00:00+00:00")
-    ev = lake.partition(root, lake.EVENTS, org_id, start)
-    ev.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(events).to_parquet(ev / lake.EVENTS_FILE, index=False)
-    plan = lake.partition(root, lake.PLAN, org_id, start)
-    plan.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(tasks, columns=TASK_COLUMNS).to_parquet(plan / lake.PLAN_TASKS, index=False)
-    pd.DataFrame(relations, columns=RELATION_COLUMNS).to_parquet(
-        plan / lake.PLAN_RELATIONS, index=False
-    )
-    pd.DataFrame(rejected, columns=REJECTED_COLUMNS).to_parquet(
-        plan / lake.PLAN_REJECTED, index=False
-    )
-    (plan / lake.PLAN_SUMMARY).write_text(
-        json.dumps({"org_id": org_id, "interval_start": start.isoformat(), **summary})
-    )
-    if task_results is None:
-        return
-    loaded = lake.partition(root, lake.LOADED, org_id, start)
-    loaded.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(
-        task_results,
-        columns=["task_key", "Id", "created", "success", "error_code", "error_message", "attempts"],
-    ).to_parquet(loaded / lake.TASK_RESULTS, index=False)
-    pd.DataFrame(
-        relation_results or [],
-        columns=[
-            "task_key",
-            "TaskId",
-            "RelationId",
-            "position",
-            "status",
-            "error_code",
-            "error_message",
-        ],
-    ).to_parquet(loaded / lake.RELATION_RESULTS, index=False)
-    pd.DataFrame(
-        dead_letter or [],
-        columns=["object", "task_key", "RelationId", "error_code", "error_message", "attempts"],
-    ).to_parquet(loaded / lake.DEAD_LETTER, index=False)
-    (loaded / lake.LOAD_SUMMARY).write_text(json.dumps({"org_id": org_id}))
-
-
-def _summary(mode: str, reason: str, sf_on: bool, **counts: int) -> dict[str, Any]:
-    return {
-        "events_rejected": 0,
-        "recipients_excluded": 0,
-        "recipients_unmatched": 0,
-        "individual_tasks": 0,
-        **counts,
-        "mode": mode,
-        "mode_reason": reason,
-        "salesforce_shared_activities": sf_on,
-        "setting_shared_activities": True,
-        "fallback": not sf_on,
-    }
-
-
-def _ok(tasks: list[dict], ids: dict[str, str]) -> list[dict]:
-    return [
-        {
-            "task_key": t["task_key"],
-            "Id": ids[t["task_key"]],
-            "created": True,
-            "success": True,
-            "error_code": None,
-            "error_message": None,
-            "attempts": 1,
-        }
-        for t in tasks
-    ]
-
-
-def _event(event_id: str, event_type: str, sender: str) -> dict:
-    return {"event_id": event_id, "org_id": ORG, "type": event_type, "sender": sender}
-
-
-def sample_day(root: Path, day: str = DAY, org_id: str = ORG) -> dict[str, Any]:
-    """A day with known figures: hour 09 shared, hour 10 a fallback hour with a dead letter.
-
-    09: alice sends e1 to 60 Contacts (a Task of 50 and one of 10) and gets an open (e2);
-        bob sends e3 to 3 Contacts whose primary has 2 Opportunities (2 copies of 3) and a
-        reply from an unknown address (e4, rejected). The planner's exact individual-mode
-        figure is 65 (bob's Contacts sit on other Accounts), the per-sender estimate 67.
-    10: Salesforce has Shared Activities off: alice's e5 to 2 Contacts makes 2 Tasks; one
-        is dead-lettered.
-    """
-    alice, bob = "Alice@Acme.com ", "bob@acme.com"
-    sixty = _contacts("a", 60)
-    three = _contacts("b", 3)
-    t1 = _task("e1", "sent", "b0", sixty[0], 50)
-    t2 = _task("e1", "sent", "b1", sixty[50], 10)
-    t3 = _task("e2", "open", f"w{sixty[1]}", sixty[1], 1)
-    t4 = _task("e3", "sent", "b0", three[0], 3, "006000000000001AAA")
-    t5 = _task("e3", "sent", "b0", three[0], 3, "006000000000002AAA")
-    hour9 = [t1, t2, t3, t4, t5]
-    relations9 = (
-        _relations(t1["task_key"], sixty[:50])
-        + _relations(t2["task_key"], sixty[50:])
-        + _relations(t3["task_key"], [sixty[1]])
-        + _relations(t4["task_key"], three)
-        + _relations(t5["task_key"], three)
-    )
-    ids = {t["task_key"]: f"00T{i:015d}" for i, t in enumerate(hour9)}
-    write_hour(
-        root,
-        9,
-        day=day,
-        org_id=org_id,
-        events=[
-            _event("e1", "sent", alice),
-            _event("e2", "open", alice),
-            _event("e3", "sent", bob),
-            _event("e4", "reply", bob),
-        ],
-        tasks=hour9,
-        relations=relations9,
-        rejected=[
-            {"event_id": "e1", "email": "x@competitor.com", "reason": "excluded", "detail": ""},
-            {"event_id": "e1", "email": "ceo@acme.com", "reason": "excluded", "detail": ""},
-            {"event_id": "e1", "email": "not-an-email", "reason": "invalid_email", "detail": ""},
-            {"event_id": "e3", "email": "b@x.com", "reason": "bcc_not_synced", "detail": ""},
-            {"event_id": "e4", "email": "who@x.com", "reason": "unmatched", "detail": ""},
-        ],
-        summary=_summary(
-            "shared",
-            "shared activities on",
-            True,
-            events=4,
-            tasks=5,
-            shared_tasks=4,
-            relations=67,
-            individual_mode_tasks=65,
-        ),
-        task_results=_ok(hour9, ids),
-    )
-    pair = _contacts("c", 2)
-    t6 = _task("e5", "sent", f"w{pair[0]}", pair[0], 1)
-    t7 = _task("e5", "sent", f"w{pair[1]}", pair[1], 1)
-    write_hour(
-        root,
-        10,
-        day=day,
-        org_id=org_id,
-        events=[_event("e5", "sent", alice)],
-        tasks=[t6, t7],
-        relations=_relations(t6["task_key"], [pair[0]]) + _relations(t7["task_key"], [pair[1]]),
-        rejected=[],
-        summary=_summary(
-            "individual",
-            "Salesforce org has Shared Activities off",
-            False,
-            events=1,
-            tasks=2,
-            shared_tasks=0,
-            relations=2,
-            individual_mode_tasks=2,
-        ),
-        task_results=[
-            *_ok([t6], {t6["task_key"]: "00T000000000000010"}),
-            {
-                "task_key": t7["task_key"],
-                "Id": None,
-                "created": False,
-                "success": False,
-                "error_code": "FIELD_INTEGRITY_EXCEPTION",
-                "error_message": "bad",
-                "attempts": 1,
-            },
-        ],
-        dead_letter=[
-            {
-                "object": "Task",
-                "task_key": t7["task_key"],
-                "RelationId": None,
-                "error_code": "FIELD_INTEGRITY_EXCEPTION",
-                "error_message": "bad",
-                "attempts": 1,
-            }
-        ],
-    )
-    return {"tasks": [*hour9, t6, t7], "relations9": relations9, "ids": ids}
 
 
 @pytest.fixture
@@ -318,7 +93,7 @@ def test_r12_hours_give_the_mode_in_force_and_flag_the_fallback_hour(lake_root: 
 def test_r12_individual_mode_by_the_tenants_own_setting_is_not_a_fallback(tmp_path: Path) -> None:
     """Without a recorded ``fallback`` flag (older plans) it is judged from the two flags."""
     for hour, setting_on in ((1, False), (2, True)):
-        summary = _summary("individual", "off", False, events=0, tasks=0, relations=0)
+        summary = hour_summary("individual", "off", False, events=0, tasks=0, relations=0)
         del summary["fallback"]
         summary["setting_shared_activities"] = setting_on
         write_hour(tmp_path, hour, events=[], tasks=[], relations=[], rejected=[], summary=summary)
@@ -355,16 +130,16 @@ def test_r13_headline_uses_the_planners_exact_individual_mode_figure(lake_root: 
 def test_an_event_delivered_again_in_a_later_hour_is_counted_as_redelivered(
     tmp_path: Path,
 ) -> None:
-    t = _task("e1", "open", "w1", "003x", 1)
+    t = task_row("e1", "open", "w1", "003x", 1)
     for hour in (3, 7):
         write_hour(
             tmp_path,
             hour,
-            events=[_event("e1", "open", "a@acme.com")],
+            events=[event_row("e1", "open", "a@acme.com")],
             tasks=[t],
-            relations=_relations(t["task_key"], ["003x"]),
+            relations=relation_rows(t["task_key"], ["003x"]),
             rejected=[],
-            summary=_summary("shared", "on", True, events=1, tasks=1, relations=1),
+            summary=hour_summary("shared", "on", True, events=1, tasks=1, relations=1),
         )
     h = audit.run_audit(tmp_path, ORG, DAY, now=NOW).document["headline"]
     assert (h["events"], h["tasks"], h["events_redelivered"]) == (2, 2, 1)
@@ -379,15 +154,15 @@ def test_r13_percent_change_is_negative_for_fewer_records_and_undefined_without_
 
 
 def test_a_sender_missing_from_the_events_is_counted_as_unknown(tmp_path: Path) -> None:
-    t = _task("e9", "open", "w1", "003x", 1)
+    t = task_row("e9", "open", "w1", "003x", 1)
     write_hour(
         tmp_path,
         3,
         events=[{"event_id": "e9", "org_id": ORG, "type": "open", "sender": None}],
         tasks=[t],
-        relations=_relations(t["task_key"], ["003x"]),
+        relations=relation_rows(t["task_key"], ["003x"]),
         rejected=[{"event_id": None, "email": None, "reason": "malformed", "detail": "line 2"}],
-        summary=_summary("shared", "on", True, events=1, tasks=1, relations=1),
+        summary=hour_summary("shared", "on", True, events=1, tasks=1, relations=1),
     )
     senders = audit.sender_counts(audit.read_day(tmp_path, ORG, DAY))
     unknown = _row(senders, audit.UNKNOWN_SENDER)
@@ -406,15 +181,15 @@ def test_an_empty_day_audits_to_zeros_without_failing(tmp_path: Path) -> None:
 def test_a_recent_hour_without_load_results_is_in_progress_and_an_old_one_is_not_loaded(
     tmp_path: Path,
 ) -> None:
-    t = _task("e1", "open", "w1", "003x", 1)
+    t = task_row("e1", "open", "w1", "003x", 1)
     write_hour(
         tmp_path,
         5,
-        events=[_event("e1", "open", "a@acme.com")],
+        events=[event_row("e1", "open", "a@acme.com")],
         tasks=[t],
-        relations=_relations(t["task_key"], ["003x"]),
+        relations=relation_rows(t["task_key"], ["003x"]),
         rejected=[],
-        summary=_summary("shared", "on", True, events=1, tasks=1, relations=1),
+        summary=hour_summary("shared", "on", True, events=1, tasks=1, relations=1),
     )
     inputs = audit.read_day(tmp_path, ORG, DAY)
     written = inputs.summaries["plan_written_at"].iloc[0]
@@ -484,17 +259,17 @@ def test_tiny_days_and_days_without_a_baseline_never_alert() -> None:
 def test_the_day_over_day_alert_reads_the_previous_days_audit(lake_root: Path) -> None:
     yesterday = "2026-11-19"
     # Yesterday 20 sent events made 100 Tasks; today's 3 would make 15, not 6.
-    many = [_task(f"y{i}", "sent", "b0", "003y", 1) for i in range(100)]
+    many = [task_row(f"y{i}", "sent", "b0", "003y", 1) for i in range(100)]
     write_hour(
         lake_root,
         9,
         day=yesterday,
-        events=[_event(f"y{i // 3}", "sent", "a@acme.com") for i in range(0, 60, 3)]
-        + [_event("yo", "open", "a@acme.com")],
+        events=[event_row(f"y{i // 3}", "sent", "a@acme.com") for i in range(0, 60, 3)]
+        + [event_row("yo", "open", "a@acme.com")],
         tasks=many,
         relations=[],
         rejected=[],
-        summary=_summary("shared", "on", True, events=21, tasks=100, relations=100),
+        summary=hour_summary("shared", "on", True, events=21, tasks=100, relations=100),
         task_results=[],
     )
     audit.run_audit(lake_root, ORG, yesterday, now=NOW)

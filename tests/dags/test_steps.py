@@ -9,8 +9,8 @@ from uuid import uuid4
 import pytest
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.io import attach
+from audit_days import DAY, ORG, sample_day
 from fsspec.implementations.memory import MemoryFileSystem
-from test_audit import DAY, ORG, sample_day
 
 from activity_sync import lake
 from activity_sync.audit import AuditTargetError

@@ -130,7 +130,7 @@ with org_slot(FileSlots({folder!r}), "acme", 1, "doomed"):
 
 
 def test_a_killed_holder_frees_its_file_slot_at_once(tmp_path):
-    include = str(Path(__file__).resolve().parents[1] / "include")
+    include = str(Path(__file__).resolve().parents[2] / "include")
     code = HOLD_AND_DIE.format(include=include, folder=str(tmp_path / "locks"))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"

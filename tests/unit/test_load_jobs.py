@@ -1,6 +1,6 @@
 """load_jobs.py: every row sent gets an outcome, jobs are cut by size, earlier jobs are found.
 
-Against the hand-written fake of tests/fake_bulk.py, which scripts what a real org does
+Against the hand-written fake of tests/support/fake_bulk.py, which scripts what a real org does
 to whole jobs: fail before processing with empty result files, list rows as unprocessed,
 leave rows out of every result file, or outlive the task that submitted them.
 

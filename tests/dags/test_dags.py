@@ -10,7 +10,7 @@ from airflow.sdk import CronDataIntervalTimetable
 
 from activity_sync.airflow_adapter import LOADED_ASSET, SALESFORCE_POOL
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 
 
@@ -75,7 +75,7 @@ def test_hourly_dag_retries_with_backoff_and_a_final_summary_always_runs(dagbag)
     sync = dag.get_task("sync")
     assert sync.retries >= 1 and sync.retry_exponential_backoff
     # No watcher that is skipped in every healthy run: the summary runs whatever happened
-    # before it, and fails when an org failed (tests/test_sync_dag.py runs both cases).
+    # before it, and fails when an org failed (tests/dags/test_sync_dag.py runs both cases).
     summary = dag.get_task("summary")
     assert summary.trigger_rule == "all_done" and summary.retries == 0
     assert dag.get_task("publish").trigger_rule == "all_done"
@@ -86,5 +86,5 @@ def test_hourly_dag_retries_with_backoff_and_a_final_summary_always_runs(dagbag)
 
 def test_hourly_dag_offers_params_for_manual_runs(dagbag):
     params = dagbag.dags["activity_sync_hourly"].params
-    # The window is the run's data interval (tests/test_task_failures.py).
+    # The window is the run's data interval (tests/dags/test_task_failures.py).
     assert {"orgs", "dry_run"} <= set(params.keys())

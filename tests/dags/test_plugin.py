@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from audit_days import DAY, NOW, ORG, sample_day
 from browser import browser, dump_dom, requires_chromium, text_by_id
-from test_audit import DAY, NOW, ORG, sample_day
 
 from activity_sync import audit, lake
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = ROOT / ".venv" / "bin" / "airflow"
 SECRET = "SECRET-OUTSIDE-THE-AUDIT-FOLDER"
 JWT_SECRET = "test-plugin-jwt-secret-" + "x" * 48

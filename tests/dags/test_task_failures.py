@@ -18,7 +18,7 @@ from activity_sync.settings import SettingsError
 from activity_sync.steps import IntervalError, fails_at_once, resolve_interval
 from activity_sync.tenants import TenantConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 H13 = datetime(2026, 11, 27, 13, tzinfo=UTC)
 H14 = datetime(2026, 11, 27, 14, tzinfo=UTC)
 

@@ -48,7 +48,7 @@ services = load_script("stack_services")
 
 pytestmark = pytest.mark.stack
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ORGS = ("acme", "globex", "initech")
 CRASH_ORG = "globex"
 YESTERDAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
