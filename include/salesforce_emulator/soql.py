@@ -19,14 +19,35 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from salesforce_emulator.soql_syntax import (
+    EMULATOR,
+    Compare,
+    Condition,
+    Junction,
+    Not,
+    OrderItem,
+    SoqlError,
+    Text,
+    Value,
+    malformed,
+)
 from salesforce_emulator.store import quote_ident
+
+__all__ = [
+    "MAX_NESTING",
+    "MAX_QUERY_CHARS",
+    "MAX_STRING_CHARS",
+    "SoqlError",
+    "SoqlQuery",
+    "parse_soql",
+    "resolve_object",
+]
 
 MAX_QUERY_CHARS = 100_000
 MAX_STRING_CHARS = 4_000
 # Deep enough for any real filter, shallow enough that recursion can't blow the stack.
 MAX_NESTING = 100
 
-_EMULATOR = "the local Salesforce emulator"
 
 # Salesforce field types grouped by how they compare; unknown types compare as text.
 _ID_TYPES = frozenset({"id", "reference"})
@@ -106,15 +127,6 @@ _ESCAPES = {
 _ID18_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
-class SoqlError(Exception):
-    """A query Salesforce would refuse, with the errorCode and message it would send."""
-
-    def __init__(self, error_code: str, message: str):
-        super().__init__(f"{error_code}: {message}")
-        self.error_code = error_code
-        self.message = message
-
-
 @dataclass(frozen=True)
 class SoqlQuery:
     """A parsed query; ``to_sql`` binds it to one table's columns."""
@@ -123,8 +135,8 @@ class SoqlQuery:
     fields: tuple[str, ...]
     is_count: bool
     limit: int | None
-    where: _Condition | None = field(default=None, repr=False)
-    order_by: tuple[_OrderItem, ...] = ()
+    where: Condition | None = field(default=None, repr=False)
+    order_by: tuple[OrderItem, ...] = ()
     text: str = field(default="", repr=False, compare=False)
 
     def canonical_fields(self, columns: Mapping[str, str]) -> list[str]:
@@ -204,54 +216,6 @@ def resolve_object(name: str, known: Iterable[str]) -> str:
         ) from None
 
 
-# ---------------------------------------------------------------------------- syntax tree
-
-
-@dataclass(frozen=True)
-class _Text:
-    """A decoded string literal, both as a value and as a SQLite LIKE pattern (ESCAPE '\\')."""
-
-    plain: str
-    like: str
-    like_escape: str | None  # the first \\% or \\_ seen: only legal in LIKE
-
-
-@dataclass(frozen=True)
-class _Value:
-    kind: str  # string | number | boolean | null | date | datetime | date_range
-    value: object
-    pos: int
-
-
-@dataclass(frozen=True)
-class _Compare:
-    field: str
-    pos: int
-    op: str  # = != < <= > >= LIKE IN NOT IN
-    values: tuple[_Value, ...]
-
-
-@dataclass(frozen=True)
-class _Not:
-    operand: _Condition
-
-
-@dataclass(frozen=True)
-class _Junction:
-    op: str  # AND | OR
-    operands: tuple[_Condition, ...]
-
-
-_Condition = _Compare | _Not | _Junction
-
-
-@dataclass(frozen=True)
-class _OrderItem:
-    field: str
-    descending: bool
-    nulls_last: bool
-
-
 # ------------------------------------------------------------------------------ tokenizer
 
 
@@ -290,9 +254,9 @@ class _Scanner:
         elif match := _PUNCT.match(text, pos):
             token = _Token("punct", match.group(), pos)
         elif text[pos] == ":":
-            raise _malformed(text, pos, "Bind variables only allowed in Apex code")
+            raise malformed(text, pos, "Bind variables only allowed in Apex code")
         else:
-            raise _malformed(text, pos, f"no viable alternative at character '{text[pos]}'")
+            raise malformed(text, pos, f"no viable alternative at character '{text[pos]}'")
         self.pos = pos + len(token.text)
         return token
 
@@ -301,13 +265,13 @@ class _Scanner:
         word = match.group()
         if text.startswith(".", end):
             path = _PATH.match(text, pos).group()
-            raise _malformed(
-                text, pos, f"relationship paths such as '{path}' are not supported by {_EMULATOR}"
+            raise malformed(
+                text, pos, f"relationship paths such as '{path}' are not supported by {EMULATOR}"
             )
         if text.startswith(":", end) and word.upper() == "LAST_N_DAYS":
             days = _DAYS.match(text, end)
             if days is None:
-                raise _malformed(text, end + 1, "expecting a number of days after LAST_N_DAYS:")
+                raise malformed(text, end + 1, "expecting a number of days after LAST_N_DAYS:")
             self._expect_boundary(days.end())
             return _Token("last_n_days", text[pos : days.end()], pos, int(days.group(1)))
         return _Token("ident", word, pos)
@@ -320,7 +284,7 @@ class _Scanner:
             try:
                 value = date.fromisoformat(match.group()).isoformat()
             except ValueError:
-                raise _malformed(text, pos, f"invalid date: {match.group()}") from None
+                raise malformed(text, pos, f"invalid date: {match.group()}") from None
             token = _Token("date", match.group(), pos, value)
         else:
             match = _NUMBER.match(text, pos)
@@ -333,14 +297,14 @@ class _Scanner:
     def _expect_boundary(self, end: int) -> None:
         """A literal must not run straight into a word (``5abc``, ``2026-01-01T10``)."""
         if _WORD_CHAR.match(self.text, end):
-            raise _malformed(
+            raise malformed(
                 self.text, end, f"no viable alternative at character '{self.text[end]}'"
             )
 
     def _string(self, pos: int) -> _Token:
         match = _STRING.match(self.text, pos)
         if match is None:
-            raise _malformed(
+            raise malformed(
                 self.text,
                 pos,
                 "mismatched character '<EOF>' expecting ''' (this string literal is never closed)",
@@ -348,7 +312,7 @@ class _Scanner:
         return _Token("string", match.group(), pos, _decode(match, self.text))
 
 
-def _decode(match: re.Match[str], text: str) -> _Text:
+def _decode(match: re.Match[str], text: str) -> Text:
     """Apply Salesforce's escapes; any other backslash sequence is an error, as in Salesforce."""
     body, start = match.group(1), match.start(1)
     plain: list[str] = []
@@ -372,7 +336,7 @@ def _decode(match: re.Match[str], text: str) -> _Text:
             elif code.lower() in _ESCAPES:
                 char = _ESCAPES[code.lower()]
             else:
-                raise _malformed(
+                raise malformed(
                     text,
                     start + escape.start(),
                     f"Invalid string literal {match.group()}. Illegal character sequence "
@@ -389,10 +353,10 @@ def _decode(match: re.Match[str], text: str) -> _Text:
         try:
             value, pattern = (_join_surrogates(s) for s in (value, pattern))
         except UnicodeError:
-            raise _malformed(
+            raise malformed(
                 text, match.start(), f"Invalid string literal {match.group()}: lone surrogate"
             ) from None
-    return _Text(value, pattern, like_escape)
+    return Text(value, pattern, like_escape)
 
 
 def _join_surrogates(value: str) -> str:
@@ -424,7 +388,7 @@ def _datetime_value(text: str, pos: int, match: re.Match[str]) -> str:
             tzinfo=timezone(offset),
         ).astimezone(UTC)
     except (ValueError, OverflowError):
-        raise _malformed(text, pos, f"invalid dateTime: {match.group()}") from None
+        raise malformed(text, pos, f"invalid dateTime: {match.group()}") from None
     return _stored_datetime(moment)
 
 
@@ -463,7 +427,7 @@ class _Parser:
     def unexpected(self, hint: str) -> SoqlError:
         token = self.tok
         if token.kind == "ident" and token.text.upper() in _UNSUPPORTED:
-            detail = f"'{token.text}' is valid SOQL but not supported by {_EMULATOR}"
+            detail = f"'{token.text}' is valid SOQL but not supported by {EMULATOR}"
         elif self.prev is not None and self.prev.kind == "string" and token.kind == "ident":
             detail = (
                 f"unexpected token: '{token.text}' (a quote inside a string literal must be "
@@ -471,7 +435,7 @@ class _Parser:
             )
         else:
             detail = f"unexpected token: '{token.text or '<EOF>'}' ({hint})"
-        return _malformed(self.text, token.pos, detail)
+        return malformed(self.text, token.pos, detail)
 
     def query(self) -> SoqlQuery:
         self.expect_word("SELECT")
@@ -498,15 +462,15 @@ class _Parser:
         """A field or object name: an identifier that is not a reserved word."""
         token = self.tok
         if token.is_punct("("):
-            raise _malformed(self.text, token.pos, f"subqueries are not supported by {_EMULATOR}")
+            raise malformed(self.text, token.pos, f"subqueries are not supported by {EMULATOR}")
         if token.kind != "ident" or token.text.upper() in _RESERVED | _UNSUPPORTED:
             raise self.unexpected(f"expecting {what}")
         self.advance()
         if self.tok.is_punct("("):
-            raise _malformed(
+            raise malformed(
                 self.text,
                 token.pos,
-                f"functions such as {token.text}() are not supported by {_EMULATOR}",
+                f"functions such as {token.text}() are not supported by {EMULATOR}",
             )
         return token
 
@@ -516,11 +480,11 @@ class _Parser:
             if self.tok.is_punct("("):
                 self.advance()
                 if not self.tok.is_punct(")"):
-                    raise _malformed(
+                    raise malformed(
                         self.text,
                         count.pos,
                         f"aggregate functions such as COUNT(field) are not supported by "
-                        f"{_EMULATOR}; use COUNT()",
+                        f"{EMULATOR}; use COUNT()",
                     )
                 self.advance()
                 if not self.tok.is_word("FROM"):
@@ -534,12 +498,12 @@ class _Parser:
                 self.advance()
             token = self.name("a field name")
             if token.text.lower() in seen:
-                raise _malformed(self.text, token.pos, f"duplicate field selected: {token.text}")
+                raise malformed(self.text, token.pos, f"duplicate field selected: {token.text}")
             seen.add(token.text.lower())
             fields.append(token.text)
         return tuple(fields), False
 
-    def condition(self) -> _Condition:
+    def condition(self) -> Condition:
         """Terms joined by one connective: Salesforce wants parentheses to mix AND with OR."""
         operands = [self.term()]
         joiner = None
@@ -550,17 +514,17 @@ class _Parser:
             joiner = word
             self.advance()
             operands.append(self.term())
-        return operands[0] if joiner is None else _Junction(joiner, tuple(operands))
+        return operands[0] if joiner is None else Junction(joiner, tuple(operands))
 
-    def term(self) -> _Condition:
+    def term(self) -> Condition:
         if self.depth >= MAX_NESTING:
-            raise _malformed(
+            raise malformed(
                 self.text, self.tok.pos, f"conditions nest deeper than {MAX_NESTING} levels"
             )
         self.depth += 1
         if self.tok.is_word("NOT"):
             self.advance()
-            result: _Condition = _Not(self.term())
+            result: Condition = Not(self.term())
         elif self.tok.is_punct("("):
             self.advance()
             result = self.condition()
@@ -570,7 +534,7 @@ class _Parser:
         self.depth -= 1
         return result
 
-    def comparison(self) -> _Compare:
+    def comparison(self) -> Compare:
         name = self.name("a field name")
         if self.tok.is_word("NOT"):
             self.advance()
@@ -585,13 +549,13 @@ class _Parser:
             raise self.unexpected("expecting a comparison operator")
         self.advance()
         values = self.value_list(op) if op in ("IN", "NOT IN") else (self.value(op),)
-        return _Compare(name.text, name.pos, op, values)
+        return Compare(name.text, name.pos, op, values)
 
-    def value_list(self, op: str) -> tuple[_Value, ...]:
+    def value_list(self, op: str) -> tuple[Value, ...]:
         self.expect_punct("(")
         if self.tok.is_word("SELECT"):
-            raise _malformed(
-                self.text, self.tok.pos, f"semi-join subqueries are not supported by {_EMULATOR}"
+            raise malformed(
+                self.text, self.tok.pos, f"semi-join subqueries are not supported by {EMULATOR}"
             )
         values = [self.value(op)]
         while self.tok.is_punct(","):
@@ -600,12 +564,12 @@ class _Parser:
         self.expect_punct(")")
         for value in values:
             if value.kind == "date_range":
-                raise _malformed(
+                raise malformed(
                     self.text, value.pos, "date literals such as TODAY cannot be used in IN"
                 )
         return tuple(values)
 
-    def value(self, op: str) -> _Value:
+    def value(self, op: str) -> Value:
         token = self.tok
         kind, value = token.kind, token.value
         if kind == "string":
@@ -619,39 +583,39 @@ class _Parser:
         elif token.is_word("TODAY", "YESTERDAY"):
             kind, value = "date_range", (token.text.upper(), 0)
         elif token.kind == "ident" and _OTHER_DATE_LITERAL.fullmatch(token.text):
-            raise _malformed(
+            raise malformed(
                 self.text,
                 token.pos,
-                f"date literal {token.text} is not supported by {_EMULATOR} "
+                f"date literal {token.text} is not supported by {EMULATOR} "
                 "(TODAY, YESTERDAY and LAST_N_DAYS:n are)",
             )
         elif kind not in ("number", "date", "datetime"):
             raise self.unexpected("expecting a value")
         if op == "LIKE" and kind != "string":
-            raise _malformed(self.text, token.pos, "LIKE needs a quoted string pattern")
+            raise malformed(self.text, token.pos, "LIKE needs a quoted string pattern")
         if kind == "null" and op not in ("=", "!=", "IN", "NOT IN"):
-            raise _malformed(self.text, token.pos, f"null cannot be compared with {op}")
+            raise malformed(self.text, token.pos, f"null cannot be compared with {op}")
         self.advance()
-        return _Value(kind, value, token.pos)
+        return Value(kind, value, token.pos)
 
     def check_string(self, token: _Token, op: str) -> None:
-        text: _Text = token.value
+        text: Text = token.value
         if len(text.plain) > MAX_STRING_CHARS:
-            raise _malformed(
+            raise malformed(
                 self.text,
                 token.pos,
                 f"a string in a WHERE clause may have at most {MAX_STRING_CHARS} characters "
                 f"(this one has {len(text.plain)})",
             )
         if text.like_escape and op != "LIKE":
-            raise _malformed(
+            raise malformed(
                 self.text,
                 token.pos,
                 f"Invalid string literal {token.text}. Illegal character sequence "
                 f"'{text.like_escape}' in string literal (only LIKE patterns take it).",
             )
 
-    def order_by(self) -> tuple[_OrderItem, ...]:
+    def order_by(self) -> tuple[OrderItem, ...]:
         items = []
         while not items or self.tok.is_punct(","):
             if items:
@@ -666,7 +630,7 @@ class _Parser:
                 if not self.tok.is_word("FIRST", "LAST"):
                     raise self.unexpected("expecting FIRST or LAST")
                 nulls_last = self.advance().is_word("LAST")
-            items.append(_OrderItem(name.text, descending, nulls_last))
+            items.append(OrderItem(name.text, descending, nulls_last))
         return tuple(items)
 
     def limit(self) -> int:
@@ -695,15 +659,15 @@ class _Translator:
         self.params.append(value)
         return "?"
 
-    def condition(self, node: _Condition) -> str:
-        if isinstance(node, _Junction):
+    def condition(self, node: Condition) -> str:
+        if isinstance(node, Junction):
             return "(" + f" {node.op} ".join(self.condition(n) for n in node.operands) + ")"
-        if isinstance(node, _Not):
+        if isinstance(node, Not):
             # Salesforce filters are two-valued: NOT (x = 'a') keeps the rows where x is null.
             return f"NOT IFNULL({self.condition(node.operand)}, 0)"
         return self.compare(node)
 
-    def compare(self, node: _Compare) -> str:
+    def compare(self, node: Compare) -> str:
         column = _resolve(node.field, self.lookup, self.entity)
         sf_type = self.columns[column].lower()
         kind = _kind(sf_type)
@@ -714,7 +678,7 @@ class _Translator:
         op = node.op
         if op == "LIKE":
             if kind != "text":
-                raise _malformed(
+                raise malformed(
                     self.text, node.pos, f"invalid operator on {sf_type} field: LIKE on {column}"
                 )
             return f"{col} LIKE {self.bind(node.values[0].value.like)} ESCAPE '\\'"
@@ -724,7 +688,7 @@ class _Translator:
         if value.kind == "null":
             return f"{col} IS NULL" if op == "=" else f"{col} IS NOT NULL"
         if kind == "boolean" and op not in ("=", "!="):
-            raise _malformed(
+            raise malformed(
                 self.text, node.pos, f"invalid operator on boolean field: {op} on {column}"
             )
         if value.kind == "date_range":
@@ -736,7 +700,7 @@ class _Translator:
         return f"{col} {op} {mark}{collate}"
 
     def membership(
-        self, col: str, collate: str, kind: str, op: str, values: tuple[_Value, ...]
+        self, col: str, collate: str, kind: str, op: str, values: tuple[Value, ...]
     ) -> str:
         present = [v for v in values if v.kind != "null"]
         with_null = len(present) < len(values)
@@ -767,7 +731,7 @@ class _Translator:
         sql_op, edge = bound[op]
         return f"{col} {sql_op} {self.bind(edge)}"
 
-    def check(self, node: _Compare, column: str, sf_type: str, value: _Value) -> None:
+    def check(self, node: Compare, column: str, sf_type: str, value: Value) -> None:
         """The literal must have the field's type, with Salesforce's wording when it doesn't."""
         if value.kind == "null":
             return
@@ -789,11 +753,11 @@ class _Translator:
             wanted = {"int": "integer", "datetime": "dateTime"}.get(sf_type, sf_type)
             wanted = "double" if kind == "number" and wanted != "integer" else wanted
             detail = f"must be of type {wanted} and should not be enclosed in quotes"
-        raise _malformed(
+        raise malformed(
             self.text, value.pos, f"value of filter criterion for field '{column}' {detail}"
         )
 
-    def order_by(self, items: tuple[_OrderItem, ...]) -> str:
+    def order_by(self, items: tuple[OrderItem, ...]) -> str:
         if not items:
             return ""
         terms = []
@@ -822,7 +786,7 @@ def _kind(sf_type: str) -> str:
     return "text"
 
 
-def _sql_value(kind: str, value: _Value) -> object:
+def _sql_value(kind: str, value: Value) -> object:
     if value.kind == "string":
         text = value.value.plain
         return _id18(text) if kind == "id" else text
@@ -853,18 +817,3 @@ def _resolve(name: str, lookup: Mapping[str, str], entity: str) -> str:
             "custom field, be sure to append the '__c' after the custom field name. Please "
             "reference your WSDL or the describe call for the appropriate names.",
         ) from None
-
-
-def _malformed(text: str, pos: int, detail: str) -> SoqlError:
-    """Salesforce's shape: the offending line, a caret under the spot, Row and Column, why."""
-    line_start = text.rfind("\n", 0, pos) + 1
-    line_end = text.find("\n", pos)
-    line_end = len(text) if line_end < 0 else line_end
-    low, high = max(line_start, pos - 60), min(line_end, pos + 60)
-    row = text.count("\n", 0, pos) + 1
-    column = pos - line_start + 1
-    caret = " " * (pos - low) + "^"
-    return SoqlError(
-        "MALFORMED_QUERY",
-        f"\n{text[low:high]}\n{caret}\nERROR at Row:{row}:Column:{column}\n{detail}",
-    )
