@@ -32,8 +32,9 @@ the one module that knows every subsystem and composes their routes), ``admin`` 
 controls), ``auth`` (credentials, OAuth, sessions), ``rest`` + ``composite`` (sObject
 Collections) + ``rest_records`` (JSON records in and out), ``bulk`` (HTTP) + ``bulk_jobs``
 (job records) + ``bulk_worker`` (parallel processing in 200-row transactions) +
-``bulk_results`` (every row in one result file), ``query`` + ``soql`` (SOQL), ``seed``,
-``dml`` (writes), ``unique`` (Unique fields, DUPLICATE_VALUE), ``activity_relations``
+``bulk_results`` (every row in one result file), ``query`` + ``soql`` (SOQL's public face)
+over ``soql_parser`` and ``soql_sqlite``, which share ``soql_tokens`` and ``soql_syntax``,
+``seed``, ``dml`` (writes), ``unique`` (Unique fields, DUPLICATE_VALUE), ``activity_relations``
 (Salesforce's Shared Activities rules), ``retention`` (the settable clock, archived
 activities, the Recycle Bin), ``records`` (value checks), ``org`` (the live state
 subsystems share), ``context`` (a write's context), ``org_settings``, ``usage`` (API

@@ -1,6 +1,6 @@
 """SQLite storage of the org: one table per object, one column per field, plus bookkeeping.
 
-The layout is a contract with ``soql.py``, which turns SOQL into SQL over these tables:
+The layout is a contract with ``soql_sqlite.py``, which turns SOQL into SQL over these tables:
 tables and columns carry the canonical Salesforce names, datetimes are TEXT
 ``YYYY-MM-DDTHH:MM:SS.mmm+0000`` in UTC (so text order is time order), dates
 ``YYYY-MM-DD``, booleans INTEGER 0/1, empty strings are NULL, and deleted rows stay with

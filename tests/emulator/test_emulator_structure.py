@@ -71,3 +71,25 @@ def test_write_context_lives_in_a_leaf_module():
     tree = ast.parse((PACKAGE_DIR / "context.py").read_text(encoding="utf-8"))
     runtime = [node for node in tree.body if isinstance(node, ast.ImportFrom | ast.Import)]
     assert not set().union(*(_imported(f"{PACKAGE}.context", n) for n in runtime))
+
+
+def test_soql_layers_import_only_the_layers_beneath_them():
+    """syntax <- tokens <- parser, sqlite <- soql; the rest of the package sees only ``soql``."""
+    layers = {
+        "soql_syntax": set(),
+        "soql_tokens": {"soql_syntax"},
+        "soql_parser": {"soql_syntax", "soql_tokens"},
+        "soql_sqlite": {"soql_syntax", "soql_tokens"},
+        "soql": {"soql_syntax", "soql_parser", "soql_sqlite"},
+    }
+    soql_modules = {f"{PACKAGE}.{name}" for name in layers}
+    assert soql_modules <= set(MODULES)
+    graph = _import_graph()
+    imported = {
+        m.rpartition(".")[2]: {t.rpartition(".")[2] for t in graph[m] & soql_modules}
+        for m in soql_modules
+    }
+    assert imported == layers
+    outside = {m: graph[m] & soql_modules for m in MODULES if m not in soql_modules}
+    assert {m: targets for m, targets in outside.items() if targets - {f"{PACKAGE}.soql"}} == {}
+    assert f"{PACKAGE}.soql" in graph[f"{PACKAGE}.query"]
