@@ -46,7 +46,6 @@ import argparse
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -65,7 +64,7 @@ from stack_processes import (
     run_cli,
     running_pid,
     spawn,
-    stop_component,
+    stop_components,
     tail,
     write_private,
 )
@@ -87,18 +86,13 @@ from stack_services import (
 
 BIN = Path(sys.executable).parent
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-# Stopped in this order: nothing new is scheduled, workers finish while their tasks can still
-# reach the API server, the emulators outlive every task that might still be talking to
-# them, and the broker and database go last.
-STOP_ORDER = (
-    "scheduler",
-    "worker",
-    "triggerer",
-    "dag-processor",
-    "api-server",
-    "emulator",
-    "redis",
-    "postgres",
+# Stopped in waves, each wave's components together: first nothing new is scheduled and
+# workers finish their tasks while those can still reach the API server and the emulators;
+# then the API server and the emulators; the broker and database last.
+STOP_WAVES = (
+    ("scheduler", "worker", "triggerer", "dag-processor"),
+    ("api-server", "emulator"),
+    ("redis", "postgres"),
 )
 EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 CELERY_WORKERS = 2
@@ -107,11 +101,12 @@ USERNAME = "admin"
 
 
 def stop_rank(name: str) -> int:
-    """Where component ``name`` (``worker-2``, ``emulator-<conn>``...) comes in STOP_ORDER."""
-    for rank, kind in enumerate(STOP_ORDER):
-        if name == kind or name.startswith(f"{kind}-"):
+    """The wave of STOP_WAVES that component ``name`` (``worker-2``, ``emulator-<conn>``...)
+    stops in."""
+    for rank, kinds in enumerate(STOP_WAVES):
+        if any(name == kind or name.startswith(f"{kind}-") for kind in kinds):
             return rank
-    return len(STOP_ORDER)
+    return len(STOP_WAVES)
 
 
 # --- configuration ------------------------------------------------------------------
@@ -389,12 +384,16 @@ def _print_access(layout: Layout) -> None:
 
 
 def _stop_all(layout: Layout, timeout: float = 30) -> list[str]:
-    """Stop every component that runs, in STOP_ORDER; returns their names."""
+    """Stop every component that runs, wave by wave (STOP_WAVES); returns their names."""
+    names = sorted(layout.recorded(), key=stop_rank)
     return [
-        name
-        for name in sorted(layout.recorded(), key=stop_rank)
-        if stop_component(
-            layout, name, timeout, POSTGRES_STOP_SIGNAL if name == "postgres" else signal.SIGTERM
+        stopped
+        for wave in range(len(STOP_WAVES) + 1)
+        for stopped in stop_components(
+            layout,
+            [n for n in names if stop_rank(n) == wave],
+            timeout,
+            {"postgres": POSTGRES_STOP_SIGNAL},
         )
     ]
 

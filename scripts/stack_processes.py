@@ -139,16 +139,30 @@ def stop_component(
 
     Returns True if it ran.
     """
-    pid = running_pid(layout, name)
-    if pid is not None:
-        signal_group(pid, sig)
-        deadline = time.monotonic() + timeout
-        while started_at(pid) is not None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if started_at(pid) is not None:
-            signal_group(pid, signal.SIGKILL)
-    layout.pid_file(name).unlink(missing_ok=True)
-    return pid is not None
+    return bool(stop_components(layout, [name], timeout, {name: sig}))
+
+
+def stop_components(
+    layout: Layout, names: list[str], timeout: float = 30, signals: dict | None = None
+) -> list[str]:
+    """Stop ``names`` together: signal each (SIGTERM unless ``signals`` says otherwise),
+    then wait for all at once and SIGKILL what still runs after ``timeout``. Returns the
+    names that ran. Together, because each component takes seconds to shut down cleanly
+    and none waits for another."""
+    pids = {name: running_pid(layout, name) for name in names}
+    for name, pid in pids.items():
+        if pid is not None:
+            signal_group(pid, (signals or {}).get(name, signal.SIGTERM))
+    deadline = time.monotonic() + timeout
+    alive = [pid for pid in pids.values() if pid is not None]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in alive if started_at(pid) is not None]
+    for pid in alive:
+        signal_group(pid, signal.SIGKILL)
+    for name in names:
+        layout.pid_file(name).unlink(missing_ok=True)
+    return [name for name, pid in pids.items() if pid is not None]
 
 
 def signal_group(pid: int, sig: signal.Signals) -> None:

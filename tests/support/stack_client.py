@@ -195,7 +195,9 @@ class Stack:
         can leave its backfill row behind (Airflow 3.3's ``_cleanup_partial_backfill`` is
         best effort and hits the same lock), and then the resend gets 409 "already a running
         backfill" until the scheduler closes the empty backfill (after two minutes): after
-        a 503, a 409 is waited out too.
+        a 503, a 409 is waited out too. A reprocessing backfill rewrites ``dag_run`` rows the
+        scheduler may be writing too; on SQLite that can surface as 500 "Database error"
+        (an OperationalError Airflow does not recognise as a lock), retried the same way.
         """
         body = {
             "dag_id": DAG_ID,
@@ -211,7 +213,10 @@ class Stack:
 
         def created() -> requests.Response | None:
             response = self.api("POST", "/api/v2/backfills", json=body)
-            if response.status_code == 503 or (response.status_code == 409 and refused):
+            busy = response.status_code == 503 or (
+                response.status_code == 500 and "Database error" in response.text
+            )
+            if busy or (response.status_code == 409 and refused):
                 refused.append(response.status_code)
                 return None
             return response
