@@ -29,8 +29,11 @@ browser:
 	./scripts/install_chromium.sh
 
 # pytest exits 5 when it selects no tests; make treats any non-zero exit as failure.
+# One pytest worker per core (pytest-xdist), a whole test module per worker, because the
+# module-scoped stacks (test_stack*.py) must start once: most of the slow tests wait on a
+# scheduler or a Bulk job, so the other core runs the rest meanwhile.
 test: lint browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 # A generated day of email activity, synced hour by hour through real Airflow into the
 # local Salesforce, then audited. Results and the report land in demo_out/.
