@@ -21,10 +21,13 @@ import pyarrow as pa
 
 from activity_sync.schema import EVENT_COLUMNS, REJECTED_COLUMNS
 
-RECIPIENTS_TYPE = pa.list_(pa.struct([("email", pa.string()), ("field", pa.string())]))
-SCHEMA = pa.schema(
-    [(name, RECIPIENTS_TYPE if name == "recipients" else pa.string()) for name in EVENT_COLUMNS]
-)
+# A recipient's keys; ``response`` is R14's optional meeting answer (null when absent).
+RECIPIENT_KEYS = ("email", "field", "response")
+RECIPIENTS_TYPE = pa.list_(pa.struct([(key, pa.string()) for key in RECIPIENT_KEYS]))
+_TYPES = {"recipients": RECIPIENTS_TYPE, "is_all_day": pa.bool_()}
+SCHEMA = pa.schema([(name, _TYPES.get(name, pa.string())) for name in EVENT_COLUMNS])
+# Columns of times: a zoned datetime in a frame is kept as its ISO-8601 text.
+_TIME_COLUMNS = frozenset({"occurred_at", "starts_at", "ends_at"})
 # Per row, a JSON object of the values that fit no typed column, by column name; else null.
 ODD_VALUES = "activity_sync_odd_values"
 _CONSTANT = "json_constant"  # how ODD_VALUES writes a JsonConstant
@@ -61,7 +64,7 @@ def to_lake(events: pd.DataFrame) -> pa.Table:
     arrays = []
     for name in EVENT_COLUMNS:
         column = events[name] if name in events.columns else pd.Series([None] * n, dtype=object)
-        if name == "occurred_at":
+        if name in _TIME_COLUMNS:
             column = _times_as_text(column)
         typed, misfits = _typed(column.reset_index(drop=True), SCHEMA.field(name).type)
         for row, value in misfits.items():
@@ -109,6 +112,8 @@ def _fits(inferred: pa.DataType, wanted: pa.DataType) -> bool:
         return True
     if pa.types.is_string(wanted):
         return pa.types.is_string(inferred) or pa.types.is_large_string(inferred)
+    if pa.types.is_boolean(wanted):
+        return pa.types.is_boolean(inferred)
     if not (pa.types.is_list(inferred) or pa.types.is_large_list(inferred)):
         return False
     item = inferred.value_type
@@ -118,22 +123,26 @@ def _fits(inferred: pa.DataType, wanted: pa.DataType) -> bool:
         return False
     names = {item.field(i).name: item.field(i).type for i in range(item.num_fields)}
     return {"email", "field"} <= set(names) and all(
-        _fits(names[k], pa.string()) for k in ("email", "field")
+        _fits(names[k], pa.string()) for k in RECIPIENT_KEYS if k in names
     )
 
 
 def _cast(values: pa.Array, arrow_type: pa.DataType) -> pa.Array:
-    if pa.types.is_string(arrow_type) or pa.types.is_null(values.type):
+    if not pa.types.is_list(arrow_type) or pa.types.is_null(values.type):
         return values.cast(arrow_type)
     if pa.types.is_null(values.type.value_type):
         return values.cast(arrow_type)
-    # Recipient structs may carry more fields than email and field: keep those two. The
-    # raw offsets index the raw child (``.values``), whatever slice ``values`` is.
+    # Recipient structs may carry other fields than RECIPIENT_KEYS: keep those (a missing
+    # response null). The raw offsets index the raw child (``.values``), whatever slice
+    # ``values`` is.
     items = values.values
     children = dict(zip([f.name for f in items.type], items.flatten(), strict=True))
     kept = pa.StructArray.from_arrays(
-        [children["email"].cast(pa.string()), children["field"].cast(pa.string())],
-        names=["email", "field"],
+        [
+            children[k].cast(pa.string()) if k in children else pa.nulls(len(items), pa.string())
+            for k in RECIPIENT_KEYS
+        ],
+        names=list(RECIPIENT_KEYS),
         mask=items.is_null(),
     )
     offsets = values.offsets.cast(pa.int32())
@@ -149,6 +158,8 @@ def _fitting(value: Any, arrow_type: pa.DataType) -> Any:
         return None
     if pa.types.is_string(arrow_type):
         return value if _is_text(value) else _MISFIT
+    if pa.types.is_boolean(arrow_type):
+        return value if isinstance(value, bool) else _MISFIT
     if not isinstance(value, list | tuple | np.ndarray):
         return _MISFIT
     items = []
@@ -156,11 +167,9 @@ def _fitting(value: Any, arrow_type: pa.DataType) -> Any:
         if _is_null(item):
             items.append(None)
         elif isinstance(item, dict) and all(
-            _is_null(item.get(k)) or _is_text(item.get(k)) for k in ("email", "field")
+            _is_null(item.get(k)) or _is_text(item.get(k)) for k in RECIPIENT_KEYS
         ):
-            items.append(
-                {k: None if _is_null(item.get(k)) else item[k] for k in ("email", "field")}
-            )
+            items.append({k: None if _is_null(item.get(k)) else item[k] for k in RECIPIENT_KEYS})
         else:
             return _MISFIT
     return items
@@ -221,10 +230,35 @@ def from_lake(table: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame]:
     for name in EVENT_COLUMNS:
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, SCHEMA.field(name).type))
+    table = _with_responses(table)
     frame = table.select(list(EVENT_COLUMNS)).to_pandas(types_mapper=_nested_as_arrow)
     if odd is not None and odd.null_count < len(odd):
         frame = _put_back(frame, odd)
     return frame, rejected
+
+
+def _with_responses(table: pa.Table) -> pa.Table:
+    """Recipients of a Parquet file written before R14 gain a null ``response``, so that
+    every reader's recipients look alike."""
+    index = table.column_names.index("recipients")
+    column = table.column(index)
+    kind = column.type
+    if not pa.types.is_list(kind) or not pa.types.is_struct(kind.value_type):
+        return table
+    item = kind.value_type
+    if item.get_field_index("response") >= 0 or item.get_field_index("email") < 0:
+        return table
+    chunks = []
+    for chunk in column.chunks:
+        values = chunk.values
+        fields = [values.field(i) for i in range(item.num_fields)]
+        names = [item.field(i).name for i in range(item.num_fields)]
+        nulls = pa.nulls(len(values), pa.string())
+        structs = pa.StructArray.from_arrays(
+            [*fields, nulls], [*names, "response"], mask=values.is_null()
+        )
+        chunks.append(pa.ListArray.from_arrays(chunk.offsets, structs, mask=chunk.is_null()))
+    return table.set_column(index, "recipients", pa.chunked_array(chunks))
 
 
 def _put_back(frame: pd.DataFrame, odd: pa.ChunkedArray) -> pd.DataFrame:

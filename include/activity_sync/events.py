@@ -27,7 +27,13 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from activity_sync.errors import ActivitySyncError
-from activity_sync.event_tables import RECIPIENTS_TYPE, SCHEMA, JsonConstant, from_lake
+from activity_sync.event_tables import (
+    RECIPIENT_KEYS,
+    RECIPIENTS_TYPE,
+    SCHEMA,
+    JsonConstant,
+    from_lake,
+)
 from activity_sync.schema import EVENT_COLUMNS, REJECTED_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -44,7 +50,7 @@ _INT_DIGITS_MAX = 4000
 _ENCODING_PROBLEM = "is not valid UTF-8 text"
 _LF, _CR, _OPEN, _CLOSE = b"\n\r{}"
 _FIELDS = frozenset(EVENT_COLUMNS)
-_RECIPIENT_KEYS = frozenset({"email", "field"})
+_RECIPIENT_KEYS = frozenset(RECIPIENT_KEYS)
 
 
 class EventsError(ActivitySyncError, ValueError):
@@ -199,10 +205,12 @@ def _event(value: dict[str, Any], number: int, valid_utf8: bool) -> Judged:
     recipients = record["recipients"]
     if isinstance(recipients, list):
         if any(isinstance(r, _Repeated) and r.repeated & _RECIPIENT_KEYS for r in recipients):
-            return _malformed(f"line {number} has a recipient with email or field more than once")
-        # As Arrow reads them: email and field only, a missing one null.
+            return _malformed(
+                f"line {number} has a recipient with email, field or response more than once"
+            )
+        # As Arrow reads them: email, field and response only, a missing one null.
         record["recipients"] = [
-            {"email": r.get("email"), "field": r.get("field")} if isinstance(r, dict) else r
+            {key: r.get(key) for key in RECIPIENT_KEYS} if isinstance(r, dict) else r
             for r in recipients
         ]
     event_id = record["event_id"]

@@ -276,6 +276,9 @@ class _Draft:
             "recipients_excluded": reasons["excluded"],
             "recipients_unmatched": reasons["unmatched"],
             "individual_mode_tasks": individual_mode_tasks,
+            "salesforce_events": 0,
+            "event_relations": 0,
+            "individual_mode_salesforce_events": 0,
         }
         assert list(summary) == SUMMARY_KEYS
         summary["mode"] = mode

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import idna
@@ -191,6 +191,11 @@ EVENT_COLUMNS = [
     "message_id",
     "url",
     "filename",
+    # R14's optional meeting fields (recipients may also carry a ``response``).
+    "starts_at",
+    "ends_at",
+    "location",
+    "is_all_day",
 ]
 TASK_COLUMNS = [
     "task_key",
@@ -220,7 +225,83 @@ SUMMARY_KEYS = [
     "recipients_excluded",
     "recipients_unmatched",
     "individual_mode_tasks",
+    "salesforce_events",
+    "event_relations",
+    "individual_mode_salesforce_events",
 ]
+
+# --------------------------------------------------------------------------- R14
+# A meeting as Salesforce Events. "event" alone always means an email activity event (a
+# row of EVENT_COLUMNS); the calendar record is a "Salesforce Event" (SALESFORCE_EVENT_*),
+# its key ``event_key`` and its people ``EventRelation`` rows.
+
+# A meeting attendee's answer (recipients[].response); a declined attendee is not related.
+MEETING_RESPONSES = ("accepted", "declined", "tentative", "none")
+DECLINED_RESPONSE = "declined"
+# Salesforce's Event limits (Object Reference, Event: Subject and Location 255, Description
+# 32,000, "Multiday events can't exceed 14 days"), counted in UTF-16 code units as
+# Salesforce counts string length.
+LOCATION_MAX = 255
+MEETING_DEFAULT_MINUTES = 30
+MINUTES_PER_DAY = 24 * 60
+SALESFORCE_EVENT_MAX_MINUTES = 14 * MINUTES_PER_DAY
+SALESFORCE_EVENT_SUBTYPE = "Event"
+# R11 for Salesforce Events: the same recipe as task_key under its own prefix and with a
+# leading "Event" part, so that no event_key can equal a task_key (Task and Event share the
+# Activity external-ID field).
+EVENT_KEY_PREFIX = "ae1_"
+EVENT_KEY_DOMAIN = "Event"
+EVENT_KEY_MAX = 80
+# dateTime as Bulk API 2.0 CSV takes it (yyyy-MM-ddTHH:mm:ss.SSSZ), always UTC.
+SALESFORCE_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.000Z"
+
+# events.parquet: one row per Salesforce Event to exist. StartDateTime/EndDateTime are UTC
+# text in SALESFORCE_DATETIME_FORMAT, whole minutes; DurationInMinutes is their difference.
+# An all-day Event (IsAllDayEvent) starts at midnight UTC of its first day (ActivityDate,
+# the day in the org's time zone) and ends at midnight UTC after its last day; ActivityDate
+# is null for a timed Event (Salesforce derives it).
+SALESFORCE_EVENT_COLUMNS = [
+    "event_key",
+    "org_id",
+    "event_id",
+    "WhoId",
+    "WhatId",
+    "OwnerId",
+    "Subject",
+    "Description",
+    "StartDateTime",
+    "EndDateTime",
+    "DurationInMinutes",
+    "IsAllDayEvent",
+    "ActivityDate",
+    "Location",
+    "EventSubtype",
+    "who_count",
+    "batch_index",
+]
+# event_relations.parquet: every person on each Salesforce Event, position 0 the primary
+# (the Event's WhoId, related by Salesforce itself); the others are EventRelation rows the
+# loader inserts with IsParent true.
+EVENT_RELATION_COLUMNS = ["event_key", "RelationId", "position", "is_primary"]
+_INTEGER_COLUMNS = frozenset({"who_count", "batch_index", "position", "DurationInMinutes"})
+_BOOLEAN_COLUMNS = frozenset({"is_primary", "IsAllDayEvent"})
+
+
+def empty_frame(columns: list[str]) -> pd.DataFrame:
+    """A frame with no rows in a plan file's columns and the dtypes the planner gives them."""
+    return pd.DataFrame(
+        {
+            name: pd.Series(
+                [],
+                dtype="int64"
+                if name in _INTEGER_COLUMNS
+                else "bool"
+                if name in _BOOLEAN_COLUMNS
+                else pd.StringDtype("pyarrow"),
+            )
+            for name in columns
+        }
+    )
 
 
 def task_key(org_id: str, event_id: str, part: str, what_id: str | None) -> str:
@@ -267,16 +348,36 @@ def description_for(
     return cut_utf16(text, DESCRIPTION_MAX)
 
 
+def event_key(org_id: str, event_id: str, part: str, what_id: str | None) -> str:
+    """Deterministic external key of one planned Salesforce Event (R11, R14).
+
+    Arguments as for ``task_key`` (``part`` is ``b<batch_index>`` for a shared Event and
+    ``w<WhoId>`` for a Lead's own); the leading ``EVENT_KEY_DOMAIN`` part and the prefix
+    keep every event_key apart from every task_key.
+    """
+    raw = TASK_KEY_SEPARATOR.join((EVENT_KEY_DOMAIN, org_id, event_id, part, what_id or ""))
+    digest = TASK_KEY_HASH(raw.encode("utf-8")).digest()[:TASK_KEY_DIGEST_BYTES]
+    return EVENT_KEY_PREFIX + digest.hex()
+
+
 @dataclass
 class Plan:
     """What must exist in Salesforce for one interval (docs/outputs.md).
 
     Frames hold exactly the contract columns in canonical order (tasks by task_key,
-    relations by task_key and position, rejected by event_id, email, reason), so two
-    plans of the same input compare equal whatever order the input came in.
+    relations by task_key and position, rejected by event_id, email, reason, Salesforce
+    Events by event_key, their relations by event_key and position), so two plans of the
+    same input compare equal whatever order the input came in. A plan built without
+    Salesforce Events has empty frames for them.
     """
 
     tasks: pd.DataFrame
     relations: pd.DataFrame
     rejected: pd.DataFrame
     summary: dict[str, Any]
+    salesforce_events: pd.DataFrame = field(
+        default_factory=lambda: empty_frame(SALESFORCE_EVENT_COLUMNS)
+    )
+    event_relations: pd.DataFrame = field(
+        default_factory=lambda: empty_frame(EVENT_RELATION_COLUMNS)
+    )

@@ -156,6 +156,9 @@ def generate_day(
     events["occurred_at"] = _iso(start, events["t"], events["offset"])
     utc = pd.Series("+00:00", index=events.index)
     events["arrived_at"] = _iso(start, events["arrival_t"], utc)
+    for name in EVENT_COLUMNS:  # fields an event does not use are null (None), not NaN
+        column = events[name] if name in events.columns else pd.Series(None, events.index)
+        events[name] = column.astype(object).where(column.notna(), None)
     return events[[*EVENT_COLUMNS, "arrived_at"]].reset_index(drop=True)
 
 

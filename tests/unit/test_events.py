@@ -55,8 +55,9 @@ def test_jsonl_gives_every_contract_column_with_absent_fields_null(tmp_path):
     assert list(events.columns) == list(EVENT_COLUMNS)
     assert rejected.empty and list(rejected.columns) == REJECTED_COLUMNS
     first, second = records(events)
-    assert first["recipients"] == SENT["recipients"]
-    assert (first["actor"], first["url"]) == (None, None)
+    # Every recipient reads back with the optional meeting response, null when absent.
+    assert first["recipients"] == [{**r, "response": None} for r in SENT["recipients"]]
+    assert (first["actor"], first["url"], first["starts_at"], first["is_all_day"]) == (None,) * 4
     assert (second["actor"], second["recipients"]) == ("ann@client.com", None)
 
 
@@ -119,7 +120,8 @@ def test_parquet_round_trips_and_gains_missing_columns(tmp_path):
     assert rejected.empty
     assert list(events.columns) == list(EVENT_COLUMNS)
     first, second = records(events)
-    assert first["recipients"] == SENT["recipients"]
+    # A file written before meetings had responses reads as if each response were null.
+    assert first["recipients"] == [{**r, "response": None} for r in SENT["recipients"]]
     assert second["actor"] == "ann@client.com"
     assert second["url"] is None
 

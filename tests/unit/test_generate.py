@@ -91,6 +91,10 @@ def test_events_have_exactly_the_contract_columns_and_an_arrival_time(day):
         "message_id",
         "url",
         "filename",
+        "starts_at",
+        "ends_at",
+        "location",
+        "is_all_day",
         "arrived_at",
     ]
     assert list(day.columns[:-1]) == EVENT_COLUMNS

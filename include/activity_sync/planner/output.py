@@ -10,7 +10,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from activity_sync.lake import PLAN_REJECTED, PLAN_RELATIONS, PLAN_SUMMARY, PLAN_TASKS
+from activity_sync.lake import (
+    PLAN_EVENT_RELATIONS,
+    PLAN_REJECTED,
+    PLAN_RELATIONS,
+    PLAN_SALESFORCE_EVENTS,
+    PLAN_SUMMARY,
+    PLAN_TASKS,
+)
 from activity_sync.planner.arrow import string_dtype, to_pandas
 from activity_sync.schema import REJECTED_COLUMNS, Plan
 
@@ -21,13 +28,17 @@ def write_plan(plan_: Plan, out_dir: str | Path) -> None:
     Args:
         plan_: the plan to write.
         out_dir: the folder (created if missing); it receives tasks.parquet,
-            task_relations.parquet, rejected.parquet and summary.json.
+            task_relations.parquet, events.parquet and event_relations.parquet (R14,
+            empty when no meeting became a Salesforce Event), rejected.parquet and
+            summary.json.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     frames = {
         PLAN_TASKS: plan_.tasks,
         PLAN_RELATIONS: plan_.relations,
+        PLAN_SALESFORCE_EVENTS: plan_.salesforce_events,
+        PLAN_EVENT_RELATIONS: plan_.event_relations,
         PLAN_REJECTED: plan_.rejected,
     }
     for name, frame in frames.items():
@@ -45,12 +56,18 @@ def read_plan(out_dir: str | Path) -> Plan:
         The same Plan, text columns as Arrow-backed pandas strings, as ``plan`` makes them.
     """
     out = Path(out_dir)
-    tasks, relations, rejected = (
-        pq.read_table(out / name).to_pandas(types_mapper=string_dtype)
-        for name in (PLAN_TASKS, PLAN_RELATIONS, PLAN_REJECTED)
+    names = (
+        PLAN_TASKS,
+        PLAN_RELATIONS,
+        PLAN_REJECTED,
+        PLAN_SALESFORCE_EVENTS,
+        PLAN_EVENT_RELATIONS,
+    )
+    tasks, relations, rejected, salesforce_events, event_relations = (
+        pq.read_table(out / name).to_pandas(types_mapper=string_dtype) for name in names
     )
     summary = json.loads((out / PLAN_SUMMARY).read_text(encoding="utf-8"))
-    return Plan(tasks, relations, rejected, summary)
+    return Plan(tasks, relations, rejected, summary, salesforce_events, event_relations)
 
 
 def add_rejections(plan_: Plan, rejected: pd.DataFrame) -> Plan:
@@ -70,7 +87,14 @@ def add_rejections(plan_: Plan, rejected: pd.DataFrame) -> Plan:
     summary = dict(plan_.summary)
     summary["events_rejected"] += len(rejected)
     summary["rejected_by_reason"] = count_reasons(merged)
-    return Plan(plan_.tasks, plan_.relations, merged, summary)
+    return Plan(
+        plan_.tasks,
+        plan_.relations,
+        merged,
+        summary,
+        plan_.salesforce_events,
+        plan_.event_relations,
+    )
 
 
 def sorted_rejected(rejected: pd.DataFrame) -> pd.DataFrame:

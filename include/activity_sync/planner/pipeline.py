@@ -136,6 +136,9 @@ def _plan(
         "recipients_excluded": reasons.get("excluded", 0),
         "recipients_unmatched": reasons.get("unmatched", 0),
         "individual_mode_tasks": individual_mode_tasks,
+        "salesforce_events": 0,
+        "event_relations": 0,
+        "individual_mode_salesforce_events": 0,
     }
     assert list(summary) == SUMMARY_KEYS
     summary.update(
