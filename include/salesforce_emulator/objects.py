@@ -24,6 +24,9 @@ from salesforce_emulator.ids import (
     USER_PREFIX,
 )
 
+# The product's key: a custom field of Activity, so Task and Event both carry it and one
+# value names one activity of either kind ("Activities share the same custom fields":
+# https://help.salesforce.com/s/articleView?id=sf.customize_activities.htm).
 TASK_EXTERNAL_ID = "Activity_Sync_Key__c"
 # Set on Tasks and Events that Salesforce has archived (see ``retention``).
 ARCHIVED_COLUMN = "IsArchived"
@@ -34,6 +37,9 @@ ACTIVITIES = {
     "Event": ("EventRelation", "EventId", "EventWhoIds"),
 }
 RELATION_OBJECTS = {rel: (activity, parent) for activity, (rel, parent, _) in ACTIVITIES.items()}
+# An EventRelation row relates a person or record to its Event only where this flag is
+# true; the others are invitees alone (see ``event_relations``). TaskRelation rows all do.
+PARENT_FLAG = {"EventRelation": "IsParent"}
 # A Task relates to one Lead or up to this many Contacts (TaskRelation docs).
 MAX_CONTACTS_PER_ACTIVITY = 50
 WHO_OBJECTS = ("Contact", "Lead")
@@ -88,8 +94,16 @@ class Field:
 
     @property
     def required(self) -> bool:
-        """Must be given on create: Salesforce's REQUIRED_FIELD_MISSING."""
-        return self.createable and not self.nillable and self.default is None
+        """Must be given on create: Salesforce's REQUIRED_FIELD_MISSING.
+
+        A checkbox never is: one left out is defaulted (false, unless a rule derives it).
+        """
+        return (
+            self.createable
+            and not self.nillable
+            and self.default is None
+            and self.type != "boolean"
+        )
 
     def describe(self) -> dict[str, Any]:
         kind = self.describe_type or self.type
@@ -106,7 +120,9 @@ class Field:
             "createable": self.createable,
             "updateable": self.updateable,
             "nillable": self.nillable,
-            "defaultedOnCreate": self.default is not None or self.name == "Id",
+            "defaultedOnCreate": self.default is not None
+            or self.name == "Id"
+            or (self.type == "boolean" and self.createable),
             "calculated": self.formula is not None,
             "custom": self.custom,
             "externalId": self.external_id,
@@ -501,6 +517,24 @@ def _activity_fields(junction: str) -> tuple[Field, ...]:
     )
 
 
+def _activity_key() -> Field:
+    """The external-ID field on Activity, the same on Task and Event.
+
+    The README has users create it Unique and External ID, without "Treat "ABC" and "abc"
+    as duplicate values": so it is case-sensitive.
+    """
+    return Field(
+        TASK_EXTERNAL_ID,
+        "string",
+        "Activity Sync Key",
+        80,
+        external_id=True,
+        custom=True,
+        unique=True,
+        case_sensitive=True,
+    )
+
+
 TASK = SObject(
     "Task",
     TASK_PREFIX,
@@ -554,18 +588,7 @@ TASK = SObject(
             "IsClosed", "boolean", "Closed", nillable=False, formula="\"Status\" = 'Completed'"
         ),
         _archived(),
-        # The README has users create it Unique and External ID, without "Treat "ABC" and
-        # "abc" as duplicate values": so it is case-sensitive.
-        Field(
-            TASK_EXTERNAL_ID,
-            "string",
-            "Activity Sync Key",
-            80,
-            external_id=True,
-            custom=True,
-            unique=True,
-            case_sensitive=True,
-        ),
+        _activity_key(),
     ),
     child_relationships=(
         ("TaskRelation", "TaskId", "TaskRelations", True, True),
@@ -574,7 +597,10 @@ TASK = SObject(
 )
 
 
-def _relation_fields(parent: str, activity: str) -> tuple[Field, ...]:
+def _relation_fields(
+    parent: str, activity: str, people: tuple[str, ...] = WHO_OBJECTS, *, shared_only: bool = False
+) -> tuple[Field, ...]:
+    """Fields of a relation row; ``shared_only`` hides the Shared Activities ones when off."""
     return (
         Field(
             parent,
@@ -593,10 +619,18 @@ def _relation_fields(parent: str, activity: str) -> tuple[Field, ...]:
             18,
             updateable=False,
             nillable=False,
-            reference_to=WHO_OBJECTS + WHAT_OBJECTS,
+            reference_to=people + WHAT_OBJECTS,
             relationship_name="Relation",
         ),
-        Field("IsWhat", "boolean", "Is What", updateable=False, nillable=False, default=False),
+        Field(
+            "IsWhat",
+            "boolean",
+            "Is What",
+            updateable=False,
+            nillable=False,
+            default=False,
+            shared_only=shared_only,
+        ),
         _read_only(
             "AccountId",
             "reference",
@@ -604,6 +638,7 @@ def _relation_fields(parent: str, activity: str) -> tuple[Field, ...]:
             length=18,
             reference_to=("Account",),
             relationship_name="Account",
+            shared_only=shared_only,
         ),
     )
 
@@ -619,6 +654,10 @@ TASK_RELATION = SObject(
     upsertable=False,
 )
 
+# Event and EventRelation as the Object Reference describes them
+# (https://developer.salesforce.com/docs/platform/object-reference/references/standard-objects/object-event.html,
+# .../object-eventrelation.html); how their values must agree is ``event_times`` and
+# ``event_relations``.
 EVENT = SObject(
     "Event",
     EVENT_PREFIX,
@@ -627,25 +666,61 @@ EVENT = SObject(
     (
         *_system_fields(),
         *_activity_fields("EventWhoIds"),
-        Field("StartDateTime", "datetime", "Start Date Time", nillable=False),
-        Field("EndDateTime", "datetime", "End Date Time", nillable=False),
-        Field("Location", "string", "Location", 255),
+        # Required in effect (a start, and an end or a duration), but each may be left out
+        # when another field says the same: ``event_times`` checks and derives them.
+        Field("StartDateTime", "datetime", "Start Date Time"),
+        Field("EndDateTime", "datetime", "End Date Time"),
+        Field("ActivityDateTime", "datetime", "Due Date Time"),
+        Field("ActivityDate", "date", "Due Date Only"),
+        Field("DurationInMinutes", "int", "Duration"),
         Field("IsAllDayEvent", "boolean", "All-Day Event", nillable=False, default=False),
+        Field("Location", "string", "Location", 255),
         Field("Type", "picklist", "Type", 255, picklist=("Call", "Email", "Meeting", "Other")),
         _archived(),
+        # "This field isn't updateable" (Event, Object Reference).
+        Field(
+            "EventSubtype",
+            "picklist",
+            "Event Subtype",
+            40,
+            updateable=False,
+            default="Event",
+            picklist=("Event",),
+        ),
+        _activity_key(),
     ),
     child_relationships=(("EventRelation", "EventId", "EventRelations", True, True),),
 )
 
+# EventRelation exists without Shared Activities too, for invitees (Users, Contacts, Leads);
+# its Who/What flags and AccountId only with it ("IsInvitee is visible when Shared
+# Activities is enabled", "AccountId is visible when Shared Activities is enabled":
+# http://www.salesforce.com/us/developer/docs/api/Content/sforce_api_objects_eventattendee.htm).
+# Calls: create, delete, query, queryAll, retrieve, update, upsert; EventId and RelationId
+# "can't be changed after [they've] been specified".
 EVENT_RELATION = SObject(
     "EventRelation",
     EVENT_RELATION_PREFIX,
     "Event Relation",
     "Event Relations",
-    (*_system_fields(), *_relation_fields("EventId", "Event")),
-    shared_only=True,
-    updateable=False,
-    upsertable=False,
+    (
+        *_system_fields(),
+        *_relation_fields("EventId", "Event", ("User", *WHO_OBJECTS), shared_only=True),
+        # Both defaulted per row by ``relation_rows``: IsParent as IsWhat, IsInvitee as not
+        # IsParent.
+        Field("IsParent", "boolean", "Is Parent", nillable=False, shared_only=True),
+        Field("IsInvitee", "boolean", "Is Invitee", nillable=False, shared_only=True),
+        Field(
+            "Status",
+            "picklist",
+            "Status",
+            40,
+            default="New",
+            picklist=("New", "Accepted", "Declined"),
+        ),
+        Field("Response", "string", "Response", 255),
+        Field("RespondedDate", "datetime", "Response Date"),
+    ),
 )
 
 ALL_OBJECTS: dict[str, SObject] = {
@@ -687,9 +762,12 @@ class OrgShape:
             f.name: f
             for f in ALL_OBJECTS[obj].fields
             if (self.shared_activities or not f.shared_only)
-            and (self.task_external_id_field or not (obj == "Task" and f.name == TASK_EXTERNAL_ID))
+            and (
+                self.task_external_id_field
+                or not (obj in ACTIVITIES and f.name == TASK_EXTERNAL_ID)
+            )
         }
-        if obj == "Task" and TASK_EXTERNAL_ID in fields and not self.task_external_id_unique:
+        if obj in ACTIVITIES and TASK_EXTERNAL_ID in fields and not self.task_external_id_unique:
             fields[TASK_EXTERNAL_ID] = replace(fields[TASK_EXTERNAL_ID], unique=False)
         return fields
 

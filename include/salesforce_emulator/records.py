@@ -170,6 +170,15 @@ def _json_text(value: Any) -> Any:
     return value
 
 
+def stored_datetimes(moments: pd.Series) -> pd.Series:
+    """UTC datetimes as the store keeps them: ``YYYY-MM-DDTHH:MM:SS.mmm+0000``."""
+    return (
+        moments.dt.strftime("%Y-%m-%dT%H:%M:%S.")
+        + (moments.dt.microsecond // 1000).astype(str).str.zfill(3)
+        + "+0000"
+    )
+
+
 def _as_text(s: pd.Series) -> pd.Series:
     return s.astype(str)
 
@@ -283,12 +292,7 @@ def coerce(
             parsed.isna(), "INVALID_TYPE_ON_FIELD_IN_RECORD", lambda: bad_type + text, f.name
         )
         good = parsed.notna()
-        p = parsed[good]
-        out[good[good].index] = (
-            p.dt.strftime("%Y-%m-%dT%H:%M:%S.")
-            + (p.dt.microsecond // 1000).astype(str).str.zfill(3)
-            + "+0000"
-        )
+        out[good[good].index] = stored_datetimes(parsed[good])
     elif kind in ("id", "reference"):
         text = _as_text(s).str.strip()
         canonical = to_18(text)

@@ -43,7 +43,7 @@ _INDEXES = {
     "OpportunityContactRole": ["ContactId", "OpportunityId", "SystemModstamp"],
     "Task": [TASK_EXTERNAL_ID],
     "TaskRelation": ["TaskId, RelationId"],
-    "Event": [],
+    "Event": [TASK_EXTERNAL_ID],
     "EventRelation": ["EventId, RelationId"],
 }
 

@@ -83,8 +83,10 @@ def check(
     """
     repeats = pd.Series(dtype=object)
     for name in typed.columns:
-        f = fields[name]
-        if not f.unique:
+        # Derived columns of fields hidden from the API now (Shared Activities off) are
+        # not ``fields``; none is Unique.
+        f = fields.get(name)
+        if f is None or not f.unique:
             continue
         values = typed[name].where(errors.ok).dropna()
         if values.empty:

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
 
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
-
-TODAY = datetime.now(UTC).date().isoformat()
 
 
 def _ids(sf, soql: str) -> list[str]:
@@ -219,27 +216,6 @@ def test_turning_shared_activities_back_on_relates_tasks_written_while_off(sf, f
     fresh_emulator.set_settings(shared_activities=True)
     assert _relations(sf, task["id"]) == {(org["contacts"][0], False), (org["account"], True)}
     assert sf.Task.get(task["id"])["WhoCount"] == 1
-
-
-def test_events_relate_their_who_and_what_the_same_way(sf, org):
-    event = sf.Event.create(
-        {
-            "Subject": "Meeting",
-            "WhoId": org["contacts"][0],
-            "WhatId": org["opportunity"],
-            # A year-old Event is archived, and query leaves its relations out.
-            "StartDateTime": f"{TODAY}T10:00:00Z",
-            "EndDateTime": f"{TODAY}T11:00:00Z",
-        }
-    )["id"]
-    sf.EventRelation.create({"EventId": event, "RelationId": org["contacts"][1]})
-    rows = sf.query(f"SELECT RelationId, IsWhat FROM EventRelation WHERE EventId = '{event}'")
-    assert {(r["RelationId"], r["IsWhat"]) for r in rows["records"]} == {
-        (org["contacts"][0], False),
-        (org["contacts"][1], False),
-        (org["opportunity"], True),
-    }
-    assert sf.Event.get(event)["WhoCount"] == 2
 
 
 def test_the_junction_id_list_is_not_writable_here(sf, org):
