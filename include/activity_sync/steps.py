@@ -36,7 +36,8 @@ from activity_sync.errors import ActivitySyncError
 from activity_sync.events import read_events
 from activity_sync.extract import extract_interval
 from activity_sync.job_ledger import LakeJobLedger
-from activity_sync.load import LoadOptions, load_plan, write_load_result
+from activity_sync.load import LoadOptions, load_plan
+from activity_sync.load_results import write_load_result
 from activity_sync.mirror import refresh_crm
 from activity_sync.org import OrgCapabilities, api_budget, detect_capabilities
 from activity_sync.org_slots import SlotWaitTimeout

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from activity_sync import audit, lake
-from activity_sync.load import LoadOptions, LoadResult, load_plan, write_load_result
+from activity_sync.load import LoadOptions, load_plan
+from activity_sync.load_results import LoadResult, write_load_result
 from activity_sync.plan import write_plan
 from activity_sync.reconcile import (
     DIFFERENCE_COLUMNS,

@@ -2,8 +2,8 @@
 
 Shared by the tests that load through Airflow (``dag.test()`` in test_sync_dag.py, the
 scheduler-driven backfill in test_stack.py): after any number of runs, re-runs and
-backfills, every planned Task and TaskRelation must be in Salesforce exactly once and
-nothing else may be.
+backfills, every planned Task and TaskRelation, Salesforce Event and relating EventRelation
+must be in Salesforce exactly once and nothing else may be.
 """
 
 from __future__ import annotations
@@ -26,31 +26,66 @@ def salesforce_relations(client: SalesforceClient) -> pd.DataFrame:
     return client.query("SELECT TaskId, RelationId FROM TaskRelation WHERE IsWhat = false")
 
 
+def salesforce_events(client: SalesforceClient) -> pd.DataFrame:
+    return client.query(f"SELECT Id, {EXT}, WhoId, WhatId FROM Event")
+
+
+def salesforce_event_relations(client: SalesforceClient) -> pd.DataFrame:
+    """The people related to each Event (IsParent rows; invitees and the WhatId left out)."""
+    return client.query(
+        "SELECT EventId, RelationId FROM EventRelation WHERE IsWhat = false AND IsParent = true"
+    )
+
+
 def assert_salesforce_holds_exactly(client: SalesforceClient, plans: Iterable[Plan]) -> None:
-    """Salesforce holds the union of ``plans``: each Task once, with its Who, What and people.
+    """Salesforce holds the union of ``plans``: each Task and Salesforce Event once, with
+    its Who, What and people.
 
     A union, because an event delivered again in a later hour is planned in both hours
     under the same key and must still be one Task.
     """
     plans = list(plans)
-    tasks = salesforce_tasks(client)
-    assert not tasks[EXT].duplicated().any(), "a Task was loaded twice"
+    _assert_exactly(
+        salesforce_tasks(client),
+        salesforce_relations(client),
+        [(plan.tasks, plan.relations) for plan in plans],
+        "task_key",
+        "TaskId",
+    )
+    _assert_exactly(
+        salesforce_events(client),
+        salesforce_event_relations(client),
+        [(plan.salesforce_events, plan.event_relations) for plan in plans],
+        "event_key",
+        "EventId",
+    )
+
+
+def _assert_exactly(
+    held_rows: pd.DataFrame,
+    held_relations: pd.DataFrame,
+    planned: list[tuple[pd.DataFrame, pd.DataFrame]],
+    key: str,
+    parent: str,
+) -> None:
+    # A query that returns no rows returns no columns either.
+    held_rows = held_rows.reindex(columns=["Id", EXT, "WhoId", "WhatId"])
+    held_relations = held_relations.reindex(columns=[parent, "RelationId"])
+    assert not held_rows[EXT].duplicated().any(), f"a {key} was loaded twice"
     expected = {
-        (r.task_key, r.WhoId, r.WhatId if pd.notna(r.WhatId) else None)
-        for plan in plans
-        for r in plan.tasks.itertuples()
+        (getattr(r, key), r.WhoId, r.WhatId if pd.notna(r.WhatId) else None)
+        for rows, _ in planned
+        for r in rows.itertuples()
     }
     held = {
-        (r[EXT], r.WhoId, r.WhatId if pd.notna(r.WhatId) else None) for _, r in tasks.iterrows()
+        (r[EXT], r.WhoId, r.WhatId if pd.notna(r.WhatId) else None) for _, r in held_rows.iterrows()
     }
     assert held == expected
-    relations = salesforce_relations(client).merge(
-        tasks[["Id", EXT]], left_on="TaskId", right_on="Id"
-    )
-    assert not relations.duplicated(["TaskId", "RelationId"]).any()
-    planned = {
+    relations = held_relations.merge(held_rows[["Id", EXT]], left_on=parent, right_on="Id")
+    assert not relations.duplicated([parent, "RelationId"]).any()
+    wanted = {
         pair
-        for plan in plans
-        for pair in zip(plan.relations["task_key"], plan.relations["RelationId"], strict=True)
+        for _, people in planned
+        for pair in zip(people[key], people["RelationId"], strict=True)
     }
-    assert set(zip(relations[EXT], relations["RelationId"], strict=True)) == planned
+    assert set(zip(relations[EXT], relations["RelationId"], strict=True)) == wanted
