@@ -270,7 +270,7 @@ def test_r14_refused_events_and_their_relations_are_dead_lettered_with_their_key
     assert result.summary["salesforce_events_failed"] == 1
     write_load_result(result, tmp_path)
     assert pd.read_parquet(tmp_path / lake.DEAD_LETTER)["event_key"].tolist() == [key]
-    assert len(pd.read_parquet(tmp_path / "event_results.parquet")) == 2
+    assert len(pd.read_parquet(tmp_path / lake.EVENT_RESULTS)) == 2
 
 
 def test_r14_a_replanned_event_is_updated_in_place_with_its_subtype_untouched(client, crm):

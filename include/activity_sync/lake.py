@@ -32,6 +32,8 @@ PLAN_EVENT_RELATIONS = "event_relations.parquet"
 PLAN_REJECTED = "rejected.parquet"
 TASK_RESULTS = "task_results.parquet"
 RELATION_RESULTS = "relation_results.parquet"
+EVENT_RESULTS = "event_results.parquet"  # R14: one row per planned Salesforce Event
+EVENT_RELATION_RESULTS = "event_relation_results.parquet"
 DEAD_LETTER = "dead_letter.parquet"
 LOAD_SUMMARY = "load_summary.json"
 # loaded area: one JSON file per load attempt naming its Bulk jobs (job_ledger.py)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from activity_sync import lake
 from activity_sync.activity_kinds import (
     DEAD_LETTER_COLUMNS,
     SALESFORCE_EVENTS,
@@ -130,13 +131,13 @@ def write_load_result(result: LoadResult, out_dir: Any) -> None:
     out = out_dir if not isinstance(out_dir, str) else Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in (
-        ("task_results", result.task_results),
-        ("relation_results", result.relation_results),
-        ("event_results", result.event_results),
-        ("event_relation_results", result.event_relation_results),
-        ("dead_letter", result.dead_letter),
+        (lake.TASK_RESULTS, result.task_results),
+        (lake.RELATION_RESULTS, result.relation_results),
+        (lake.EVENT_RESULTS, result.event_results),
+        (lake.EVENT_RELATION_RESULTS, result.event_relation_results),
+        (lake.DEAD_LETTER, result.dead_letter),
     ):
-        with (out / f"{name}.parquet").open("wb") as fh:
+        with (out / name).open("wb") as fh:
             frame.to_parquet(fh, index=False)
-    with (out / "load_summary.json").open("w") as fh:
+    with (out / lake.LOAD_SUMMARY).open("w") as fh:
         fh.write(json.dumps(result.summary, indent=2, sort_keys=True))
