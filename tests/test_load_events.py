@@ -7,10 +7,11 @@ load the planner's own Events. Salesforce is queried back through the real clien
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import pytest
+from event_plans import ORG, START, event_plan, seeded_people, with_frames
 from salesforce_state import assert_salesforce_holds_exactly, salesforce_event_relations
 
 from activity_sync import lake
@@ -18,22 +19,8 @@ from activity_sync.activity_kinds import SALESFORCE_EVENTS
 from activity_sync.load import LoadOptions, load_plan, task_rows
 from activity_sync.load_results import write_load_result
 from activity_sync.salesforce import SalesforceClient
-from activity_sync.schema import (
-    EVENT_RELATION_COLUMNS,
-    RELATION_COLUMNS,
-    SALESFORCE_DATETIME_FORMAT,
-    SALESFORCE_EVENT_COLUMNS,
-    SALESFORCE_EVENT_SUBTYPE,
-    TASK_COLUMNS,
-    Plan,
-    event_key,
-    task_key,
-)
+from activity_sync.schema import SALESFORCE_DATETIME_FORMAT, TASK_COLUMNS, task_key
 from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD as EXT
-
-ORG = "acme"
-# Recent: Salesforce archives activities a year old.
-START = (datetime.now(UTC) - timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
 
 
 class CountingClient(SalesforceClient):
@@ -59,75 +46,7 @@ def client(fresh_emulator) -> CountingClient:
 
 @pytest.fixture
 def crm(client) -> dict:
-    """Contacts with Accounts, a Lead and a User of the seeded org."""
-    contacts = client.query("SELECT Id, AccountId FROM Contact WHERE AccountId != null LIMIT 60")
-    lead = client.query("SELECT Id FROM Lead WHERE IsConverted = false LIMIT 1")["Id"].iloc[0]
-    user = client.query("SELECT Id FROM User WHERE IsActive = true LIMIT 1")["Id"].iloc[0]
-    return {"contacts": contacts, "lead": lead, "user": user}
-
-
-def _event_rows(crm: dict, meetings: list[list[int]], *, all_day: bool = False) -> Plan:
-    """One Salesforce Event per meeting, relating the Contacts at those positions."""
-    contacts, events, people = crm["contacts"], [], []
-    for n, positions in enumerate(meetings):
-        who = contacts.iloc[positions[0]]
-        key = event_key(ORG, f"m{n}", "b0", who["AccountId"])
-        start = START + timedelta(hours=n)
-        minutes = 1440 if all_day else 30
-        if all_day:
-            start = start.replace(hour=0)
-        events.append(
-            {
-                "event_key": key,
-                "org_id": ORG,
-                "event_id": f"m{n}",
-                "WhoId": who["Id"],
-                "WhatId": who["AccountId"],
-                "OwnerId": crm["user"],
-                "Subject": f"Meeting: plan {n}",
-                "Description": "Agenda",
-                "StartDateTime": start.strftime(SALESFORCE_DATETIME_FORMAT),
-                "EndDateTime": (start + timedelta(minutes=minutes)).strftime(
-                    SALESFORCE_DATETIME_FORMAT
-                ),
-                "DurationInMinutes": minutes,
-                "IsAllDayEvent": all_day,
-                "ActivityDate": start.date().isoformat() if all_day else None,
-                "Location": "Room 1",
-                "EventSubtype": SALESFORCE_EVENT_SUBTYPE,
-                "who_count": len(positions),
-                "batch_index": 0,
-            }
-        )
-        people += [
-            {
-                "event_key": key,
-                "RelationId": contacts["Id"].iloc[p],
-                "position": i,
-                "is_primary": i == 0,
-            }
-            for i, p in enumerate(positions)
-        ]
-    return Plan(
-        pd.DataFrame(columns=TASK_COLUMNS),
-        pd.DataFrame(columns=RELATION_COLUMNS).astype({"is_primary": bool}),
-        pd.DataFrame(),
-        {},
-        pd.DataFrame(events, columns=SALESFORCE_EVENT_COLUMNS),
-        pd.DataFrame(people, columns=EVENT_RELATION_COLUMNS),
-    )
-
-
-def _with(plan: Plan, **frames) -> Plan:
-    parts = {
-        "tasks": plan.tasks,
-        "relations": plan.relations,
-        "rejected": plan.rejected,
-        "summary": plan.summary,
-        "salesforce_events": plan.salesforce_events,
-        "event_relations": plan.event_relations,
-    }
-    return Plan(**{**parts, **frames})
+    return seeded_people(client)
 
 
 def _relation_reads(client: CountingClient) -> list[str]:
@@ -135,7 +54,7 @@ def _relation_reads(client: CountingClient) -> list[str]:
 
 
 def test_r14_salesforce_events_and_their_relations_load_once_and_a_rerun_makes_nothing(client, crm):
-    plan = _event_rows(crm, [[0, 1, 2], [3], [4, 5]])
+    plan = event_plan(crm, [[0, 1, 2], [3], [4, 5]])
     first = load_plan(plan, client, LoadOptions(row_retry_wait=0))
     assert _relation_reads(client) == [], "a first load read relations it could not have"
     assert_salesforce_holds_exactly(client, [plan])
@@ -157,7 +76,7 @@ def test_r14_salesforce_events_and_their_relations_load_once_and_a_rerun_makes_n
 
 
 def test_r14_tasks_and_salesforce_events_of_one_plan_load_side_by_side(client, crm):
-    events = _event_rows(crm, [[0, 1]])
+    events = event_plan(crm, [[0, 1]])
     who = crm["contacts"].iloc[2]
     key = task_key(ORG, "e1", "b0", who["AccountId"])
     tasks = pd.DataFrame(
@@ -184,7 +103,7 @@ def test_r14_tasks_and_salesforce_events_of_one_plan_load_side_by_side(client, c
     relations = pd.DataFrame(
         [{"task_key": key, "RelationId": who["Id"], "position": 0, "is_primary": True}]
     )
-    plan = _with(events, tasks=tasks, relations=relations)
+    plan = with_frames(events, tasks=tasks, relations=relations)
     result = load_plan(plan, client, LoadOptions(row_retry_wait=0))
     assert_salesforce_holds_exactly(client, [plan])
     assert (result.summary["tasks_created"], result.summary["salesforce_events_created"]) == (1, 1)
@@ -194,7 +113,7 @@ def test_r14_tasks_and_salesforce_events_of_one_plan_load_side_by_side(client, c
 def test_r14_a_load_killed_after_creating_its_event_job_ends_exact_on_rerun(
     client, crm, fresh_emulator
 ):
-    plan = _event_rows(crm, [[0, 1, 2], [3, 4]])
+    plan = event_plan(crm, [[0, 1, 2], [3, 4]])
     # What a worker killed between "job created + data uploaded" and "UploadComplete" leaves.
     bulk = fresh_emulator.simple_salesforce().bulk2.Event._client
     job = bulk.create_job("upsert", external_id_field=EXT, line_ending="CRLF")
@@ -205,9 +124,9 @@ def test_r14_a_load_killed_after_creating_its_event_job_ends_exact_on_rerun(
 
 
 def test_r14_a_load_killed_after_the_event_job_finished_ends_exact_on_rerun(client, crm):
-    plan = _event_rows(crm, [[0, 1, 2], [3, 4]])
+    plan = event_plan(crm, [[0, 1, 2], [3, 4]])
     primaries = plan.event_relations[plan.event_relations["is_primary"]]
-    load_plan(_with(plan, event_relations=primaries), client, LoadOptions(row_retry_wait=0))
+    load_plan(with_frames(plan, event_relations=primaries), client, LoadOptions(row_retry_wait=0))
     result = load_plan(plan, client, LoadOptions(row_retry_wait=0))
     assert_salesforce_holds_exactly(client, [plan])
     summary = result.summary
@@ -216,12 +135,12 @@ def test_r14_a_load_killed_after_the_event_job_finished_ends_exact_on_rerun(clie
 
 
 def test_r14_a_load_killed_with_event_relations_half_inserted_ends_exact_on_rerun(client, crm):
-    plan = _event_rows(crm, [list(range(12))])
+    plan = event_plan(crm, [list(range(12))])
     extra = plan.event_relations[~plan.event_relations["is_primary"]]
     half = pd.concat(
         [plan.event_relations[plan.event_relations["is_primary"]], extra.iloc[: len(extra) // 2]]
     )
-    load_plan(_with(plan, event_relations=half), client, LoadOptions(row_retry_wait=0))
+    load_plan(with_frames(plan, event_relations=half), client, LoadOptions(row_retry_wait=0))
     result = load_plan(plan, client, LoadOptions(row_retry_wait=0))
     assert_salesforce_holds_exactly(client, [plan])
     assert result.summary["event_relations_existing"] == len(extra) // 2
@@ -232,9 +151,9 @@ def test_r14_a_contact_someone_invited_is_made_to_relate_not_added_again(client,
     """One EventRelation row per person ("If a contact or lead is also an invitee, there is
     one EventRelation record for that person with IsInvitee and IsParent [...] true":
     https://developer.salesforce.com/docs/platform/object-reference/references/standard-objects/object-eventrelation.html)."""
-    plan = _event_rows(crm, [[0, 1, 2]])
+    plan = event_plan(crm, [[0, 1, 2]])
     missing = plan.event_relations["position"].eq(2)
-    load_plan(_with(plan, event_relations=plan.event_relations[~missing]), client)
+    load_plan(with_frames(plan, event_relations=plan.event_relations[~missing]), client)
     event = client.query(f"SELECT Id FROM Event WHERE {EXT} != null")["Id"].iloc[0]
     invitee = plan.event_relations.loc[missing, "RelationId"].iloc[0]
     client.sf.EventRelation.create({"EventId": event, "RelationId": invitee})
@@ -250,12 +169,12 @@ def test_r14_a_contact_someone_invited_is_made_to_relate_not_added_again(client,
 def test_r14_refused_events_and_their_relations_are_dead_lettered_with_their_keys(
     client, crm, tmp_path
 ):
-    plan = _event_rows(crm, [[0, 1], [2]])
+    plan = event_plan(crm, [[0, 1], [2]])
     # A Lead's Event takes no WhatId: Salesforce refuses the row for good.
     bad = plan.salesforce_events.index[0]
     events = plan.salesforce_events.copy()
     events.loc[bad, "WhoId"] = crm["lead"]
-    plan = _with(plan, salesforce_events=events)
+    plan = with_frames(plan, salesforce_events=events)
     result = load_plan(plan, client, LoadOptions(row_retry_wait=0))
     dead = result.dead_letter
     key = events.loc[bad, "event_key"]
@@ -274,14 +193,16 @@ def test_r14_refused_events_and_their_relations_are_dead_lettered_with_their_key
 
 
 def test_r14_a_replanned_event_is_updated_in_place_with_its_subtype_untouched(client, crm):
-    plan = _event_rows(crm, [[0, 1]])
+    plan = event_plan(crm, [[0, 1]])
     load_plan(plan, client, LoadOptions(row_retry_wait=0))
     moved = plan.salesforce_events.copy()
     later = START + timedelta(hours=5)
     moved["StartDateTime"] = later.strftime(SALESFORCE_DATETIME_FORMAT)
     moved["EndDateTime"] = (later + timedelta(minutes=30)).strftime(SALESFORCE_DATETIME_FORMAT)
     moved["Location"] = None
-    result = load_plan(_with(plan, salesforce_events=moved), client, LoadOptions(row_retry_wait=0))
+    result = load_plan(
+        with_frames(plan, salesforce_events=moved), client, LoadOptions(row_retry_wait=0)
+    )
     assert result.summary["salesforce_events_updated"] == 1
     assert result.summary["dead_letter"] == 0
     held = client.query(
@@ -293,7 +214,7 @@ def test_r14_a_replanned_event_is_updated_in_place_with_its_subtype_untouched(cl
 
 
 def test_r14_an_all_day_event_loads_with_its_day_and_length(client, crm):
-    plan = _event_rows(crm, [[0]], all_day=True)
+    plan = event_plan(crm, [[0]], all_day=True)
     load_plan(plan, client, LoadOptions(row_retry_wait=0))
     held = client.query(
         f"SELECT IsAllDayEvent, ActivityDate, DurationInMinutes FROM Event WHERE {EXT} != null"

@@ -29,6 +29,10 @@ Differences, each listed by key:
   Task and person. The copy the load reported (else the lowest Id) is the one kept; the
   others are listed.
 
+Salesforce Events (R14) are reconciled the same way, beside the Tasks: by ``event_key``,
+our other Events on the scanned dates, and the EventRelation rows that relate their people
+(``IsParent`` true; a person merely invited is not a relation).
+
 It assumes one Salesforce org per tenant: another tenant's Tasks in the same org would
 carry our prefix too and show as extra.
 """
@@ -45,35 +49,57 @@ from typing import Any
 import pandas as pd
 from simple_salesforce.format import format_soql
 
+from activity_sync.activity_kinds import SALESFORCE_EVENTS, TASKS, ActivityKind
 from activity_sync.salesforce import SalesforceClient
-from activity_sync.schema import TASK_KEY_PREFIX
+from activity_sync.schema import EVENT_KEY_PREFIX, TASK_KEY_PREFIX
 from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD
 
 log = logging.getLogger(__name__)
 
 # The reconciliation's status in audit.json; SKIPPED when the audit ran without Salesforce.
 OK, DIFFERENCES, SKIPPED = "ok", "differences", "skipped"
-DIFFERENCE_COLUMNS = ["object", "kind", "task_key", "Id", "TaskId", "RelationId", "cause"]
+DIFFERENCE_COLUMNS = [
+    "object",
+    "kind",
+    "task_key",
+    "event_key",
+    "Id",
+    "TaskId",
+    "EventId",
+    "RelationId",
+    "cause",
+]
+# Each object's name in the counts' keys ("missing_tasks", "extra_event_relations", ...).
+_COUNTED_AS = {
+    TASKS.object_name: "tasks",
+    TASKS.relation_object: "relations",
+    SALESFORCE_EVENTS.object_name: "salesforce_events",
+    SALESFORCE_EVENTS.relation_object: "event_relations",
+}
+_LABELS = {
+    "tasks": "Tasks",
+    "relations": "TaskRelations",
+    "salesforce_events": "Salesforce Events",
+    "event_relations": "EventRelations",
+}
 COUNT_LABELS = {
-    "missing_tasks": "missing Tasks",
-    "extra_tasks": "extra Tasks",
-    "duplicated_tasks": "duplicated Tasks",
-    "missing_relations": "missing TaskRelations",
-    "extra_relations": "extra TaskRelations",
-    "duplicated_relations": "duplicated TaskRelations",
+    f"{kind}_{counted}": f"{kind} {label}"
+    for counted, label in _LABELS.items()
+    for kind in ("missing", "extra", "duplicated")
 }
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-# Every query runs as queryAll (archived Tasks included) and leaves the Recycle Bin out.
+# Every query runs as queryAll (archived activities included) and leaves the Recycle Bin out.
 LIVE = " AND IsDeleted = false"
 TASK_FIELDS = ["Id", "task_key", "ActivityDate", "WhoId"]
 
 
 @dataclass(frozen=True)
 class ReconcileOptions:
-    """Which Tasks are ours (external-ID field, key prefix) and how queries are cut."""
+    """Which activities are ours (external-ID field, key prefixes) and how queries are cut."""
 
     external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD
     key_prefix: str = TASK_KEY_PREFIX
+    event_key_prefix: str = EVENT_KEY_PREFIX
     # More planned Tasks than one REST page (2,000) -> Bulk API 2.0 query jobs.
     bulk_threshold: int = 2_000
     # Characters of IN (...) values per query: a REST query travels in the URL, a Bulk
@@ -84,13 +110,33 @@ class ReconcileOptions:
 
 @dataclass
 class SalesforceDay:
-    """What Salesforce returned; Task frames have Id, task_key, ActivityDate and WhoId."""
+    """What Salesforce returned of one kind; activity frames have Id, the key (task_key or
+    event_key), ActivityDate and WhoId."""
 
-    tasks: pd.DataFrame  # the Tasks carrying a planned key
-    relations: pd.DataFrame  # Id, TaskId, RelationId (IsWhat = false) of those Tasks
+    tasks: pd.DataFrame  # the activities carrying a planned key
+    relations: pd.DataFrame  # Id, TaskId or EventId, RelationId: the people of those
     relations_available: bool = True
-    # Tasks with our prefix on the scanned dates whose key the day did not plan.
+    # Activities with our prefix on the scanned dates whose key the day did not plan.
     dated: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TASK_FIELDS))
+
+
+@dataclass
+class PlannedDay:
+    """One kind's planned rows and load results of the hours to reconcile."""
+
+    planned: pd.DataFrame
+    relations: pd.DataFrame
+    results: pd.DataFrame
+    relation_results: pd.DataFrame
+
+
+def _prefix(kind: ActivityKind, options: ReconcileOptions) -> str:
+    return options.event_key_prefix if kind is SALESFORCE_EVENTS else options.key_prefix
+
+
+def _relating(kind: ActivityKind) -> str:
+    """SOQL for the relation rows that relate a person (not a record, not a mere invitee)."""
+    return "IsWhat = false" + (f" AND {kind.parent_flag} = true" if kind.parent_flag else "")
 
 
 def _chunks(values: list[str], budget: int) -> Iterator[list[str]]:
@@ -140,9 +186,13 @@ class _Reader:
 
 
 def _is_invalid_type(exc: Exception) -> bool:
+    """The relation object, or its relating flag, does not exist: Shared Activities is off
+    (TaskRelation is gone; EventRelation stays, for invitees, without IsParent)."""
     from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-    return isinstance(exc, SalesforceMalformedRequest) and "INVALID_TYPE" in str(exc.content)
+    return isinstance(exc, SalesforceMalformedRequest) and any(
+        code in str(exc.content) for code in ("INVALID_TYPE", "INVALID_FIELD")
+    )
 
 
 def fetch(
@@ -150,14 +200,16 @@ def fetch(
     planned_keys: Iterable[str],
     dates: Iterable[str],
     options: ReconcileOptions,
+    kind: ActivityKind = TASKS,
 ) -> SalesforceDay:
     """Read the planned Tasks by key, our other Tasks on ``dates``, and the relations.
 
     Args:
         client: the org's Salesforce.
-        planned_keys: the task_keys of the hours being reconciled.
-        dates: ActivityDates (YYYY-MM-DD) on which to look for Tasks no plan holds.
-        options: the external-ID field, the key prefix and query sizes.
+        planned_keys: the task_keys (event_keys) of the hours being reconciled.
+        dates: ActivityDates (YYYY-MM-DD) on which to look for activities no plan holds.
+        options: the external-ID field, the key prefixes and query sizes.
+        kind: Tasks, or Salesforce Events (R14).
     """
     ext = options.external_id_field
     if not _FIELD_NAME.fullmatch(ext):
@@ -166,24 +218,25 @@ def fetch(
     days = sorted({date.fromisoformat(str(d)) for d in dates})
     reader = _Reader(client, len(keys) > options.bulk_threshold, options)
     columns = ["Id", ext, "ActivityDate", "WhoId"]
-    select = f"SELECT Id, {ext}, ActivityDate, WhoId FROM Task"
+    select = f"SELECT Id, {ext}, ActivityDate, WhoId FROM {kind.object_name}"
+    prefix = _prefix(kind, options)
 
     tasks = reader.query_in(select + f" WHERE {ext} IN {{}}{LIVE}", keys, columns)
     dated = pd.DataFrame(columns=columns)
     if days:
         soql = select + f" WHERE {ext} LIKE '{{:like}}%' AND ActivityDate IN {{}}{LIVE}"
-        dated = _blank_to_null(reader.query(format_soql(soql, options.key_prefix, days)), columns)
-    tasks = tasks.rename(columns={ext: "task_key"}).reset_index(drop=True)
-    dated = dated.rename(columns={ext: "task_key"})
+        dated = _blank_to_null(reader.query(format_soql(soql, prefix, days)), columns)
+    tasks = tasks.rename(columns={ext: kind.key}).reset_index(drop=True)
+    dated = dated.rename(columns={ext: kind.key})
     # SOQL's LIKE ignores case; our prefix is exact.
-    dated = dated[dated["task_key"].fillna("").str.startswith(options.key_prefix)]
-    dated = dated[~dated["task_key"].isin(keys)].reset_index(drop=True)
+    dated = dated[dated[kind.key].fillna("").str.startswith(prefix)]
+    dated = dated[~dated[kind.key].isin(keys)].reset_index(drop=True)
 
-    relation_columns = ["Id", "TaskId", "RelationId"]
+    relation_columns = ["Id", kind.parent_field, "RelationId"]
     try:
         relations = reader.query_in(
-            "SELECT Id, TaskId, RelationId FROM TaskRelation "
-            f"WHERE IsWhat = false AND TaskId IN {{}}{LIVE}",
+            f"SELECT Id, {kind.parent_field}, RelationId FROM {kind.relation_object} "
+            f"WHERE {_relating(kind)} AND {kind.parent_field} IN {{}}{LIVE}",
             tasks["Id"],
             relation_columns,
         )
@@ -191,8 +244,8 @@ def fetch(
     except Exception as exc:
         if not _is_invalid_type(exc):
             raise
-        # No Shared Activities, no TaskRelation object: WhoId is the only relation.
-        log.warning("TaskRelation is not queryable (Shared Activities off): %s", exc)
+        # No Shared Activities, no relation object: WhoId is the only relation.
+        log.warning("%s is not queryable (Shared Activities off): %s", kind.relation_object, exc)
         relations, available = pd.DataFrame(columns=relation_columns), False
     return SalesforceDay(tasks, relations, available, dated)
 
@@ -219,28 +272,35 @@ def compare(
     relation_results: pd.DataFrame,
     salesforce: SalesforceDay,
     known_keys: set[str],
+    kind: ActivityKind = TASKS,
 ) -> pd.DataFrame:
-    """Every difference between the plans and Salesforce, as DIFFERENCE_COLUMNS rows."""
-    planned = pd.Index(planned_tasks["task_key"].dropna().unique(), dtype=object)
+    """Every difference between the plans and Salesforce, as DIFFERENCE_COLUMNS rows.
+
+    The frames are of one ``kind``: Tasks and TaskRelations, or Salesforce Events and the
+    EventRelation rows relating their people.
+    """
+    key, parent = kind.key, kind.parent_field
+    name, relation_name = kind.object_name, kind.relation_object
+    planned = pd.Index(planned_tasks[key].dropna().unique(), dtype=object)
     known_keys = set(known_keys) | set(planned)
-    results = _latest(task_results, ["task_key"]).set_index("task_key")
+    results = _latest(task_results, [key]).set_index(key)
     # Ids and keys compare as text; an empty frame would otherwise be float-typed.
-    sf = salesforce.tasks.astype({c: object for c in ("Id", "task_key", "WhoId")})
-    sf = sf[sf["task_key"].isin(planned)].copy()
+    sf = salesforce.tasks.astype({c: object for c in ("Id", key, "WhoId")})
+    sf = sf[sf[key].isin(planned)].copy()
     sf_relations = salesforce.relations.astype(object)
 
-    # Which copy of a key is "the" Task: the one the load reported, else the lowest Id.
-    sf["loaded_id"] = sf["task_key"].map(results["Id"]) if len(results) else None
+    # Which copy of a key is "the" activity: the one the load reported, else the lowest Id.
+    sf["loaded_id"] = sf[key].map(results["Id"]) if len(results) else None
     sf["rank"] = (sf["Id"] != sf["loaded_id"]).astype(int)
-    sf = sf.sort_values(["task_key", "rank", "Id"], kind="stable")
-    surplus = sf.duplicated("task_key", keep="first")
-    kept = sf[~surplus].set_index("task_key")
-    parts = [_differences("Task", "duplicated", sf[surplus], "another Task carries the same key")]
+    sf = sf.sort_values([key, "rank", "Id"], kind="stable")
+    surplus = sf.duplicated(key, keep="first")
+    kept = sf[~surplus].set_index(key)
+    parts = [_differences(name, "duplicated", sf[surplus], f"another {name} carries the same key")]
 
-    missing = pd.DataFrame({"task_key": planned[~planned.isin(kept.index)]})
-    success = missing["task_key"].map(results["success"]) if len(results) else None
-    code = missing["task_key"].map(results["error_code"]) if len(results) else None
-    missing["Id"] = missing["task_key"].map(results["Id"]) if len(results) else None
+    missing = pd.DataFrame({key: planned[~planned.isin(kept.index)]})
+    success = missing[key].map(results["success"]) if len(results) else None
+    code = missing[key].map(results["error_code"]) if len(results) else None
+    missing["Id"] = missing[key].map(results["Id"]) if len(results) else None
     cause = pd.Series("not loaded: no load result for its hour", index=missing.index)
     if success is not None:
         failed = success.notna() & ~success.fillna(False).astype(bool)
@@ -248,63 +308,63 @@ def compare(
         cause = cause.mask(
             success.fillna(False).astype(bool), "deleted or changed in Salesforce after the load"
         )
-    parts.append(_differences("Task", "missing", missing, cause))
+    parts.append(_differences(name, "missing", missing, cause))
 
-    extra = salesforce.dated[~salesforce.dated["task_key"].isin(known_keys)]
-    parts.append(_differences("Task", "extra", extra, "no plan holds this key"))
+    extra = salesforce.dated[~salesforce.dated[key].isin(known_keys)]
+    parts.append(_differences(name, "extra", extra, "no plan holds this key"))
 
-    # Relations, only on planned Tasks that exist.
+    # Relations, only on planned activities that exist.
     ids = kept["Id"].reindex(planned).dropna()
-    wanted = planned_relations[planned_relations["task_key"].isin(ids.index)][
-        ["task_key", "RelationId"]
+    wanted = planned_relations[planned_relations[key].isin(ids.index)][
+        [key, "RelationId"]
     ].drop_duplicates()
-    wanted = wanted.assign(TaskId=wanted["task_key"].map(ids).astype(object))
-    rows = sf_relations[sf_relations["TaskId"].isin(ids)]
+    wanted = wanted.assign(**{parent: wanted[key].map(ids).astype(object)})
+    rows = sf_relations[sf_relations[parent].isin(ids)]
     who = kept.loc[ids.index, ["Id", "WhoId"]].dropna()
     present = pd.concat(
         [
-            rows[["TaskId", "RelationId"]],
-            who.rename(columns={"Id": "TaskId", "WhoId": "RelationId"}),
+            rows[[parent, "RelationId"]],
+            who.rename(columns={"Id": parent, "WhoId": "RelationId"}),
         ]
     ).drop_duplicates()
-    pair = ["TaskId", "RelationId"]
+    pair = [parent, "RelationId"]
     marked = wanted.merge(present.assign(_found=True), on=pair, how="left")
     gone = marked[marked["_found"].isna()].drop(columns="_found")
-    rel_results = _latest(relation_results, ["task_key", "RelationId"])
+    rel_results = _latest(relation_results, [key, "RelationId"])
     gone = gone.merge(
-        rel_results[["task_key", "RelationId", "status", "error_code"]],
-        on=["task_key", "RelationId"],
+        rel_results[[key, "RelationId", "status", "error_code"]],
+        on=[key, "RelationId"],
         how="left",
     )
     relation_cause = pd.Series("removed in Salesforce after the load", index=gone.index)
     relation_cause = relation_cause.mask(gone["status"].isna(), "not loaded")
     relation_cause = relation_cause.mask(
-        gone["status"].eq("task_failed"), "not loaded: its Task failed to load then"
+        gone["status"].eq(kind.parent_failed), f"not loaded: its {name} failed to load then"
     )
     relation_cause = relation_cause.mask(
         gone["status"].eq("failed"),
         "load failed: " + gone["error_code"].fillna("unknown error").astype(str),
     )
-    parts.append(_differences("TaskRelation", "missing", gone, relation_cause))
+    parts.append(_differences(relation_name, "missing", gone, relation_cause))
 
     key_of = pd.Series(ids.index, index=ids.to_numpy())
     unplanned = rows.merge(wanted[pair].assign(_planned=True), on=pair, how="left")
     unplanned = unplanned[unplanned["_planned"].isna()].drop_duplicates(pair)
     parts.append(
         _differences(
-            "TaskRelation",
+            relation_name,
             "extra",
-            unplanned.assign(task_key=unplanned["TaskId"].map(key_of)),
-            "no plan relates this person to the Task",
+            unplanned.assign(**{key: unplanned[parent].map(key_of)}),
+            f"no plan relates this person to the {name}",
         )
     )
     doubled = rows[rows.duplicated(pair, keep="first")]
     parts.append(
         _differences(
-            "TaskRelation",
+            relation_name,
             "duplicated",
-            doubled.assign(task_key=doubled["TaskId"].map(key_of)),
-            "the same person is related to the Task twice",
+            doubled.assign(**{key: doubled[parent].map(key_of)}),
+            f"the same person is related to the {name} twice",
         )
     )
     parts = [p for p in parts if not p.empty]
@@ -314,11 +374,7 @@ def compare(
 
 
 def count_differences(differences: pd.DataFrame) -> dict[str, int]:
-    label = (
-        differences["kind"]
-        + "_"
-        + differences["object"].map({"Task": "tasks", "TaskRelation": "relations"})
-    )
+    label = differences["kind"] + "_" + differences["object"].map(_COUNTED_AS)
     found = label.value_counts()
     return {name: int(found.get(name, 0)) for name in COUNT_LABELS}
 
@@ -332,6 +388,15 @@ def describe_counts(counts: dict[str, int]) -> str:
     )
 
 
+def _dates(kind: ActivityKind, planned: pd.DataFrame) -> pd.Series:
+    """The ActivityDates Salesforce gives the planned activities: a Task's own, an
+    Event's start date (its ActivityDate, or the date of its StartDateTime)."""
+    if kind is TASKS:
+        return planned["ActivityDate"].dropna()
+    start = planned["StartDateTime"].astype("string").str.slice(0, 10)
+    return planned["ActivityDate"].astype("string").fillna(start).dropna()
+
+
 def reconcile(
     client: SalesforceClient,
     planned_tasks: pd.DataFrame,
@@ -342,6 +407,7 @@ def reconcile(
     options: ReconcileOptions | None = None,
     *,
     extra_dates: Iterable[str] | None = None,
+    salesforce_events: PlannedDay | None = None,
 ) -> dict[str, Any]:
     """Query Salesforce back and diff it with the plans: the reconciliation of audit.json.
 
@@ -351,53 +417,82 @@ def reconcile(
             that should be in Salesforce by now.
         task_results, relation_results: what the loads of those hours reported (which
             copy of a duplicated Task is the one kept).
-        known_keys: every task_key the plans of the neighbouring days hold. It is called
-            after Salesforce was read: every Task found then was planned (plans are written
-            before loads), so reading the plans afterwards cannot mistake a Task that an
-            hour loaded in the meantime for an extra one.
-        options: the external-ID field, the key prefix and query sizes.
-        extra_dates: the ActivityDates on which to look for extra Tasks (the audit gives
-            the local dates the UTC day overlaps); default: the planned Tasks' dates.
+        known_keys: every task_key and event_key the plans of the neighbouring days hold.
+            It is called after Salesforce was read: every activity found then was planned
+            (plans are written before loads), so reading the plans afterwards cannot
+            mistake one that an hour loaded in the meantime for an extra one.
+        options: the external-ID field, the key prefixes and query sizes.
+        extra_dates: the ActivityDates on which to look for extra activities (the audit
+            gives the local dates the UTC day overlaps); default: the planned ones' dates.
+        salesforce_events: the same for Salesforce Events and their relations (R14); None
+            (plans from before R14) reconciles Tasks alone.
 
     Returns:
         ``status`` (``ok`` or ``differences``), ``counts`` per kind of difference, a
         one-line ``summary``; ``tasks_expected`` and ``tasks_found`` (distinct planned keys,
         and how many of them Salesforce holds), ``relations_expected`` and
-        ``relations_found``; ``dates_scanned`` and ``other_days_tasks`` (Tasks of ours on
+        ``relations_found``, and the same for ``salesforce_events`` and
+        ``event_relations``; ``dates_scanned`` and ``other_days_tasks`` (Tasks of ours on
         those dates that other days' plans hold); the API calls and Bulk jobs used; and
         every difference as a ``DIFFERENCE_COLUMNS`` record.
     """
     options = options or ReconcileOptions()
     calls, jobs = client.total_calls, client.bulk_jobs
+    days = {
+        TASKS: PlannedDay(planned_tasks, planned_relations, task_results, relation_results),
+        SALESFORCE_EVENTS: salesforce_events,
+    }
     if extra_dates is None:
-        extra_dates = planned_tasks["ActivityDate"].dropna()
+        extra_dates = pd.concat(
+            [_dates(kind, day.planned) for kind, day in days.items() if day is not None]
+        )
     dates = sorted({str(d) for d in extra_dates})
-    salesforce = fetch(client, planned_tasks["task_key"], dates, options)
+    # Salesforce Events are read even when none was planned: ours on those dates are extra.
+    found = {
+        kind: fetch(client, day.planned[kind.key], dates, options, kind)
+        for kind, day in days.items()
+        if day is not None
+    }
     known = set(known_keys())
-    differences = compare(
-        planned_tasks,
-        planned_relations,
-        task_results,
-        relation_results,
-        salesforce,
-        known,
-    )
+    parts = [
+        compare(
+            day.planned, day.relations, day.results, day.relation_results, found[kind], known, kind
+        )
+        for kind, day in days.items()
+        if kind in found
+    ]
+    differences = pd.concat([p for p in parts if not p.empty] or parts[:1], ignore_index=True)
     counts = count_differences(differences)
-    planned = set(planned_tasks["task_key"].dropna())
-    result = {
+    result: dict[str, Any] = {
         "status": DIFFERENCES if len(differences) else OK,
         "counts": counts,
-        "summary": describe_counts(counts) or "Salesforce holds every planned Task and relation",
-        "tasks_expected": len(planned),
-        "tasks_found": int(salesforce.tasks["task_key"].drop_duplicates().isin(planned).sum()),
-        "relations_expected": len(planned_relations[["task_key", "RelationId"]].drop_duplicates()),
-        "relations_found": len(salesforce.relations),
-        "relations_checked_in": "TaskRelation" if salesforce.relations_available else "WhoId",
-        "dates_scanned": dates,
-        "other_days_tasks": int(salesforce.dated["task_key"].isin(known).sum()),
-        "api_calls": client.total_calls - calls,
-        "bulk_jobs": client.bulk_jobs - jobs,
-        "differences": differences.where(differences.notna(), None).to_dict("records"),
+        "summary": describe_counts(counts)
+        or "Salesforce holds every planned activity and relation",
     }
+    for kind, (activities, relations) in (
+        (TASKS, ("tasks", "relations")),
+        (SALESFORCE_EVENTS, ("salesforce_events", "event_relations")),
+    ):
+        day, held = days[kind], found.get(kind)
+        planned = set(day.planned[kind.key].dropna()) if day else set()
+        people = day.relations[[kind.key, "RelationId"]].drop_duplicates() if day else []
+        result[f"{activities}_expected"] = len(planned)
+        result[f"{activities}_found"] = (
+            int(held.tasks[kind.key].drop_duplicates().isin(planned).sum()) if held else 0
+        )
+        result[f"{relations}_expected"] = len(people)
+        result[f"{relations}_found"] = len(held.relations) if held else 0
+    result.update(
+        {
+            "relations_checked_in": (
+                "TaskRelation" if found[TASKS].relations_available else "WhoId"
+            ),
+            "dates_scanned": dates,
+            "other_days_tasks": int(found[TASKS].dated["task_key"].isin(known).sum()),
+            "api_calls": client.total_calls - calls,
+            "bulk_jobs": client.bulk_jobs - jobs,
+            "differences": differences.where(differences.notna(), None).to_dict("records"),
+        }
+    )
     log.info("reconciliation: %s", {k: v for k, v in result.items() if k != "differences"})
     return result

@@ -14,7 +14,16 @@ from typing import Any
 import pandas as pd
 
 from activity_sync import lake
-from activity_sync.schema import REJECTED_COLUMNS, RELATION_COLUMNS, TASK_COLUMNS, task_key
+from activity_sync.activity_kinds import DEAD_LETTER_COLUMNS, SALESFORCE_EVENTS, result_columns
+from activity_sync.schema import (
+    EVENT_RELATION_COLUMNS,
+    REJECTED_COLUMNS,
+    RELATION_COLUMNS,
+    SALESFORCE_EVENT_COLUMNS,
+    TASK_COLUMNS,
+    event_key,
+    task_key,
+)
 
 ORG = "acme"
 DAY = "2026-11-20"
@@ -65,8 +74,14 @@ def write_hour(
     dead_letter: list[dict] | None = None,
     org_id: str = ORG,
     day: str = DAY,
+    salesforce_events: list[dict] | None = None,
+    event_relations: list[dict] | None = None,
+    event_results: list[dict] | None = None,
 ) -> None:
-    """One hour's events, plan and (when ``task_results`` is given) load partitions."""
+    """One hour's events, plan and (when ``task_results`` is given) load partitions.
+
+    The R14 files (Salesforce Events, their relations and results) are written only when
+    given, as partitions from before R14 lack them."""
     start = datetime.fromisoformat(f"{day}T{hour:02d}:00:00+00:00")
     ev = lake.partition(root, lake.EVENTS, org_id, start)
     ev.mkdir(parents=True, exist_ok=True)
@@ -83,6 +98,13 @@ def write_hour(
     (plan / lake.PLAN_SUMMARY).write_text(
         json.dumps({"org_id": org_id, "interval_start": start.isoformat(), **summary})
     )
+    if salesforce_events is not None:
+        pd.DataFrame(salesforce_events, columns=SALESFORCE_EVENT_COLUMNS).to_parquet(
+            plan / lake.PLAN_SALESFORCE_EVENTS, index=False
+        )
+        pd.DataFrame(event_relations or [], columns=EVENT_RELATION_COLUMNS).to_parquet(
+            plan / lake.PLAN_EVENT_RELATIONS, index=False
+        )
     if task_results is None:
         return
     loaded = lake.partition(root, lake.LOADED, org_id, start)
@@ -103,10 +125,13 @@ def write_hour(
             "error_message",
         ],
     ).to_parquet(loaded / lake.RELATION_RESULTS, index=False)
-    pd.DataFrame(
-        dead_letter or [],
-        columns=["object", "task_key", "RelationId", "error_code", "error_message", "attempts"],
-    ).to_parquet(loaded / lake.DEAD_LETTER, index=False)
+    pd.DataFrame(dead_letter or [], columns=DEAD_LETTER_COLUMNS).to_parquet(
+        loaded / lake.DEAD_LETTER, index=False
+    )
+    if event_results is not None:
+        pd.DataFrame(event_results, columns=result_columns(SALESFORCE_EVENTS)).to_parquet(
+            loaded / lake.EVENT_RESULTS, index=False
+        )
     (loaded / lake.LOAD_SUMMARY).write_text(json.dumps({"org_id": org_id}))
 
 
@@ -250,3 +275,87 @@ def sample_day(root: Path, day: str = DAY, org_id: str = ORG) -> dict[str, Any]:
         ],
     )
     return {"tasks": [*hour9, t6, t7], "relations9": relations9, "ids": ids}
+
+
+def meeting_hour(root: Path, hour: int = 11, *, failed: bool = False) -> dict[str, Any]:
+    """Carol's meeting m1 with five Contacts, made one Salesforce Event (R14), where
+    individual mode would have made five Tasks; dave's m2 with a Lead, its own Event, which
+    the load refused when ``failed``."""
+    five = contact_ids("m", 5)
+    lead = "00Q000000000000001AAA"[:18]
+    carol_key = event_key(ORG, "m1", "b0", "001000000000001AAA")
+    dave_key = event_key(ORG, "m2", f"w{lead}", None)
+
+    def sfevent_row(key: str, event_id: str, who: str, who_count: int) -> dict:
+        return {
+            "event_key": key,
+            "org_id": ORG,
+            "event_id": event_id,
+            "WhoId": who,
+            "WhatId": None,
+            "OwnerId": "005000000000001AAA",
+            "Subject": "Meeting: plan",
+            "StartDateTime": f"{DAY}T{hour:02d}:00:00.000Z",
+            "EndDateTime": f"{DAY}T{hour:02d}:30:00.000Z",
+            "DurationInMinutes": 30,
+            "IsAllDayEvent": False,
+            "EventSubtype": "Event",
+            "who_count": who_count,
+            "batch_index": 0,
+        }
+
+    def result(key: str, ok: bool) -> dict:
+        return {
+            "event_key": key,
+            "Id": "00U000000000000001" if ok else None,
+            "created": ok,
+            "success": ok,
+            "error_code": None if ok else "FIELD_INTEGRITY_EXCEPTION",
+            "error_message": None,
+            "attempts": 1,
+        }
+
+    write_hour(
+        root,
+        hour,
+        events=[
+            event_row("m1", "meeting", "carol@acme.com"),
+            event_row("m2", "meeting", "dave@acme.com"),
+        ],
+        tasks=[],
+        relations=[],
+        rejected=[],
+        summary={
+            **hour_summary("shared", "shared activities on", True, events=2, tasks=0, relations=0),
+            "individual_mode_tasks": 0,
+            "salesforce_events": 2,
+            "event_relations": 6,
+            "individual_mode_salesforce_events": 6,
+            "individual_mode_salesforce_events_by_sender": {
+                "carol@acme.com": 5,
+                "dave@acme.com": 1,
+            },
+        },
+        salesforce_events=[
+            sfevent_row(carol_key, "m1", five[0], 5),
+            sfevent_row(dave_key, "m2", lead, 1),
+        ],
+        event_relations=[
+            {"event_key": carol_key, "RelationId": p, "position": i, "is_primary": i == 0}
+            for i, p in enumerate(five)
+        ]
+        + [{"event_key": dave_key, "RelationId": lead, "position": 0, "is_primary": True}],
+        task_results=[],
+        event_results=[result(carol_key, True), result(dave_key, not failed)],
+        dead_letter=[
+            {
+                "object": "Event",
+                "event_key": dave_key,
+                "error_code": "FIELD_INTEGRITY_EXCEPTION",
+                "attempts": 1,
+            }
+        ]
+        if failed
+        else [],
+    )
+    return {"carol": carol_key, "dave": dave_key}

@@ -22,6 +22,7 @@ from audit_days import (
     ORG,
     event_row,
     hour_summary,
+    meeting_hour,
     relation_rows,
     sample_day,
     task_row,
@@ -341,9 +342,8 @@ def test_outputs_are_written_to_the_audit_folder_and_match_the_counts(lake_root:
     document = json.loads((out / lake.AUDIT_DOCUMENT).read_text())
     assert document["headline"]["tasks"] == 7
     assert document["by_type"] == {
-        "sent": {"events": 3, "tasks": 6},
-        "reply": {"events": 1, "tasks": 0},
-        "open": {"events": 1, "tasks": 1},
+        t: {"events": e, "tasks": n, "salesforce_events": 0, "individual_mode_salesforce_events": 0}
+        for t, e, n in (("sent", 3, 6), ("reply", 1, 0), ("open", 1, 1))
     }
     assert [h["mode"] for h in document["hours"]] == ["shared", "individual"]
     assert (out / lake.AUDIT_REPORT).read_text().startswith("<!doctype html>")
@@ -426,3 +426,55 @@ def test_r13_per_sender_individual_mode_is_exact_when_the_planner_counted_it_per
     assert _row(senders, "bob@acme.com")["individual_mode_tasks"] == 4
     assert not senders["individual_mode_estimated"].any()
     assert senders["individual_mode_tasks"].sum() == 65 + 2  # the planner's hour figures
+
+
+# --------------------------------------------------------------------------- R14
+
+
+def test_r14_salesforce_events_are_counted_per_sender_next_to_what_individual_mode_makes(
+    tmp_path: Path,
+) -> None:
+    meeting_hour(tmp_path, failed=True)
+    senders = audit.sender_counts(audit.read_day(tmp_path, ORG, DAY))
+    carol, dave = _row(senders, "carol@acme.com"), _row(senders, "dave@acme.com")
+    assert (carol["salesforce_events"], carol["salesforce_events_loaded"]) == (1, 1)
+    assert (carol["event_relations"], carol["individual_mode_salesforce_events"]) == (5, 5)
+    assert (carol["tasks"], carol["individual_mode_tasks"], carol["events_meeting"]) == (0, 0, 1)
+    assert (dave["salesforce_events"], dave["salesforce_events_loaded"]) == (1, 0)
+    assert dave["dead_lettered"] == 1 and carol["dead_lettered"] == 0
+
+
+def test_r14_salesforce_events_are_counted_per_hour_and_in_the_headline(tmp_path: Path) -> None:
+    sample_day(tmp_path)
+    meeting_hour(tmp_path)
+    result = audit.run_audit(tmp_path, ORG, DAY, now=NOW)
+    hours = {h["hour"]: h for h in result.document["hours"]}
+    figures = ("salesforce_events", "salesforce_events_loaded", "event_relations")
+    assert [hours[11][f] for f in figures] == [2, 2, 6]
+    assert hours[11]["individual_mode_salesforce_events"] == 6
+    assert hours[9]["salesforce_events"] == 0, "an hour planned before R14 has none"
+    head = result.document["headline"]
+    assert (head["salesforce_events"], head["individual_mode_salesforce_events"]) == (2, 6)
+    assert (head["tasks"], head["individual_mode_tasks"]) == (7, 67)
+    assert result.document["by_type"]["meeting"] == {
+        "events": 2,
+        "tasks": 0,
+        "salesforce_events": 2,
+        "individual_mode_salesforce_events": 6,
+    }
+
+
+def test_r14_meetings_turned_into_salesforce_events_raise_no_day_over_day_alert() -> None:
+    """Yesterday each meeting made 3 Tasks; today they are one Salesforce Event each, which
+    stand for the same 3 Tasks: no change to explain."""
+    yesterday = {"meeting": {"events": 20, "tasks": 60}, "sent": {"events": 50, "tasks": 20}}
+    today = {
+        "meeting": {
+            "events": 20,
+            "tasks": 0,
+            "salesforce_events": 20,
+            "individual_mode_salesforce_events": 60,
+        },
+        "sent": {"events": 50, "tasks": 20},
+    }
+    assert day_over_day_alert(ORG, DAY, today, yesterday, AuditOptions()) is None

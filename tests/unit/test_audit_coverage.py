@@ -213,7 +213,12 @@ def test_the_report_shows_the_drill_downs_and_never_a_subject_or_body(tmp_path: 
     assert "<td>who@x.com</td>" in html  # the unmatched actor of e4
     assert "<code>competitor.com</code>" in html and "<code>ceo@acme.com</code>" in html
     assert "89.6% fewer Tasks than one per person" in html
-    assert result.document["by_type"]["sent"] == {"events": 3, "tasks": 6}
+    assert result.document["by_type"]["sent"] == {
+        "events": 3,
+        "tasks": 6,
+        "salesforce_events": 0,
+        "individual_mode_salesforce_events": 0,
+    }
     assert '<td>sent</td><td class="n">3</td>' in html
 
 

@@ -9,6 +9,8 @@ Four kinds, each with a stable ``id`` (org/day/kind/key) so that re-running the 
 - *day_over_day*: total Tasks moved by more than the threshold **and** today's events,
   priced at yesterday's Tasks per event of each type, do not explain today's Tasks within
   the same threshold. A partial day therefore does not alert merely for being partial.
+  A meeting made into a Salesforce Event (R14) counts as the Tasks individual mode would
+  have made for it, so that turning ``meetings_as_events`` on is no change by itself.
 
 Sending logs each alert and calls the user's callback once; the ids sent are kept in the
 audit folder's ``notified.json`` so the next run does not send them again.
@@ -144,10 +146,16 @@ def day_over_day_alert(
     if not yesterday:
         return None
     types = sorted(set(today) | set(yesterday))
-    events_today = np.array([today.get(t, {}).get("events", 0) for t in types], dtype=float)
-    tasks_today = np.array([today.get(t, {}).get("tasks", 0) for t in types], dtype=float)
-    events_before = np.array([yesterday.get(t, {}).get("events", 0) for t in types], dtype=float)
-    tasks_before = np.array([yesterday.get(t, {}).get("tasks", 0) for t in types], dtype=float)
+
+    def figure(mix: Mapping[str, Mapping[str, int]], name: str) -> np.ndarray:
+        return np.array([mix.get(t, {}).get(name, 0) for t in types], dtype=float)
+
+    # A meeting made into a Salesforce Event (R14) counts as the Tasks it stands for, which
+    # is what it made before: turning meetings_as_events on is no change by itself.
+    events_today, events_before = figure(today, "events"), figure(yesterday, "events")
+    instead = "individual_mode_salesforce_events"
+    tasks_today = figure(today, "tasks") + figure(today, instead)
+    tasks_before = figure(yesterday, "tasks") + figure(yesterday, instead)
     total_before, total_today = tasks_before.sum(), tasks_today.sum()
     if total_before <= 0:
         return None

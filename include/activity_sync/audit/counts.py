@@ -15,6 +15,11 @@ Definitions a reader of the report relies on:
   the primary's (R9); such senders are flagged as estimated and the report says so.
 - *Fallback* hours are hours planned in individual mode because Salesforce had Shared
   Activities off while the tenant setting had it on (R12).
+- *Salesforce Events* (R14) are the meetings planned as one shared Event per batch of
+  Contacts; they are counted apart from Tasks, next to the Tasks individual mode would
+  have made for the same meetings (the planner's ``individual_mode_salesforce_events``,
+  per sender ``individual_mode_salesforce_events_by_sender``). *Tasks* and their
+  individual-mode figure never include those meetings.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ UNKNOWN_SENDER = "(unknown)"
 # An hour's load_state: loaded, or planned and not loaded yet (within the grace) or at all.
 LOADED, IN_PROGRESS, NOT_LOADED = "loaded", "in_progress", "not_loaded"
 TYPE_ORDER = ("sent", "internal_reply", "reply", "open", "click", "download", "bounce", "meeting")
+MEETING = "meeting"  # the one event type planned as Salesforce Events (R14)
 assert set(TYPE_ORDER) == EVENT_TYPES
 REASON_ORDER = tuple(REASONS)
 RECIPIENT_REASONS = ("invalid_email", "excluded", "bcc_not_synced", "unmatched")
@@ -57,6 +63,10 @@ SENDER_COLUMNS = [
     "individual_mode_tasks",
     "individual_mode_estimated",
     "change_pct",
+    "salesforce_events",
+    "salesforce_events_loaded",
+    "event_relations",
+    "individual_mode_salesforce_events",
     "rejected",
     *(f"rejected_{r}" for r in REASON_ORDER),
     "dead_lettered",
@@ -76,8 +86,12 @@ HOUR_COLUMNS = [
     "individual_mode_tasks",
     "change_pct",
     "relations",
+    "salesforce_events",
+    "event_relations",
+    "individual_mode_salesforce_events",
     "load_state",
     "tasks_loaded",
+    "salesforce_events_loaded",
     "dead_lettered",
 ]
 
@@ -177,8 +191,14 @@ def sender_counts(inputs: DayInputs) -> pd.DataFrame:
         .reindex(columns=list(REASON_ORDER))
         .add_prefix("rejected_")
     )
-    dead = inputs.dead_letter.merge(task_sender, on=["hour", "task_key"], how="left")
-    dead["sender"] = dead["sender"].fillna(UNKNOWN_SENDER)
+    sf_events = _with_sender(inputs.salesforce_events, senders)
+    sf_event_sender = sf_events[["hour", "event_key", "sender"]]
+    events_loaded = inputs.event_results[inputs.event_results["success"].astype(bool)]
+    events_loaded = events_loaded.merge(sf_event_sender, on=["hour", "event_key"], how="inner")
+    event_relations = inputs.event_relations.merge(
+        sf_event_sender, on=["hour", "event_key"], how="inner"
+    )
+    dead = _dead_letter_senders(inputs.dead_letter, task_sender, sf_event_sender)
 
     table = pd.concat(
         [
@@ -188,6 +208,10 @@ def sender_counts(inputs: DayInputs) -> pd.DataFrame:
             _count(loaded, "sender", "tasks_loaded"),
             _count(relations, "sender", "relations"),
             *_individual_by_sender(inputs, tasks),
+            _count(sf_events, "sender", "salesforce_events"),
+            _count(events_loaded, "sender", "salesforce_events_loaded"),
+            _count(event_relations, "sender", "event_relations"),
+            _individual_events_by_sender(inputs, sf_events),
             _count(rejected, "sender", "rejected"),
             rejected_by_reason,
             _count(dead, "sender", "dead_lettered"),
@@ -211,6 +235,51 @@ def sender_counts(inputs: DayInputs) -> pd.DataFrame:
     return table[SENDER_COLUMNS].reset_index(drop=True)
 
 
+def _dead_letter_senders(
+    dead: pd.DataFrame, task_sender: pd.DataFrame, sf_event_sender: pd.DataFrame
+) -> pd.DataFrame:
+    """Dead-lettered rows with the sender of their Task or Salesforce Event."""
+    # Keys compare as text: a column with no key at all would otherwise be float-typed.
+    keys = {"task_key": object, "event_key": object}
+    dead = dead.astype(keys)
+    task_sender = task_sender.astype({"task_key": object})
+    sf_event_sender = sf_event_sender.astype({"event_key": object})
+    by_task = dead.merge(task_sender, on=["hour", "task_key"], how="left")["sender"]
+    by_event = dead.merge(sf_event_sender, on=["hour", "event_key"], how="left")["sender"]
+    sender = by_task.fillna(by_event).fillna(UNKNOWN_SENDER)
+    return dead.assign(sender=sender.to_numpy())
+
+
+def _by_sender_summaries(inputs: DayInputs, name: str) -> tuple[pd.Series, set[int]]:
+    """The planner's per-sender counts ``name`` summed over the hours that carry them."""
+    by_hour = inputs.summaries.get(name)
+    if by_hour is None:
+        return pd.Series(dtype="int64"), set()
+    known = inputs.summaries[by_hour.map(lambda v: isinstance(v, dict))]
+    records = pd.DataFrame(
+        [(s, n) for counts in known[name] for s, n in counts.items()],
+        columns=["sender", "n"],
+    )
+    if records.empty:
+        return pd.Series(dtype="int64"), set(known["hour"])
+    records["sender"] = _normalise_sender(records["sender"])
+    return records.groupby("sender")["n"].sum(), set(known["hour"])
+
+
+def _individual_events_by_sender(inputs: DayInputs, sf_events: pd.DataFrame) -> pd.Series:
+    """Per sender, the Tasks individual mode would have made for the meetings planned as
+    Salesforce Events: the planner's figure, else one per person on each Event."""
+    exact, exact_hours = _by_sender_summaries(inputs, "individual_mode_salesforce_events_by_sender")
+    rest = sf_events[~sf_events["hour"].isin(exact_hours)]
+    who = pd.to_numeric(rest["who_count"]).fillna(1)
+    estimate = who.groupby(rest["sender"]).sum()
+    return (
+        exact.add(estimate, fill_value=0)
+        .astype("int64")
+        .rename("individual_mode_salesforce_events")
+    )
+
+
 def _individual_by_sender(inputs: DayInputs, tasks: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Per sender, the Tasks individual mode would have made, and whether that is estimated.
 
@@ -218,19 +287,7 @@ def _individual_by_sender(inputs: DayInputs, tasks: pd.DataFrame) -> tuple[pd.Se
     plans without it, the people on each Task (an estimate when one email mixed Contacts
     whose Accounts or Opportunities differ from the primary's).
     """
-    by_hour = inputs.summaries.get("individual_mode_tasks_by_sender")
-    exact_hours: set[int] = set()
-    exact = pd.Series(dtype="int64")
-    if by_hour is not None:
-        known = inputs.summaries[by_hour.map(lambda v: isinstance(v, dict))]
-        exact_hours = set(known["hour"])
-        records = pd.DataFrame(
-            [(s, n) for counts in known[by_hour.name] for s, n in counts.items()],
-            columns=["sender", "n"],
-        )
-        if not records.empty:
-            records["sender"] = _normalise_sender(records["sender"])
-            exact = records.groupby("sender")["n"].sum()
+    exact, exact_hours = _by_sender_summaries(inputs, "individual_mode_tasks_by_sender")
     rest = tasks[~tasks["hour"].isin(exact_hours)]
     estimate = rest.groupby("sender")["who_count"].sum()
     individual = exact.add(estimate, fill_value=0).astype("int64")
@@ -278,6 +335,9 @@ def hour_counts(inputs: DayInputs, now: datetime, options: AuditOptions) -> pd.D
         "shared_tasks",
         "individual_mode_tasks",
         "relations",
+        "salesforce_events",
+        "event_relations",
+        "individual_mode_salesforce_events",
     ):
         hours[name] = pd.to_numeric(column(name, 0)).fillna(0).astype("int64")
     hours["change_pct"] = percent_change(hours["tasks"], hours["individual_mode_tasks"])
@@ -287,26 +347,43 @@ def hour_counts(inputs: DayInputs, now: datetime, options: AuditOptions) -> pd.D
     loaded = hours["hour"].isin(inputs.loaded_hours)
     hours["load_state"] = np.select([loaded, recent.to_numpy()], [LOADED, IN_PROGRESS], NOT_LOADED)
 
-    ok = inputs.task_results[inputs.task_results["success"].astype(bool)]
-    hours["tasks_loaded"] = hours["hour"].map(ok.groupby("hour").size()).fillna(0).astype("int64")
+    for name, results in (
+        ("tasks_loaded", inputs.task_results),
+        ("salesforce_events_loaded", inputs.event_results),
+    ):
+        ok = results[results["success"].astype(bool)].groupby("hour").size()
+        hours[name] = hours["hour"].map(ok).fillna(0).astype("int64")
     dead = inputs.dead_letter.groupby("hour").size()
     hours["dead_lettered"] = hours["hour"].map(dead).fillna(0).astype("int64")
     return hours[HOUR_COLUMNS]
 
 
 def type_mix(inputs: DayInputs) -> dict[str, dict[str, int]]:
-    """Events and planned Tasks per event type: the baseline of tomorrow's comparison.
+    """Events, planned Tasks and Salesforce Events per event type: the baseline of
+    tomorrow's comparison.
 
     Returns:
-        ``{type: {"events": n, "tasks": n}}`` for the types the day has, in ``TYPE_ORDER``.
+        ``{type: {"events": n, "tasks": n, "salesforce_events": n,
+        "individual_mode_salesforce_events": n}}`` for the types the day has, in
+        ``TYPE_ORDER``; Salesforce Events are all meetings, the last figure the Tasks
+        individual mode would have made for them.
     """
     events = _events(inputs).groupby("type").size()
     tasks = inputs.tasks.groupby("event_type").size()
-    return {
-        t: {"events": int(events.get(t, 0)), "tasks": int(tasks.get(t, 0))}
-        for t in TYPE_ORDER
-        if events.get(t, 0) or tasks.get(t, 0)
-    }
+    replaced = inputs.summaries.get("individual_mode_salesforce_events")
+    instead = 0 if replaced is None else int(pd.to_numeric(replaced).fillna(0).sum())
+    sf_events = {MEETING: (len(inputs.salesforce_events), instead)}
+    mix = {}
+    for t in TYPE_ORDER:
+        made, instead = sf_events.get(t, (0, 0))
+        if events.get(t, 0) or tasks.get(t, 0) or made:
+            mix[t] = {
+                "events": int(events.get(t, 0)),
+                "tasks": int(tasks.get(t, 0)),
+                "salesforce_events": made,
+                "individual_mode_salesforce_events": instead,
+            }
+    return mix
 
 
 def headline(
@@ -336,6 +413,10 @@ def headline(
         "individual_mode_tasks": individual,
         "change_pct": None if np.isnan(change) else round(float(change), 1),
         "relations": int(hours["relations"].sum()),
+        "salesforce_events": int(hours["salesforce_events"].sum()),
+        "salesforce_events_loaded": int(hours["salesforce_events_loaded"].sum()),
+        "event_relations": int(hours["event_relations"].sum()),
+        "individual_mode_salesforce_events": int(hours["individual_mode_salesforce_events"].sum()),
         "rejected_recipients": int(rejected.reindex(list(RECIPIENT_REASONS)).fillna(0).sum()),
         "rejected_by_reason": {r: int(rejected[r]) for r in REASON_ORDER if r in rejected},
         "dead_lettered": len(inputs.dead_letter),

@@ -23,7 +23,19 @@ _RELATION_COLS = ["task_key", "RelationId", "position", "is_primary"]
 _REJECTED_COLS = ["event_id", "email", "reason"]
 _TASK_RESULT_COLS = ["task_key", "Id", "success", "error_code"]
 _RELATION_RESULT_COLS = ["task_key", "TaskId", "RelationId", "status", "error_code"]
-_DEAD_LETTER_COLS = ["object", "task_key", "RelationId", "error_code"]
+_DEAD_LETTER_COLS = ["object", "task_key", "event_key", "RelationId", "error_code"]
+# R14: Salesforce Events and their relations, planned and loaded.
+_SF_EVENT_COLS = [
+    "event_key",
+    "event_id",
+    "who_count",
+    "StartDateTime",
+    "ActivityDate",
+    "WhoId",
+]
+_EVENT_RELATION_COLS = ["event_key", "RelationId", "position", "is_primary"]
+_EVENT_RESULT_COLS = ["event_key", "Id", "success", "error_code"]
+_EVENT_RELATION_RESULT_COLS = ["event_key", "EventId", "RelationId", "status", "error_code"]
 
 
 @dataclass
@@ -39,8 +51,21 @@ class DayInputs:
     rejected: pd.DataFrame  # hour, event_id, email, reason
     task_results: pd.DataFrame  # hour, task_key, Id, success, error_code
     relation_results: pd.DataFrame  # hour, task_key, TaskId, RelationId, status, error_code
-    dead_letter: pd.DataFrame  # hour, object, task_key, RelationId, error_code
+    dead_letter: pd.DataFrame  # hour, object, task_key, event_key, RelationId, error_code
     loaded_hours: frozenset[int] = field(default_factory=frozenset)
+    # R14, empty for plans and loads from before Salesforce Events.
+    salesforce_events: pd.DataFrame = field(  # hour, event_key, event_id, who_count, ...
+        default_factory=lambda: pd.DataFrame(columns=["hour", *_SF_EVENT_COLS])
+    )
+    event_relations: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["hour", *_EVENT_RELATION_COLS])
+    )
+    event_results: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["hour", *_EVENT_RESULT_COLS])
+    )
+    event_relation_results: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["hour", *_EVENT_RELATION_RESULT_COLS])
+    )
 
 
 def read_parquet(path: Any, columns: list[str]) -> pd.DataFrame:
@@ -48,6 +73,14 @@ def read_parquet(path: Any, columns: list[str]) -> pd.DataFrame:
     with path.open("rb") as fh:
         frame = pd.read_parquet(fh)
     return frame.reindex(columns=columns)
+
+
+def _read_if_there(folder: Any, name: str, columns: list[str], hour: int) -> pd.DataFrame:
+    """A file that partitions written before R14 do not have: empty when absent."""
+    path = folder / name
+    if not path.exists():
+        return pd.DataFrame(columns=["hour", *columns])
+    return read_parquet(path, columns).assign(hour=hour)
 
 
 def read_json(path: Any) -> Any:
@@ -86,7 +119,7 @@ def read_day(root: Any, org_id: str, day: str) -> DayInputs:
         The day's frames; a plan hour counts only once its ``summary.json`` exists, a
         loaded hour once its ``task_results.parquet`` does.
     """
-    summaries, tasks, relations, rejected = [], [], [], []
+    summaries, tasks, relations, rejected, sf_events, event_relations = [], [], [], [], [], []
     for hour, folder in lake.hour_folders(root, lake.PLAN, org_id, day):
         summary_path = folder / lake.PLAN_SUMMARY
         if not summary_path.exists():
@@ -100,6 +133,10 @@ def read_day(root: Any, org_id: str, day: str) -> DayInputs:
             read_parquet(folder / lake.PLAN_RELATIONS, _RELATION_COLS).assign(hour=hour)
         )
         rejected.append(read_parquet(folder / lake.PLAN_REJECTED, _REJECTED_COLS).assign(hour=hour))
+        sf_events.append(_read_if_there(folder, lake.PLAN_SALESFORCE_EVENTS, _SF_EVENT_COLS, hour))
+        event_relations.append(
+            _read_if_there(folder, lake.PLAN_EVENT_RELATIONS, _EVENT_RELATION_COLS, hour)
+        )
 
     events = [
         read_parquet(folder / lake.EVENTS_FILE, _EVENT_COLS).assign(hour=hour)
@@ -108,6 +145,7 @@ def read_day(root: Any, org_id: str, day: str) -> DayInputs:
     ]
 
     results, rel_results, dead, loaded = [], [], [], set()
+    event_results, event_rel_results = [], []
     for hour, folder in lake.hour_folders(root, lake.LOADED, org_id, day):
         if not (folder / lake.TASK_RESULTS).exists():
             continue
@@ -119,6 +157,10 @@ def read_day(root: Any, org_id: str, day: str) -> DayInputs:
             read_parquet(folder / lake.RELATION_RESULTS, _RELATION_RESULT_COLS).assign(hour=hour)
         )
         dead.append(read_parquet(folder / lake.DEAD_LETTER, _DEAD_LETTER_COLS).assign(hour=hour))
+        event_results.append(_read_if_there(folder, lake.EVENT_RESULTS, _EVENT_RESULT_COLS, hour))
+        event_rel_results.append(
+            _read_if_there(folder, lake.EVENT_RELATION_RESULTS, _EVENT_RELATION_RESULT_COLS, hour)
+        )
 
     return DayInputs(
         org_id=org_id,
@@ -132,6 +174,10 @@ def read_day(root: Any, org_id: str, day: str) -> DayInputs:
         relation_results=_stack(rel_results, _RELATION_RESULT_COLS),
         dead_letter=_stack(dead, _DEAD_LETTER_COLS),
         loaded_hours=frozenset(loaded),
+        salesforce_events=_stack(sf_events, _SF_EVENT_COLS),
+        event_relations=_stack(event_relations, _EVENT_RELATION_COLS),
+        event_results=_stack(event_results, _EVENT_RESULT_COLS),
+        event_relation_results=_stack(event_rel_results, _EVENT_RELATION_RESULT_COLS),
     )
 
 
@@ -144,12 +190,17 @@ def has_plan(root: Any, org_id: str, day: str) -> bool:
 
 
 def planned_keys(root: Any, org_id: str, days: Iterable[str]) -> set[str]:
-    """Every task_key any plan partition of these days holds (to tell extra Tasks apart)."""
+    """Every task_key and event_key any plan partition of these days holds (to tell extra
+    Tasks and Salesforce Events apart)."""
     keys: set[str] = set()
     for day in days:
         for _, folder in lake.hour_folders(root, lake.PLAN, org_id, day):
-            if (folder / lake.PLAN_TASKS).exists():
-                keys.update(read_parquet(folder / lake.PLAN_TASKS, ["task_key"])["task_key"])
+            for name, key in (
+                (lake.PLAN_TASKS, "task_key"),
+                (lake.PLAN_SALESFORCE_EVENTS, "event_key"),
+            ):
+                if (folder / name).exists():
+                    keys.update(read_parquet(folder / name, [key])[key])
     return keys
 
 

@@ -36,7 +36,7 @@ from activity_sync.audit.coverage import coverage, day_window, hour_labels, loca
 from activity_sync.audit.drilldown import exclusions_fired, unmatched
 from activity_sync.audit.inputs import DayInputs, neighbour_days, planned_keys, read_day, read_json
 from activity_sync.errors import ActivitySyncError
-from activity_sync.reconcile import SKIPPED, ReconcileOptions, reconcile
+from activity_sync.reconcile import SKIPPED, PlannedDay, ReconcileOptions, reconcile
 from activity_sync.report import render_report
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.settings import Settings
@@ -166,6 +166,12 @@ def reconcile_day(
         lambda: planned_keys(root, inputs.org_id, neighbour_days(inputs.day)),
         options,
         extra_dates=local_dates(inputs.day, timezone),
+        salesforce_events=PlannedDay(
+            settled_only(inputs.salesforce_events),
+            settled_only(inputs.event_relations),
+            settled_only(inputs.event_results),
+            settled_only(inputs.event_relation_results),
+        ),
     )
 
 
