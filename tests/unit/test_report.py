@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from audit_days import DAY, NOW, ORG, sample_day
+from audit_days import DAY, NOW, ORG, meeting_hour, sample_day
 from browser import dump_dom, requires_chromium, text_by_id
 
 from activity_sync import audit, lake
@@ -49,7 +49,7 @@ def test_chromium_renders_the_headline_numbers_of_the_report(tmp_path: Path) -> 
     assert text["metric-coverage"].startswith("2 of 24 not synced: 00:00–09:00 UTC")
     assert text["verdict"].startswith("Incomplete: 20 of 24 hours not synced")
     assert "10:00 UTC fell back to individual mode" in text["alerts"]
-    assert "alice@acme.com 3 5 4 63* 92.1% fewer 3 1" in text["senders"]
+    assert "alice@acme.com 3 5 4 63* 92.1% fewer 0 0 0 3 1" in text["senders"]
     assert "10:00 UTC synced individual: fallback, Salesforce org has" in text["hours"]
     assert text["subtitle"].startswith("Fri 20 Nov 2026, 00:00–24:00 UTC. Report made Sat 21 Nov")
 
@@ -199,3 +199,31 @@ def test_the_list_shows_coverage_naming_the_missing_hours(document: dict) -> Non
     html = " ".join(render_index([row], [ORG], {"org": "", "from": "", "to": ""}, 1).split())
     assert '<td class="bad">2 of 24: not synced 00:00–09:00 UTC, 11:00–22:00 UTC</td>' in html
     assert "89.6% fewer" in html
+
+
+@requires_chromium
+def test_r14_the_report_shows_salesforce_events_made_next_to_tasks(tmp_path: Path) -> None:
+    sample_day(tmp_path)
+    meeting_hour(tmp_path, failed=True)
+    audit.run_audit(tmp_path, ORG, DAY, now=NOW)
+    report = lake.audit_folder(tmp_path, ORG, DAY) / lake.AUDIT_REPORT
+    text = text_by_id(dump_dom(report.as_uri()))
+    assert text["metric-salesforce-events-loaded"] == (
+        "1 of 2 planned, with 6 people; one per person makes 6 Tasks for these meetings"
+    )
+    assert text["metric-tasks-loaded"] == "6 of 7 planned", "meetings made Events are no Tasks"
+    assert "carol@acme.com 1 0 0 0 – 1 1 5 0 0" in text["senders"]
+    assert "meeting 2 0 0.00 2" in text["types"]
+    assert "11:00 UTC synced shared 2 0 0 – 2 6 1" in text["hours"]
+
+
+def test_r14_a_report_of_an_audit_from_before_salesforce_events_still_renders(
+    document: dict,
+) -> None:
+    doc = copy.deepcopy(document)
+    for name in ("salesforce_events", "salesforce_events_loaded", "event_relations"):
+        doc["headline"].pop(name)
+        for row in doc["senders"]:
+            row.pop(name)
+    html = render_report(doc)
+    assert 'id="metric-salesforce-events-loaded">0' in html
