@@ -91,6 +91,12 @@ COLUMNS = [
     ("updated", 8, "Tasks already there, updated (a re-run)"),
     ("relations+", 11, "TaskRelation rows inserted beyond the primary (none on a re-run)"),
     ("1/person", 9, "Tasks one Task per person would make"),
+    # R14: meetings made Salesforce Events, beside the Tasks.
+    ("sf.events", 10, "Salesforce Events planned: one per meeting and batch of 50 Contacts"),
+    ("ev.created", 11, "Salesforce Events the load created"),
+    ("ev.updated", 11, "Salesforce Events already there, updated (a re-run)"),
+    ("ev.rel+", 8, "EventRelation rows inserted beyond the primary (none on a re-run)"),
+    ("instead", 8, "Tasks one Task per person would make for those meetings"),
     ("left off", 9, "recipients left off a Task (the email still synced for the others)"),
 ]
 EVENT_REASONS = ("malformed", "missing_field", "invalid_field", "unknown_type", "wrong_org")
@@ -120,6 +126,11 @@ def _print_table(rows: list[tuple[datetime, dict]], say) -> None:
             "updated": lo.get("tasks_updated", 0),
             "relations+": lo.get("relations_inserted", 0),
             "1/person": p["individual_mode_tasks"],
+            "sf.events": p.get("salesforce_events", 0),
+            "ev.created": lo.get("salesforce_events_created", 0),
+            "ev.updated": lo.get("salesforce_events_updated", 0),
+            "ev.rel+": lo.get("event_relations_inserted", 0),
+            "instead": p.get("individual_mode_salesforce_events", 0),
             "left off": sum(n for k, n in by_reason.items() if k not in EVENT_REASONS),
         }
         for k, v in values.items():
@@ -139,6 +150,11 @@ def _print_table(rows: list[tuple[datetime, dict]], say) -> None:
         say(
             f"\nShared Activities made {totals['tasks']:,} Tasks where one per person would have "
             f"made {totals['1/person']:,}: {saved / totals['1/person']:.1%} fewer Tasks."
+        )
+    if totals["sf.events"]:
+        say(
+            f"Meetings made {totals['sf.events']:,} shared Salesforce Events where one per person "
+            f"would have made {totals['instead']:,} Tasks."
         )
     say("Left off or out, by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
 
