@@ -1,4 +1,4 @@
-"""The reference planner: rules R1–R10 (docs/rules.md) as plain row-by-row Python.
+"""The reference planner: rules R1–R10 and R14 (docs/rules.md) as plain row-by-row Python.
 
 This is the test oracle for the vectorised planner in ``plan.py``. It is written for
 obviousness, not speed: one loop over the events, one helper per rule, so that when the
@@ -16,10 +16,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from activity_sync.reference_meetings import EventTimes, meeting_times
 from activity_sync.schema import (
     ACTIVITY_DATE_RANGE,
     ACTOR_TYPES,
     BATCH_SIZE,
+    DECLINED_RESPONSE,
+    EVENT_RELATION_COLUMNS,
     EVENT_TYPES,
     INDIVIDUAL_MODE,
     RECIPIENT_FIELDS,
@@ -27,6 +30,8 @@ from activity_sync.schema import (
     REJECTED_COLUMNS,
     RELATION_COLUMNS,
     REQUIRED_FIELDS,
+    SALESFORCE_EVENT_COLUMNS,
+    SALESFORCE_EVENT_SUBTYPE,
     SHARED_MODE,
     SHARED_TYPES,
     SUMMARY_KEYS,
@@ -37,6 +42,7 @@ from activity_sync.schema import (
     Plan,
     canonical_email,
     description_for,
+    event_key,
     is_valid_email,
     subject_for,
     task_key,
@@ -54,18 +60,21 @@ def plan(
     *,
     salesforce_shared_activities: bool = True,
 ) -> Plan:
-    """Plan the Tasks, TaskRelations and rejections for one interval of events."""
+    """Plan the Tasks, Salesforce Events, their relations and the rejections for one
+    interval of events."""
     shared = settings.shared_activities and salesforce_shared_activities  # R1
+    as_events = shared and settings.meetings_as_events  # R14
     directory = _Directory(crm)
-    draft = _plan_events(events, directory, settings, shared=shared)
+    draft = _plan_events(events, directory, settings, shared=shared, as_events=as_events)
     if shared:
-        # R13: what individual mode would have made, by simply planning it.
-        individual_mode_tasks = len(_plan_events(events, directory, settings, shared=False).tasks)
+        # R13: what individual mode would have made, by simply planning it; counted apart
+        # for the meetings this plan makes Salesforce Events of.
+        alone = _plan_events(events, directory, settings, shared=False, as_events=False).tasks
+        for_events = sum(1 for t in alone if as_events and t["event_type"] == "meeting")
+        individual = (len(alone) - for_events, for_events)
     else:
-        individual_mode_tasks = len(draft.tasks)
-    return draft.to_plan(
-        mode=SHARED_MODE if shared else INDIVIDUAL_MODE, individual_mode_tasks=individual_mode_tasks
-    )
+        individual = (len(draft.tasks), 0)
+    return draft.to_plan(mode=SHARED_MODE if shared else INDIVIDUAL_MODE, individual=individual)
 
 
 # --------------------------------------------------------------------------- values
@@ -247,6 +256,8 @@ class _Directory:
 class _Draft:
     tasks: list[dict[str, Any]] = field(default_factory=list)
     relations: list[dict[str, Any]] = field(default_factory=list)
+    salesforce_events: list[dict[str, Any]] = field(default_factory=list)
+    event_relations: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     events: int = 0
     events_rejected: int = 0
@@ -258,9 +269,13 @@ class _Draft:
             {"event_id": event_id, "email": email, "reason": reason, "detail": detail}
         )
 
-    def to_plan(self, *, mode: str, individual_mode_tasks: int) -> Plan:
+    def to_plan(self, *, mode: str, individual: tuple[int, int]) -> Plan:
         tasks = sorted(self.tasks, key=lambda t: t["task_key"])
         relations = sorted(self.relations, key=lambda r: (r["task_key"], r["position"]))
+        salesforce_events = sorted(self.salesforce_events, key=lambda e: e["event_key"])
+        event_relations = sorted(
+            self.event_relations, key=lambda r: (r["event_key"], r["position"])
+        )
         rejected = sorted(
             self.rejected,
             key=lambda r: tuple((r[c] is None, r[c] or "") for c in REJECTED_COLUMNS),
@@ -275,10 +290,10 @@ class _Draft:
             "relations": len(relations),
             "recipients_excluded": reasons["excluded"],
             "recipients_unmatched": reasons["unmatched"],
-            "individual_mode_tasks": individual_mode_tasks,
-            "salesforce_events": 0,
-            "event_relations": 0,
-            "individual_mode_salesforce_events": 0,
+            "individual_mode_tasks": individual[0],
+            "salesforce_events": len(salesforce_events),
+            "event_relations": len(event_relations),
+            "individual_mode_salesforce_events": individual[1],
         }
         assert list(summary) == SUMMARY_KEYS
         summary["mode"] = mode
@@ -292,6 +307,19 @@ class _Draft:
             ),
             rejected=pd.DataFrame(rejected, columns=REJECTED_COLUMNS),
             summary=summary,
+            salesforce_events=pd.DataFrame(
+                salesforce_events, columns=SALESFORCE_EVENT_COLUMNS
+            ).astype(
+                {
+                    "DurationInMinutes": "int64",
+                    "IsAllDayEvent": "bool",
+                    "who_count": "int64",
+                    "batch_index": "int64",
+                }
+            ),
+            event_relations=pd.DataFrame(event_relations, columns=EVENT_RELATION_COLUMNS).astype(
+                {"position": "int64", "is_primary": "bool"}
+            ),
         )
 
 
@@ -329,11 +357,20 @@ def _event_rejection(event: dict[str, Any], settings: Settings) -> tuple[str, st
         value = event.get(name)
         if not _is_null(value) and not _is_text(value):
             return "invalid_field", f"{name} is not a string"
+    if event_type == "meeting":  # R14's optional fields, judged in every mode
+        times = meeting_times(event, settings.timezone)
+        if isinstance(times, str):
+            return "invalid_field", times
     return None
 
 
 def _plan_events(
-    events: pd.DataFrame, directory: _Directory, settings: Settings, *, shared: bool
+    events: pd.DataFrame,
+    directory: _Directory,
+    settings: Settings,
+    *,
+    shared: bool,
+    as_events: bool,
 ) -> _Draft:
     draft = _Draft()
     seen_event_ids: set[Any] = set()
@@ -359,17 +396,23 @@ def _plan_events(
                 draft.events_rejected += 1
                 continue
         draft.events += 1
-        _plan_event(event, directory, settings, shared, draft)
+        _plan_event(event, directory, settings, shared, as_events, draft)
     return draft
 
 
 def _people(
-    event: dict[str, Any], directory: _Directory, settings: Settings, draft: _Draft
+    event: dict[str, Any],
+    directory: _Directory,
+    settings: Settings,
+    draft: _Draft,
+    *,
+    declines: bool,
 ) -> list[_Person]:
-    """The matched people of an event in order; every address left out gets a rejected row."""
+    """The matched people of an event in order; every address left out gets a rejected row.
+    ``declines``: a declined attendee is left out (R14, a meeting planned as Events)."""
     event_id = event["event_id"]
     if event["type"] in ACTOR_TYPES:
-        candidates = [(_normalise(event["actor"]), "actor")]
+        candidates = [(_normalise(event["actor"]), "actor", None)]
     else:
         candidates = []
         seen: set[str] = set()
@@ -377,15 +420,17 @@ def _people(
             address = _normalise(recipient["email"])
             if address not in seen:  # R3: a repeated address counts once, first place wins
                 seen.add(address)
-                candidates.append((address, recipient["field"]))
+                candidates.append((address, recipient["field"], recipient.get("response")))
     people = []
-    for address, place in candidates:
+    for address, place, response in candidates:
         if place == "bcc" and not settings.sync_bcc:
             draft.reject(event_id, address, "bcc_not_synced", "Bcc recipients are not synced")
         elif not is_valid_email(address):
             draft.reject(event_id, address, "invalid_email", "not a valid address")
         elif _is_excluded(address, settings):
             draft.reject(event_id, address, "excluded", "excluded by the org's settings")
+        elif declines and response == DECLINED_RESPONSE:
+            draft.reject(event_id, address, "declined", "declined the meeting")
         else:
             person = directory.match(address)
             if person is None:
@@ -396,14 +441,19 @@ def _people(
 
 
 def _plan_event(
-    event: dict[str, Any], directory: _Directory, settings: Settings, shared: bool, draft: _Draft
+    event: dict[str, Any],
+    directory: _Directory,
+    settings: Settings,
+    shared: bool,
+    as_events: bool,
+    draft: _Draft,
 ) -> None:
     event_type = event["type"]
     owner_id = directory.owner(event["sender"])
+    as_event = as_events and event_type == "meeting"  # R14: Salesforce Events, not Tasks
     common = {
         "org_id": event["org_id"],
         "event_id": event["event_id"],
-        "event_type": event_type,
         "OwnerId": owner_id,
         "Subject": subject_for(event_type, _text(event.get("subject"))),
         "Description": description_for(
@@ -412,46 +462,64 @@ def _plan_event(
             _text(event.get("url")),
             _text(event.get("filename")),
         ),
-        "ActivityDate": _activity_date(event["occurred_at"], settings.timezone),
-        "Status": TASK_STATUS,
-        "TaskSubtype": TASK_SUBTYPE[event_type],
     }
+    if as_event:
+        times = meeting_times(event, settings.timezone)
+        assert isinstance(times, EventTimes)  # a meeting with unusable fields was rejected
+        common |= times.fields() | {"EventSubtype": SALESFORCE_EVENT_SUBTYPE}
+    else:
+        common |= {
+            "event_type": event_type,
+            "ActivityDate": _activity_date(event["occurred_at"], settings.timezone),
+            "Status": TASK_STATUS,
+            "TaskSubtype": TASK_SUBTYPE[event_type],
+        }
 
-    def add_task(people: list[_Person], part: str, batch_index: int) -> None:
+    def add(people: list[_Person], part: str, batch_index: int) -> None:
+        """One record per WhatId of the primary (R8): a Task, or a Salesforce Event."""
         primary = people[0]
         for what_id in directory.related_to(primary, owner_id, settings):
-            key = task_key(event["org_id"], event["event_id"], part, what_id)
-            draft.tasks.append(
-                {
-                    "task_key": key,
-                    **common,
-                    "WhoId": primary.id,
-                    "WhatId": what_id,
-                    "who_count": len(people),
-                    "batch_index": batch_index,
-                }
-            )
-            if part.startswith("b"):
-                draft.shared_tasks += 1
+            record = {
+                **common,
+                "WhoId": primary.id,
+                "WhatId": what_id,
+                "who_count": len(people),
+                "batch_index": batch_index,
+            }
+            if as_event:
+                key_name, key = (
+                    "event_key",
+                    event_key(event["org_id"], event["event_id"], part, what_id),
+                )
+                records, relations = draft.salesforce_events, draft.event_relations
+            else:
+                key_name, key = (
+                    "task_key",
+                    task_key(event["org_id"], event["event_id"], part, what_id),
+                )
+                records, relations = draft.tasks, draft.relations
+                if part.startswith("b"):
+                    draft.shared_tasks += 1
+            records.append({key_name: key, **record})
             for position, person in enumerate(people):
-                draft.relations.append(
+                relations.append(
                     {
-                        "task_key": key,
+                        key_name: key,
                         "RelationId": person.id,
                         "position": position,
                         "is_primary": position == 0,
                     }
                 )
 
-    people = _people(event, directory, settings, draft)
-    if shared and event_type in SHARED_TYPES:
-        # R6/R7: Contacts share Tasks in batches of 50; each Lead still gets its own.
+    people = _people(event, directory, settings, draft, declines=as_event)
+    if shared and (event_type in SHARED_TYPES or as_event):
+        # R6/R7/R14: Contacts share records in batches of 50; each Lead gets its own.
         contacts = [p for p in people if p.is_contact]
         for batch_index, start in enumerate(range(0, len(contacts), BATCH_SIZE)):
-            add_task(contacts[start : start + BATCH_SIZE], f"b{batch_index}", batch_index)
+            add(contacts[start : start + BATCH_SIZE], f"b{batch_index}", batch_index)
         for lead in (p for p in people if not p.is_contact):
-            add_task([lead], f"w{lead.id}", 0)
+            add([lead], f"w{lead.id}", 0)
     else:
         # R1/R2/R10: one Task per person, including every meeting attendee and the actor.
         for person in people:
-            add_task([person], f"w{person.id}", 0)
+            add([person], f"w{person.id}", 0)

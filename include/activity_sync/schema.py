@@ -39,6 +39,7 @@ REASONS = {
     "excluded": "the address is excluded by the org's settings",
     "bcc_not_synced": "a Bcc recipient and sync_bcc is off",
     "unmatched": "no Contact and no unconverted Lead has this email",
+    "declined": "the attendee declined the meeting, so the Salesforce Event leaves them out",
 }
 
 # R3: what Salesforce's Email fields accept, which is what can ever match a Contact, Lead or
@@ -246,6 +247,8 @@ MEETING_DEFAULT_MINUTES = 30
 MINUTES_PER_DAY = 24 * 60
 SALESFORCE_EVENT_MAX_MINUTES = 14 * MINUTES_PER_DAY
 SALESFORCE_EVENT_SUBTYPE = "Event"
+# The dates Salesforce takes, for an Event's times as for ActivityDate.
+SALESFORCE_DATE_FIRST, SALESFORCE_DATE_LAST = ACTIVITY_DATE_RANGE
 # R11 for Salesforce Events: the same recipe as task_key under its own prefix and with a
 # leading "Event" part, so that no event_key can equal a task_key (Task and Event share the
 # Activity external-ID field).

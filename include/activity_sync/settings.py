@@ -30,7 +30,10 @@ class Settings:
             trimmed and lower-case.
         exclude_system_addresses: treat noreply@, postmaster@ and the like as excluded.
         sync_bcc: put Bcc recipients on Tasks (R3).
-        timezone: the IANA zone in which a Task's ActivityDate is taken.
+        timezone: the IANA zone in which a Task's ActivityDate (and an all-day Salesforce
+            Event's days) are taken.
+        meetings_as_events: in shared mode, plan a meeting as Salesforce Events shared by
+            its attendees (R14) instead of one Task per attendee.
     """
 
     org_id: str
@@ -43,6 +46,7 @@ class Settings:
     exclude_system_addresses: bool = True
     sync_bcc: bool = False
     timezone: str = "UTC"
+    meetings_as_events: bool = True
 
     def __post_init__(self) -> None:
         # Exclusions are compared in the canonical form of addresses (R3), however the
@@ -82,6 +86,7 @@ _TYPES: dict[str, type] = {
     "exclude_system_addresses": bool,
     "sync_bcc": bool,
     "timezone": str,
+    "meetings_as_events": bool,
 }
 assert set(_TYPES) == {f.name for f in fields(Settings)}
 

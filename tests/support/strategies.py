@@ -19,10 +19,12 @@ from hypothesis import strategies as st
 from activity_sync.crm import OBJECTS, Crm
 from activity_sync.schema import (
     EVENT_COLUMNS,
+    EVENT_RELATION_COLUMNS,
     EVENT_TYPES,
     RECIPIENT_TYPES,
     RELATION_COLUMNS,
     REQUIRED_FIELDS,
+    SALESFORCE_EVENT_COLUMNS,
     SUMMARY_KEYS,
     TASK_COLUMNS,
     Plan,
@@ -96,7 +98,8 @@ def comparable(plan: Plan) -> dict[str, Any]:
     the canonical order is compared too); rejected rows keep only (event_id, email,
     reason), re-sorted on those, since details are free text.
     """
-    for frame in (plan.tasks, plan.relations, plan.rejected):
+    frames = (plan.tasks, plan.relations, plan.rejected, plan.salesforce_events)
+    for frame in (*frames, plan.event_relations):
         assert frame.index.equals(pd.RangeIndex(len(frame))), "plan frames need a fresh index"
     rejected = [
         (r["event_id"], r["email"], r["reason"])
@@ -112,6 +115,18 @@ def comparable(plan: Plan) -> dict[str, Any]:
         "relations": [
             {**r, "is_primary": bool(r["is_primary"])}
             for r in _records(plan.relations, RELATION_COLUMNS, ("position",))
+        ],
+        "salesforce_events": [
+            {**e, "IsAllDayEvent": bool(e["IsAllDayEvent"])}
+            for e in _records(
+                plan.salesforce_events,
+                SALESFORCE_EVENT_COLUMNS,
+                ("DurationInMinutes", "who_count", "batch_index"),
+            )
+        ],
+        "event_relations": [
+            {**r, "is_primary": bool(r["is_primary"])}
+            for r in _records(plan.event_relations, EVENT_RELATION_COLUMNS, ("position",))
         ],
         "rejected": rejected,
         "summary": summary,
@@ -221,7 +236,8 @@ def crms(draw: st.DrawFn) -> Crm:
             "CloseDate": "2024-12-31",
             "OwnerId": draw(st.sampled_from([*USER_IDS, None])),
         }
-        for i in range(draw(st.integers(0, 5)))
+        # Drawn from a few sizes, not a range hypothesis would mostly keep at 0.
+        for i in range(draw(st.sampled_from([0, 2, 3, 5])))
     ]
     contact_roles = []
     if opportunities and contacts:
@@ -266,6 +282,7 @@ settings_values = st.fixed_dictionaries(
         "exclude_system_addresses": st.booleans(),
         "sync_bcc": st.booleans(),
         "timezone": st.sampled_from(TIMEZONES),
+        "meetings_as_events": st.sampled_from([True, True, False]),
     }
 )
 
@@ -293,18 +310,37 @@ any_address = st.one_of(
 )
 
 
+# R14: an attendee's answer; mostly none given, now and then one no calendar sends.
+RESPONSES = [None, None, "accepted", "declined", "declined", "tentative", "none"]
+BAD_RESPONSES = ["maybe", "Declined", ""]
+
+
 @st.composite
-def recipient_lists(draw: st.DrawFn) -> Any:
-    recipients = [
-        {"email": draw(any_address), "field": draw(st.sampled_from(["to", "to", "cc", "bcc"]))}
-        for _ in range(draw(st.integers(1, 6)))
-    ]
+def recipient_lists(draw: st.DrawFn, *, responses: bool = False) -> Any:
+    def recipient() -> dict[str, Any]:
+        entry = {
+            "email": draw(any_address),
+            "field": draw(st.sampled_from(["to", "to", "cc", "bcc"])),
+        }
+        if responses:
+            kind = draw(st.integers(0, 29))
+            response = draw(st.sampled_from(BAD_RESPONSES if kind == 0 else RESPONSES))
+            if response is not None:
+                entry["response"] = response
+        return entry
+
+    recipients = [recipient() for _ in range(draw(st.integers(1, 6)))]
     if draw(st.integers(0, 2)) == 0:
         # A rotation rather than a permutation: a few draws instead of seventy, so these
         # examples stay inside hypothesis's size budget instead of being discarded.
         start = draw(st.integers(0, len(BULK) - 1))
         bulk = (BULK[start:] + BULK[:start])[: draw(st.integers(48, 70))]
-        recipients += [{"email": a, "field": "to"} for a in bulk]
+        # A meeting's invitees answer too: a declined one may leave a batch of exactly 50.
+        declined = draw(st.sets(st.integers(0, len(bulk) - 1), max_size=3)) if responses else ()
+        recipients += [
+            {"email": a, "field": "to", **({"response": "declined"} if i in declined else {})}
+            for i, a in enumerate(bulk)
+        ]
     shape = draw(st.integers(0, 19))
     if shape == 0:
         return None
@@ -317,6 +353,7 @@ def recipient_lists(draw: st.DrawFn) -> Any:
                     {"email": "ann@client.com", "field": "from"},
                     {"email": 7, "field": "to"},
                     {"email": "\ud800@client.com", "field": "cc"},
+                    {"email": "ann@client.com", "field": "to", "response": 7},
                     "ann@client.com",
                 ]
             )
@@ -327,10 +364,51 @@ def recipient_lists(draw: st.DrawFn) -> Any:
     return recipients
 
 
+# R14's meeting fields: times near midnight and across days, all-day or not, hostile ones.
+MEETING_STARTS = [None, None, *VALID_TIMES, "2024-05-01T23:59:59.999+00:00"]
+MEETING_ENDS = [
+    None,
+    None,
+    "2024-05-02T01:00:00Z",
+    "2024-05-03T00:00:00+09:00",
+    "2024-05-01T18:00:30-07:00",
+    "2024-05-14T23:00:00Z",
+]
+BAD_MEETING_TIMES = [
+    "tomorrow",
+    "2024-05-01T12:00:00",  # no offset
+    "2024-04-01T00:00:00Z",  # before every start
+    "2024-06-01T00:00:00Z",  # a month: longer than any Salesforce Event
+    "1650-01-01T00:00:00Z",  # before Salesforce's dates
+    "3999-12-31T22:00:00-05:00",  # past pandas' nanoseconds, inside Salesforce's dates
+    "9999-12-31T23:50:00+00:00",
+    7,
+]
+LOCATIONS = [None, None, "Room 4", "  Zoom  ", "   ", "\U0001f4cd" * 200, "x" * 300]
+
+
+def _meeting_fields(draw: st.DrawFn) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    hostile = draw(st.integers(0, 9)) == 0
+    for name, good in (("starts_at", MEETING_STARTS), ("ends_at", MEETING_ENDS)):
+        value = draw(st.sampled_from(BAD_MEETING_TIMES if hostile else good))
+        if value is not None:
+            fields[name] = value
+    all_day = draw(st.sampled_from([None, None, False, True, True, "yes" if hostile else None]))
+    if all_day is not None:
+        fields["is_all_day"] = all_day
+    location = draw(st.sampled_from([*LOCATIONS, 7] if hostile else LOCATIONS))
+    if location is not None:
+        fields["location"] = location
+    return fields
+
+
 @st.composite
-def event_rows(draw: st.DrawFn, event_id: str) -> dict[str, Any]:
-    # Shared types twice as likely: they carry most of the rules.
-    event_type = draw(st.sampled_from(sorted(EVENT_TYPES) + ["sent", "internal_reply", "call"]))
+def event_rows(draw: st.DrawFn, event_id: str, *, meetings: bool = False) -> dict[str, Any]:
+    # Shared types and meetings twice as likely: they carry most of the rules; ``meetings``
+    # makes nearly every event one.
+    types = sorted(EVENT_TYPES) + ["sent", "internal_reply", "meeting", "call"]
+    event_type = draw(st.sampled_from(["meeting"] * 3 + ["sent"] if meetings else types))
     has_recipients = event_type in RECIPIENT_TYPES
     row = {
         "event_id": event_id,
@@ -341,13 +419,16 @@ def event_rows(draw: st.DrawFn, event_id: str) -> dict[str, Any]:
         ),
         "sender": draw(st.sampled_from(SENDERS).flatmap(_variant)),
         "actor": None if has_recipients or not draw(st.integers(0, 9)) else draw(any_address),
-        "recipients": draw(recipient_lists()) if has_recipients else None,
+        "recipients": (
+            draw(recipient_lists(responses=event_type == "meeting")) if has_recipients else None
+        ),
         "subject": draw(st.sampled_from(["Pricing", "  Re: next steps ", "", None])),
         "body": draw(st.sampled_from(["Hi all", None])),
         "thread_id": None,
         "message_id": None,
         "url": draw(st.sampled_from(["https://acme.com/pricing", None])),
         "filename": draw(st.sampled_from(["deck.pdf", None])),
+        **(_meeting_fields(draw) if event_type == "meeting" else {}),
     }
     broken = draw(st.integers(0, 19))
     if broken == 0:  # a required field absent or empty
@@ -358,8 +439,11 @@ def event_rows(draw: st.DrawFn, event_id: str) -> dict[str, Any]:
 
 
 @st.composite
-def event_frames(draw: st.DrawFn, *, unique_ids: bool = False) -> pd.DataFrame:
-    """A few events of every type, some broken on purpose; ids repeat unless ``unique_ids``."""
+def event_frames(
+    draw: st.DrawFn, *, unique_ids: bool = False, meetings: bool = False
+) -> pd.DataFrame:
+    """A few events of every type (mostly meetings with ``meetings``), some broken on
+    purpose; ids repeat unless ``unique_ids``."""
     count = draw(st.integers(1, 8))
     if unique_ids:
         ids = [f"e{i}" for i in range(count)]
@@ -368,4 +452,4 @@ def event_frames(draw: st.DrawFn, *, unique_ids: bool = False) -> pd.DataFrame:
             f"e{draw(st.integers(0, i))}" if draw(st.integers(0, 5)) == 0 else f"e{i}"
             for i in range(count)
         ]
-    return events_of([draw(event_rows(event_id)) for event_id in ids])
+    return events_of([draw(event_rows(event_id, meetings=meetings)) for event_id in ids])

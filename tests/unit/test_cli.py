@@ -122,3 +122,37 @@ def test_explain_prints_where_each_recipient_went(inputs):
     unknown = run("explain", "--event-id", "e404", *args)
     assert unknown.returncode == 2
     assert "'e404'" in unknown.stderr and unknown.stderr.count("\n") == 1
+
+
+def test_r14_a_meeting_line_becomes_a_salesforce_event_in_the_plan_folder(inputs):
+    meeting = {
+        "event_id": "m1",
+        "org_id": "acme",
+        "type": "meeting",
+        "occurred_at": "2024-05-01T09:00:00Z",
+        "sender": "rep@acme.com",
+        "recipients": [
+            {"email": "ann@client.com", "field": "to", "response": "accepted"},
+            {"email": "bob@client.com", "field": "to", "response": "declined"},
+        ],
+        "subject": "Kickoff",
+        "starts_at": "2024-05-01T11:00:00+02:00",
+        "ends_at": "2024-05-01T12:00:00+02:00",
+        "location": "Room 4",
+        "is_all_day": False,
+    }
+    inputs["events"].write_text(json.dumps(meeting) + "\n")
+    done = run(*plan_args(inputs))
+    assert done.returncode == 0, done.stderr
+    assert "1 Salesforce Events for meetings (individual mode would make 2 Tasks)" in done.stdout
+    written = read_plan(inputs["out"])
+    assert (inputs["out"] / "events.parquet").is_file()
+    assert (inputs["out"] / "event_relations.parquet").is_file()
+    assert written.tasks.empty
+    event = written.salesforce_events.iloc[0]
+    assert (event["WhoId"], event["StartDateTime"], event["DurationInMinutes"]) == (
+        "003A",
+        "2024-05-01T09:00:00.000Z",
+        60,
+    )
+    assert written.summary["rejected_by_reason"] == {"declined": 1}

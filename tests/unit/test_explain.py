@@ -8,7 +8,7 @@ import pytest
 from strategies import crm_of, events_of, settings_of
 
 from activity_sync.explain import UnknownEventError, explain
-from activity_sync.schema import task_key
+from activity_sync.schema import event_key, task_key
 
 TIME = "2024-05-01T23:30:00Z"
 CRM = crm_of(
@@ -83,6 +83,44 @@ def test_the_type_mode_and_tasks_are_stated():
         f"  {task_key('acme', 'e1', 'b0', '006A')} WhoId 003A WhatId 006A who_count 2 batch 0 "
         "OwnerId 005A 2024-05-01 'Email: Pricing'"
     ) in lines(text)
+
+
+def test_r14_a_meeting_attendee_is_shown_on_the_salesforce_event_it_went_to():
+    meeting = event(
+        "m1",
+        type="meeting",
+        recipients=[
+            {"email": "ann@client.com", "field": "to", "response": "declined"},
+            {"email": "bob@client.com", "field": "to", "response": "accepted"},
+            {"email": "hal@prospect.io", "field": "to"},
+        ],
+        subject="Kickoff",
+        starts_at="2024-05-02T09:00:00+02:00",
+        location="Room 4",
+    )
+    text = explain("m1", events_of([meeting]), CRM, settings_of())
+    assert "a meeting becomes Salesforce Events" in lines(text)[2]
+    shared, alone = event_key("acme", "m1", "b0", "001B"), event_key("acme", "m1", "w00QA", None)
+    assert lines(text)[4:7] == [
+        "  #0 to    ann@client.com -> declined: the attendee declined the meeting, so the "
+        "Salesforce Event leaves them out",
+        f"  #1 to    bob@client.com -> Contact 003B, primary of batch 0, on Salesforce Event "
+        f"{shared} (WhatId 001B)",
+        f"  #2 to    hal@prospect.io -> Lead 00QA, primary, on Salesforce Event {alone} (WhatId -)",
+    ]
+    assert "salesforce events (2):" in lines(text)
+    assert (
+        f"  {shared} WhoId 003B WhatId 001B who_count 1 batch 0 OwnerId 005A from "
+        "2024-05-02T07:00:00.000Z to 2024-05-02T07:30:00.000Z (30 min) at Room 4 "
+        "'Meeting: Kickoff'"
+    ) in lines(text)
+
+
+def test_a_meeting_without_r14_still_shows_one_task_per_attendee():
+    meeting = event("m1", type="meeting", recipients=[{"email": "ann@client.com", "field": "to"}])
+    text = explain("m1", events_of([meeting]), CRM, settings_of(meetings_as_events=False))
+    assert "one Task per attendee" in lines(text)[2]
+    assert "tasks (1):" in lines(text)
 
 
 def test_r1_individual_mode_says_which_side_is_off_and_makes_a_task_each():

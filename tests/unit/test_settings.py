@@ -24,6 +24,7 @@ def test_missing_keys_take_the_documented_defaults():
         "exclude_system_addresses": True,
         "sync_bcc": False,
         "timezone": "UTC",
+        "meetings_as_events": True,
     }
 
 
@@ -39,6 +40,7 @@ def test_every_key_given_is_taken():
         "exclude_system_addresses": False,
         "sync_bcc": True,
         "timezone": "Europe/Berlin",
+        "meetings_as_events": False,
     }
     assert parse_settings(raw).to_dict() == raw
 
@@ -57,6 +59,7 @@ def test_an_unknown_key_is_an_error_naming_it():
         ("org_id", 7, "str"),
         ("exclusions", "competitor.com", "list"),
         ("timezone", None, "str"),
+        ("meetings_as_events", "true", "bool"),
     ],
 )
 def test_a_wrong_type_is_an_error_naming_the_key_and_the_type(key, value, expected):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,7 @@ from activity_sync.schema import (
     RECIPIENT_FIELDS,
     canonical_email,
 )
+from activity_sync.schema import cut_utf16 as schema_cut_utf16
 
 # What str.strip() removes from ASCII text (str.isspace), for the Arrow fast path.
 _ASCII_SPACE = "".join(c for c in map(chr, range(128)) if c.isspace())
@@ -42,7 +43,9 @@ _FIRST_DAY, _LAST_DAY = (np.datetime64(day, "D") for day in ACTIVITY_DATE_RANGE)
 # The day given to a valid time so far out that its local date cannot even be computed.
 _BEYOND = np.datetime64("10000-01-01", "D")
 _NAT = np.datetime64("NaT", "D")
-_RECIPIENT = pa.struct([("email", STRING), ("field", STRING)])
+# Instants pandas can hold (nanoseconds since 1970): the fast path of local_days.
+_NS_FIRST, _NS_LAST = np.datetime64("1678-01-01T00:00"), np.datetime64("2262-04-10T00:00")
+_RECIPIENT = pa.struct([("email", STRING), ("field", STRING), ("response", STRING)])
 _RECIPIENT_LISTS = pa.list_(_RECIPIENT)
 
 
@@ -81,6 +84,25 @@ def normalise_email(values: pa.Array) -> pa.Array:
 def strip(values: pa.Array) -> pa.Array:
     """Trimmed exactly as ``value.strip()``."""
     return like_python(values, lambda a: pc.ascii_trim(a, _ASCII_SPACE), str.strip)
+
+
+# Code points past the Basic Multilingual Plane: two UTF-16 code units each.
+_ASTRAL = "[\\x{10000}-\\x{10FFFF}]"
+
+
+def cut_utf16(values: pa.Array, limit: int) -> pa.Array:
+    """Text cut to ``limit`` UTF-16 code units, as Salesforce counts a field's length,
+    never inside a surrogate pair: exactly ``schema.cut_utf16`` per value. Arrow cuts the
+    text without astral characters (one code unit per code point); Python the rest."""
+    out = pc.utf8_slice_codeunits(values, 0, limit)
+    astral = mask(pc.match_substring_regex(values, _ASTRAL))
+    if not astral.any():
+        return out
+    slow = [
+        None if v is None else schema_cut_utf16(v, limit)
+        for v in values.filter(pa.array(astral)).to_pylist()
+    ]
+    return pc.replace_with_mask(out, pa.array(astral), pa.array(slow, out.type))
 
 
 @dataclass(frozen=True)
@@ -154,7 +176,8 @@ class RecipientColumn:
 
 
 def recipient_column(events: pd.DataFrame) -> RecipientColumn:
-    """The recipients of every event as Arrow lists of (email, field), with what is wrong."""
+    """The recipients of every event as Arrow lists of (email, field, response), with what
+    is wrong (a response that is no string makes the list invalid)."""
     n = len(events)
     if "recipients" not in events.columns:
         return RecipientColumn(pa.nulls(n, _RECIPIENT_LISTS), np.ones(n, bool), np.zeros(n, bool))
@@ -196,6 +219,7 @@ def _is_recipients_type(arrow_type: pa.DataType) -> bool:
         pa.types.is_struct(item)
         and {"email", "field"} <= set(names)
         and all(_is_string_type(names[k]) for k in ("email", "field"))
+        and _is_string_type(names.get("response", pa.null()))
     )
 
 
@@ -209,7 +233,10 @@ def _python_recipients(cells: np.ndarray) -> tuple[pa.ListArray, np.ndarray, np.
             if len(cell) == 0:
                 missing[i] = True
             elif all(_is_recipient(r) for r in cell):
-                lists[i] = [{"email": r["email"], "field": r["field"]} for r in cell]
+                lists[i] = [
+                    {"email": r["email"], "field": r["field"], "response": r.get("response")}
+                    for r in cell
+                ]
             else:
                 invalid[i] = True
         elif cell is None or (not isinstance(cell, dict) and pd.isna(cell)):
@@ -220,10 +247,14 @@ def _python_recipients(cells: np.ndarray) -> tuple[pa.ListArray, np.ndarray, np.
 
 
 def _is_recipient(value: Any) -> bool:
+    """An object with a string email, a to/cc/bcc field and, if any, a string response."""
+    if not isinstance(value, dict):
+        return False
+    response = value.get("response")
     return (
-        isinstance(value, dict)
-        and _is_text(value.get("email"))
+        _is_text(value.get("email"))
         and value.get("field") in RECIPIENT_FIELDS
+        and (response is None or _is_text(response))
     )
 
 
@@ -307,3 +338,115 @@ def _in_range(days: np.ndarray) -> ActivityDates:
     outside = (days < _FIRST_DAY) | (days > _LAST_DAY)  # NaT compares false
     kept = np.where(outside, _NAT, days)
     return ActivityDates(pc.cast(pa.array(kept, from_pandas=True), STRING), outside)
+
+
+# --------------------------------------------------------------------------- instants
+
+
+def utc_minutes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """R14's meeting times: each cell as a UTC instant cut to the whole minute.
+
+    Args:
+        column: timestamps as ISO-8601 text with an offset (or zone-aware datetimes).
+
+    Returns:
+        ``datetime64[m]`` instants (NaT where a cell is null or holds no such time), and
+        which cells hold a value at all. Parsed as ``datetime.fromisoformat`` parses: by
+        pandas for the plain forms where the two agree, by Python for the rest.
+    """
+    n = len(column)
+    minutes = np.full(n, np.datetime64("NaT"), "datetime64[m]")
+    given = column.notna().to_numpy(dtype=bool)
+    if pd.api.types.is_datetime64_dtype(column.dtype):
+        return minutes, given  # timestamps without a zone are no instants
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        utc = column.dt.tz_convert("UTC").dt.tz_localize(None)
+        return utc.to_numpy().astype("datetime64[m]"), given
+    text = text_column(column.to_frame("value"), "value")
+    fast = mask(pc.match_substring_regex(text.values, _ISO_FAST))
+    stamps = pd.to_datetime(
+        text.values.filter(pa.array(fast)).to_pandas(), format="ISO8601", utc=True, errors="coerce"
+    )
+    minutes[fast] = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[m]")
+    slow = np.flatnonzero(np.isnat(minutes) & given)
+    if len(slow):
+        cells = pd.Series(column.iloc[slow].to_numpy(dtype=object))
+        codes, distinct = pd.factorize(cells.map(_parsable), use_na_sentinel=False)
+        values = np.array([python_minute(v) for v in distinct], "datetime64[m]")
+        minutes[slow] = values[codes]
+    return minutes, given
+
+
+def python_minute(value: Any) -> np.datetime64:
+    """One value as ``utc_minutes`` reads it, by ``datetime.fromisoformat``."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return np.datetime64("NaT")
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        return np.datetime64("NaT")
+    try:
+        utc = value.astimezone(UTC).replace(tzinfo=None)
+    except (OverflowError, ValueError):
+        # A valid time whose UTC instant leaves datetime's calendar (year 0 or 10000):
+        # numpy holds it, so the range check names it as outside Salesforce's dates.
+        offset = np.timedelta64(int(value.utcoffset().total_seconds()), "s")
+        naive = np.datetime64(value.replace(tzinfo=None), "s") - offset
+        return naive.astype("datetime64[m]")
+    return np.datetime64(utc, "m")
+
+
+def local_days(minutes: np.ndarray, zone_name: str) -> np.ndarray:
+    """The date (``datetime64[D]``) of each UTC instant in the zone; NaT stays NaT."""
+    days = np.full(len(minutes), np.datetime64("NaT"), "datetime64[D]")
+    # pandas holds nanoseconds (years 1677-2262); Python takes the rare instant past them.
+    fast = ~np.isnat(minutes) & (minutes >= _NS_FIRST) & (minutes <= _NS_LAST)
+    if fast.any():
+        stamps = pd.Series(minutes[fast].astype("datetime64[ns]")).dt.tz_localize("UTC")
+        days[fast] = _local_days(stamps, zone_name)
+    slow = np.flatnonzero(~np.isnat(minutes) & ~fast)
+    if len(slow):
+        zone = ZoneInfo(zone_name)
+        # An instant past datetime's calendar (year 9999) comes back as an int: no day.
+        days[slow] = [
+            python_day(m, zone) if isinstance(m, datetime) else np.datetime64("NaT")
+            for m in minutes[slow].tolist()
+        ]
+    return days
+
+
+def python_day(instant: datetime, zone: ZoneInfo) -> np.datetime64:
+    """The date of a naive UTC ``instant`` in ``zone``, NaT if it leaves the calendar."""
+    try:
+        local = instant.replace(tzinfo=UTC).astimezone(zone)
+    except (OverflowError, ValueError):
+        return np.datetime64("NaT")
+    return np.datetime64(local.date().isoformat(), "D")
+
+
+# --------------------------------------------------------------------------- flags
+
+
+@dataclass(frozen=True)
+class FlagColumn:
+    """One true/false column; a cell holding anything but a boolean is ``foreign``."""
+
+    values: np.ndarray  # false where null or foreign
+    foreign: np.ndarray
+
+
+def flag_column(column: pd.Series) -> FlagColumn:
+    """A column of true/false values (null counting as false)."""
+    n = len(column)
+    values = _arrow_as(column, lambda t: pa.types.is_boolean(t) or pa.types.is_null(t))
+    if values is not None:
+        truth = np.zeros(n, bool) if pa.types.is_null(values.type) else mask(values)
+        return FlagColumn(truth, np.zeros(n, bool))
+    cells = column.to_numpy(dtype=object)
+    flag = np.fromiter((isinstance(v, bool | np.bool_) for v in cells), bool, n)
+    null = column.isna().to_numpy(dtype=bool) & ~flag
+    truth = np.fromiter(
+        (bool(v) if f else False for v, f in zip(cells, flag, strict=True)), bool, n
+    )
+    return FlagColumn(truth, ~flag & ~null)

@@ -1,8 +1,9 @@
-"""R11's task_key for every planned Task at once, byte for byte ``schema.task_key``'s.
+"""R11's task_key (and R14's event_key) for every planned record at once, byte for byte
+``schema.task_key``'s and ``schema.event_key``'s.
 
-The key text is joined by Arrow exactly as ``task_key`` joins it; only the hashing itself
-(``schema.TASK_KEY_HASH``) runs once per Task. Keys are ordered by their digests, so
-the hex text is built once, already in order. Tests hold the keys equal to ``task_key``'s.
+The key text is joined by Arrow exactly as those functions join it; only the hashing
+itself (``schema.TASK_KEY_HASH``) runs once per record. Keys are ordered by their
+digests, so the hex text is built once, already in order. Tests hold the keys equal.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from activity_sync.schema import (
 
 
 def task_digests(
-    org_id: str, event_ids: pa.Array, key_parts: pa.Array, what_ids: pa.Array
+    org_id: str,
+    event_ids: pa.Array,
+    key_parts: pa.Array,
+    what_ids: pa.Array,
+    *,
+    domain: str | None = None,
 ) -> np.ndarray:
     """The digest behind ``schema.task_key`` of every Task, one row of bytes per Task.
 
@@ -29,11 +35,14 @@ def task_digests(
         org_id: the org every Task belongs to.
         event_ids, key_parts, what_ids: per Task, as ``task_key`` takes them (a null
             WhatId counts as "").
+        domain: a leading part, ``schema.EVENT_KEY_DOMAIN`` for ``schema.event_key``.
 
     Returns:
         A (Tasks x TASK_KEY_DIGEST_BYTES) array of uint8.
     """
+    lead = () if domain is None else (domain, TASK_KEY_SEPARATOR)
     raw = join_text(
+        *lead,
         org_id,
         TASK_KEY_SEPARATOR,
         event_ids,
@@ -64,11 +73,12 @@ def digest_order(digests: np.ndarray) -> np.ndarray:
     return order
 
 
-def hex_keys(digests: np.ndarray) -> pa.Array:
-    """The task_key strings of digests, built as one Arrow buffer."""
+def hex_keys(digests: np.ndarray, key_prefix: str = TASK_KEY_PREFIX) -> pa.Array:
+    """The key strings of digests (task_keys unless another prefix is given), built as one
+    Arrow buffer."""
     hex_text = np.ascontiguousarray(digests).tobytes().hex().encode("ascii")
-    prefix, digits = len(TASK_KEY_PREFIX), 2 * TASK_KEY_DIGEST_BYTES
+    prefix, digits = len(key_prefix), 2 * TASK_KEY_DIGEST_BYTES
     text = np.empty((len(digests), prefix + digits), np.uint8)
-    text[:, :prefix] = np.frombuffer(TASK_KEY_PREFIX.encode(), np.uint8)
+    text[:, :prefix] = np.frombuffer(key_prefix.encode(), np.uint8)
     text[:, prefix:] = np.frombuffer(hex_text, np.uint8).reshape(-1, digits)
     return fixed_width_strings(text)

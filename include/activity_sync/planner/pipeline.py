@@ -1,8 +1,9 @@
 """The planner's entry points: one interval of events + the CRM + org settings -> a Plan.
 
-The steps run in this order: validate the events (``validate``), read the CRM into
-lookup tables (``lookups``), apply the rules (``rules``), then order the rejections and
-count the summary here.
+The steps run in this order: validate the events (``validate``, with R14's meeting
+fields in ``meeting_fields``), read the CRM into lookup tables (``lookups``), apply the
+rules (``rules``), make the Task and Salesforce Event frames (``rules``,
+``salesforce_events``), then order the rejections and count the summary here.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from activity_sync.planner.rules import (
     task_frames,
     task_units,
 )
+from activity_sync.planner.salesforce_events import salesforce_event_frames
 from activity_sync.planner.validate import CheckedEvents, validate
 from activity_sync.schema import INDIVIDUAL_MODE, SHARED_MODE, SUMMARY_KEYS, Plan
 from activity_sync.settings import Settings, SettingsError
@@ -39,7 +41,8 @@ def plan(
     *,
     salesforce_shared_activities: bool = True,
 ) -> Plan:
-    """Plan the Tasks, TaskRelations and rejections of one interval of events.
+    """Plan the Tasks, Salesforce Events, their relations and the rejections of one
+    interval of events.
 
     Args:
         events: the interval's events, one row per event in the columns of
@@ -51,9 +54,10 @@ def plan(
             (R1, R12): off means individual mode whatever the settings say.
 
     Returns:
-        The Plan: tasks, relations and rejected frames in canonical order, and the summary
-        (``schema.SUMMARY_KEYS``, then mode, mode_reason, rejected_by_reason and
-        individual_mode_tasks_by_sender).
+        The Plan: tasks, relations, rejected, salesforce_events and event_relations
+        frames in canonical order, and the summary (``schema.SUMMARY_KEYS``, then mode,
+        mode_reason, rejected_by_reason, individual_mode_tasks_by_sender and
+        individual_mode_salesforce_events_by_sender).
 
     Raises:
         SettingsError: ``settings.opportunity_match`` is not one the planner knows.
@@ -106,13 +110,20 @@ def _plan(
         raise SettingsError(f"settings key 'opportunity_match' is {settings.opportunity_match!r}")
     mode, mode_reason = mode_of(settings, salesforce_shared_activities)
     checked = validate(events, settings)
-    planned = PlannedEvents.of(checked, crm)
+    as_events = mode == SHARED_MODE and settings.meetings_as_events  # R14
+    planned = PlannedEvents.of(checked, crm, meetings_as_events=as_events)
     directory = PersonDirectory.of(crm)
     outcomes = address_outcomes(checked, planned, settings, directory)
     units = task_units(outcomes, planned, directory, shared=mode == SHARED_MODE)
     links = OpportunityLinks.of(crm, settings)
-    tasks = related_to(units, planned, directory, links, settings)
+    records = related_to(units, planned, directory, links, settings)
+    is_event = planned.as_event[units.event[records.unit]]
+    tasks = records.where(~is_event)
     tasks_frame, relations_frame = task_frames(tasks, units, planned, directory, settings)
+    assert checked.meeting_times is not None
+    salesforce_events, event_relations = salesforce_event_frames(
+        records.where(is_event), units, planned, directory, settings, checked.meeting_times
+    )
 
     rejected = sorted_rejected(
         pd.concat([checked.rejected(), outcomes.rejected(planned)], ignore_index=True)
@@ -125,7 +136,10 @@ def _plan(
         )
     else:
         per_row = _tasks_per_row(tasks_frame, planned, len(events))
-    individual_mode_tasks = int(per_row.sum())
+    # Individual mode makes Tasks for all of it; counted apart for what is planned here as
+    # Tasks and for the meetings planned as Salesforce Events.
+    per_row_tasks = np.where(planned.as_event, 0, per_row)
+    per_row_events = per_row - per_row_tasks
     summary: dict[str, Any] = {
         "events": planned.count,
         "events_rejected": len(events) - planned.count,
@@ -135,19 +149,22 @@ def _plan(
         "relations": len(relations_frame),
         "recipients_excluded": reasons.get("excluded", 0),
         "recipients_unmatched": reasons.get("unmatched", 0),
-        "individual_mode_tasks": individual_mode_tasks,
-        "salesforce_events": 0,
-        "event_relations": 0,
-        "individual_mode_salesforce_events": 0,
+        "individual_mode_tasks": int(per_row_tasks.sum()),
+        "salesforce_events": len(salesforce_events),
+        "event_relations": len(event_relations),
+        "individual_mode_salesforce_events": int(per_row_events.sum()),
     }
     assert list(summary) == SUMMARY_KEYS
     summary.update(
         mode=mode,
         mode_reason=mode_reason,
         rejected_by_reason=reasons,
-        individual_mode_tasks_by_sender=_by_sender(checked, planned, per_row),
+        individual_mode_tasks_by_sender=_by_sender(checked, planned, per_row_tasks),
+        individual_mode_salesforce_events_by_sender=_by_sender(checked, planned, per_row_events),
     )
-    result = Plan(tasks_frame, relations_frame, rejected, summary)
+    result = Plan(
+        tasks_frame, relations_frame, rejected, summary, salesforce_events, event_relations
+    )
     return result, (outcomes.trace(planned, directory) if trace else None)
 
 

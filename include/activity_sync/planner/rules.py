@@ -1,12 +1,13 @@
 """The rule core: planned events -> addresses -> Task units -> related-to -> plan frames.
 
-One dataflow over the whole interval, rules R2–R10 (docs/rules.md) in turn, reading the CRM
-through the lookup tables of ``lookups.py``. Recipients are exploded into one long table,
-every distinct address is validated, excluded and matched once (R3–R5), batches of 50
-come from a running count (R6/R7), the Opportunity fan-out of R8 repeats each primary
+One dataflow over the whole interval, rules R2–R10 and R14 (docs/rules.md) in turn, reading
+the CRM through the lookup tables of ``lookups.py``. Recipients are exploded into one long
+table, every distinct address is validated, excluded and matched once (R3–R5), batches of
+50 come from a running count (R6/R7), the Opportunity fan-out of R8 repeats each primary
 over its grouped Opportunities, and only the hash of each task_key is computed per Task
-(``keys.py``). ``reference.py`` states the same rules one event at a time; the tests hold
-the two planners equal.
+(``keys.py``). A meeting planned as Salesforce Events (R14) goes through the same units
+and fan-out; ``salesforce_events.py`` makes its frames. ``reference.py`` states the same
+rules one event at a time; the tests hold the two planners equal.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from activity_sync.planner.lookups import (
 from activity_sync.planner.validate import CheckedEvents, is_email
 from activity_sync.schema import (
     BATCH_SIZE,
+    DECLINED_RESPONSE,
     DESCRIPTION_MAX,
     REASONS,
     RELATION_COLUMNS,
@@ -55,9 +57,19 @@ from activity_sync.schema import (
 )
 from activity_sync.settings import Settings
 
-# What became of an address, in the precedence of R3/R4/R5; index = AddressOutcomes.outcome.
-OUTCOMES = ("matched", "repeated", "bcc_not_synced", "invalid_email", "excluded", "unmatched")
+# What became of an address, in the precedence of R3/R4/R14/R5; index =
+# AddressOutcomes.outcome. "declined" only for attendees of a meeting planned as Events.
+OUTCOMES = (
+    "matched",
+    "repeated",
+    "bcc_not_synced",
+    "invalid_email",
+    "excluded",
+    "declined",
+    "unmatched",
+)
 _MATCHED, _REPEATED = 0, 1  # "repeated": a later copy of an address, dropped without a row
+_DECLINED = OUTCOMES.index("declined")
 
 
 # --------------------------------------------------------------------------- planned events
@@ -67,12 +79,15 @@ _MATCHED, _REPEATED = 0, 1  # "repeated": a later copy of an address, dropped wi
 class PlannedEvents:
     """The Task fields of every input row; ``rows`` are the ones that passed validation.
 
-    Indexed by input row, so that nothing is copied just to drop the rejected rows."""
+    Indexed by input row, so that nothing is copied just to drop the rejected rows.
+    ``as_event`` marks the meetings planned as Salesforce Events (R14); ``batched`` the
+    rows whose Contacts share records in batches of 50 when shared mode is on."""
 
     rows: np.ndarray
     event_id: pa.Array
     type: pa.Array
-    shared_type: np.ndarray
+    as_event: np.ndarray
+    batched: np.ndarray
     owner_id: pa.Array
     subject: pa.Array
     description: pa.Array
@@ -83,14 +98,18 @@ class PlannedEvents:
         return len(self.rows)
 
     @classmethod
-    def of(cls, checked: CheckedEvents, crm: Crm) -> PlannedEvents:
+    def of(cls, checked: CheckedEvents, crm: Crm, *, meetings_as_events: bool) -> PlannedEvents:
+        """The planned rows; ``meetings_as_events``: R14 applies (shared mode and the
+        org's setting)."""
         text = {name: column.values for name, column in checked.text.items()}
         types = text["type"]
+        as_event = mask(pc.equal(types, "meeting")) & meetings_as_events
         return cls(
             rows=np.flatnonzero(checked.open),
             event_id=text["event_id"],
             type=types,
-            shared_type=mask(pc.is_in(types, value_set=sorted_strings(SHARED_TYPES))),
+            as_event=as_event,
+            batched=mask(pc.is_in(types, value_set=sorted_strings(SHARED_TYPES))) | as_event,
             owner_id=owner_ids(crm, normalise_email(text["sender"])),
             subject=_subjects(types, text["subject"]),
             description=_descriptions(types, text["body"], text["url"], text["filename"]),
@@ -143,6 +162,9 @@ class AddressOutcomes:
     outcome: np.ndarray  # index into OUTCOMES
     person: np.ndarray  # index into PersonDirectory, -1 unless matched
     is_contact: np.ndarray  # matched to a Contact
+    # The person individual mode would relate: the matched one, or a declined attendee's
+    # match (individual mode plans a Task for every attendee, R13); -1 otherwise.
+    individual_person: np.ndarray
 
     @property
     def matched(self) -> np.ndarray:
@@ -197,6 +219,9 @@ def address_outcomes(
         [pc.struct_field(flat, "field"), pa.nulls(len(actor_events), STRING).fill_null("actor")]
     )
     email = pa.concat_arrays([normalise_email(pc.struct_field(flat, "email")), actors])
+    response = pa.concat_arrays(
+        [pc.struct_field(flat, "response"), pa.nulls(len(actor_events), STRING)]
+    )
 
     # Each distinct address is judged once; ``code`` maps every row to its address.
     code, uniques = pd.factorize(email.to_pandas())
@@ -208,11 +233,16 @@ def address_outcomes(
     # R3: a repeated address of an event counts once, where it first appears.
     repeated = pd.Series(event * len(distinct) + code).duplicated().to_numpy()
     is_bcc = mask(pc.equal(field, "bcc")) & (not settings.sync_bcc)
-    checks = [repeated, is_bcc, ~syntax_ok[code], excluded[code], person < 0]
+    # R14: a declined attendee of a meeting planned as Salesforce Events is not related.
+    declined = mask(pc.equal(response, DECLINED_RESPONSE)) & planned.as_event[event]
+    checks = [repeated, is_bcc, ~syntax_ok[code], excluded[code], declined, person < 0]
     outcome = np.select(checks, np.arange(1, len(OUTCOMES)), _MATCHED).astype(np.int8)
+    individual_person = np.where((outcome == _MATCHED) | (outcome == _DECLINED), person, -1)
     person = np.where(outcome == _MATCHED, person, -1)
     is_contact = (person >= 0) & (person < directory.contacts)
-    return AddressOutcomes(event, position, field, email, outcome, person, is_contact)
+    return AddressOutcomes(
+        event, position, field, email, outcome, person, is_contact, individual_person
+    )
 
 
 def _excluded(addresses: pa.Array, settings: Settings) -> np.ndarray:
@@ -252,10 +282,11 @@ class TaskUnits:
 def task_units(
     outcomes: AddressOutcomes, planned: PlannedEvents, directory: PersonDirectory, *, shared: bool
 ) -> TaskUnits:
-    """R6/R7: Contacts of a shared event in batches of 50; every other person on their own."""
+    """R6/R7/R14: Contacts of a shared event (or of a meeting planned as Salesforce Events)
+    in batches of 50; every other person on their own."""
     rows = np.flatnonzero(outcomes.matched)
     event, position = outcomes.event[rows], outcomes.position[rows]
-    in_batch = outcomes.is_contact[rows] & planned.shared_type[event] & shared
+    in_batch = outcomes.is_contact[rows] & planned.batched[event] & shared
     # Batch members first within each event, in listed order; then one unit per person.
     order = np.lexsort((position, ~in_batch, event))
     rows, event, in_batch = rows[order], event[order], in_batch[order]
@@ -300,6 +331,10 @@ class RelatedTasks:
     unit: np.ndarray
     what_id: pa.Array
 
+    def where(self, keep: np.ndarray) -> RelatedTasks:
+        """The rows of ``keep`` (a mask over the rows)."""
+        return RelatedTasks(self.unit[keep], self.what_id.filter(pa.array(keep)))
+
 
 def related_to(
     units: TaskUnits,
@@ -333,15 +368,16 @@ def individual_mode_per_row(
     settings: Settings,
     rows: int,
 ) -> np.ndarray:
-    """R13 without planning twice: each matched person as a primary of its own, counted
-    per input row (so the audit can tell each sender's figure exactly)."""
-    matched = np.flatnonzero(outcomes.matched)
+    """R13 without planning twice: each person individual mode relates as a primary of its
+    own, counted per input row (so the audit can tell each sender's figure exactly)."""
+    person = outcomes.individual_person
+    matched = np.flatnonzero(person >= 0)
     per_row = np.bincount(outcomes.event[matched], minlength=rows)
     if links is None:
         return per_row
-    contacts = matched[outcomes.is_contact[matched]]
+    contacts = matched[person[matched] < directory.contacts]
     owners = planned.owner_id.take(pa.array(outcomes.event[contacts]))
-    _, count = links.counts(primary_keys(settings, directory, outcomes.person[contacts], owners))
+    _, count = links.counts(primary_keys(settings, directory, person[contacts], owners))
     # Every matched person makes one Task, and one more per Opportunity past the first.
     np.add.at(per_row, outcomes.event[contacts], np.maximum(count - 1, 0))
     return per_row
@@ -394,18 +430,24 @@ def task_frames(
             "batch_index": pa.array(units.batch_index[unit], pa.int64()),
         }
     )
-    # Each Task carries its unit's members in position order.
+    relations = member_table("task_key", key, unit, units, directory)
+    return to_pandas(table, TASK_COLUMNS), to_pandas(relations, RELATION_COLUMNS)
+
+
+def member_table(
+    key_name: str, key: pa.Array, unit: np.ndarray, units: TaskUnits, directory: PersonDirectory
+) -> pa.Table:
+    """Every person on each record (keys ``key``, of units ``unit``), in position order."""
     counts = units.who_count[unit]
     member = np.repeat(units.member_start[unit], counts) + ragged(counts)
-    relations = pa.table(
+    return pa.table(
         {
-            "task_key": key.take(pa.array(np.repeat(np.arange(n), counts))),
+            key_name: key.take(pa.array(np.repeat(np.arange(len(unit)), counts))),
             "RelationId": directory.person_id.take(pa.array(units.members[member])),
             "position": pa.array(units.position[member], pa.int64()),
             "is_primary": pa.array(units.position[member] == 0),
         }
     )
-    return to_pandas(table, TASK_COLUMNS), to_pandas(relations, RELATION_COLUMNS)
 
 
 def _subtypes(types: pa.Array) -> pa.Array:

@@ -21,6 +21,7 @@ from activity_sync.planner.columns import (
     recipient_column,
     text_column,
 )
+from activity_sync.planner.meeting_fields import MeetingTimes, check_meetings
 from activity_sync.schema import (
     ACTIVITY_DATE_RANGE,
     ACTOR_TYPES,
@@ -60,6 +61,7 @@ class CheckedEvents:
     def __init__(self, events: pd.DataFrame, settings: Settings) -> None:
         self.n = len(events)
         names = [*REQUIRED_FIELDS, "actor", "subject", "body", "url", "filename"]
+        names += ["starts_at", "ends_at", "location"]  # R14's meeting fields
         self.text = {name: text_column(events, name) for name in names}
         self.recipients = recipient_column(events)
         self.dates = activity_dates(events, settings.timezone)
@@ -72,6 +74,7 @@ class CheckedEvents:
         self.email = np.full(self.n, None, object)
         self.open = np.ones(self.n, bool)
         self.actor_email = normalise_email(self.text["actor"].values)
+        self.meeting_times: MeetingTimes | None = None  # set by validate()
 
     def reject(
         self, rows: np.ndarray, reason: str, detail: str | Callable[[np.ndarray], Any]
@@ -175,6 +178,7 @@ def validate(events: pd.DataFrame, settings: Settings) -> CheckedEvents:
     checked.reject(
         checked.is_actor & text["actor"].foreign, "invalid_field", "actor is not a string"
     )
+    checked.meeting_times = check_meetings(checked, events, settings.timezone)
 
     open_rows = np.flatnonzero(checked.open)
     ids = text["event_id"].values.take(pa.array(open_rows)).to_pandas()
