@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_plan.py                     # 1,000,000 events
     .venv/bin/python benchmarks/bench_plan.py --events 200000     # smaller
     .venv/bin/python benchmarks/bench_plan.py --reference 2000    # also time reference.plan
+    .venv/bin/python benchmarks/bench_plan.py --no-meetings       # email activity only
 
 The org is scaled to the interval as in production-sized tenants: per 1,000,000 events,
 1,000,000 Contacts, 200,000 Leads, 100,000 Accounts, 300,000 Opportunities and 500,000
@@ -183,10 +184,13 @@ def _addresses(rng: np.random.Generator, n: int, emails: dict[str, pa.Array]) ->
     return pa.concat_arrays([p.cast(pa.string()) for p in parts]).take(inverse)
 
 
-def generate(n_events: int, seed: int = 7) -> Interval:
+def generate(n_events: int, seed: int = 7, *, meetings: bool = True) -> Interval:
+    """The interval; without ``meetings`` their share is 0 (the same random draws, so the
+    other events are those of the run with meetings)."""
     rng = np.random.default_rng(seed)
     crm, emails = generate_crm(rng, n_events)
-    types = _pick(rng, RECIPIENT_TYPES + ACTOR_TYPES, n_events)
+    kinds = [(t, w if meetings or t != "meeting" else 0.0) for t, w in RECIPIENT_TYPES]
+    types = _pick(rng, kinds + ACTOR_TYPES, n_events)
     has_recipients = np.isin(types, [t for t, _ in RECIPIENT_TYPES])
 
     # Recipient counts: mostly a few (geometric), now and then a long list up to 120.
@@ -282,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--no-meetings", action="store_true", help="email activity only: no meeting events"
+    )
+    parser.add_argument(
         "--reference",
         type=int,
         nargs="?",
@@ -292,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    interval = generate(args.events, args.seed)
+    interval = generate(args.events, args.seed, meetings=not args.no_meetings)
     generated = time.perf_counter() - started
     print(
         f"generated {args.events:,} events ({interval.recipients:,} recipients), "
@@ -313,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  -> {s['tasks']:,} tasks ({s['shared_tasks']:,} shared; individual mode would make "
         f"{s['individual_mode_tasks']:,}), {s['relations']:,} relations, {len(result.rejected):,} rejected"
+    )
+    print(
+        f"  -> {s['salesforce_events']:,} Salesforce Events for meetings (individual mode would "
+        f"make {s['individual_mode_salesforce_events']:,} Tasks), {s['event_relations']:,} relations"
     )
     print(
         f"peak RSS while planning: {_gib(rss.peak)} (before: {_gib(rss.before)}); "
@@ -343,7 +354,8 @@ def compare_with_reference(n: int, seed: int) -> None:
 
 
 def _same(ours: Plan, theirs: Plan) -> bool:
-    """Equal Tasks, relations and counts, compared as plain values (None for null)."""
+    """Equal Tasks, Salesforce Events, their relations and counts, compared as plain
+    values (None for null)."""
 
     def rows(frame: pd.DataFrame) -> list[list[object]]:
         values = frame.astype(object)
@@ -353,6 +365,8 @@ def _same(ours: Plan, theirs: Plan) -> bool:
     return (
         rows(ours.tasks) == rows(theirs.tasks)
         and rows(ours.relations) == rows(theirs.relations)
+        and rows(ours.salesforce_events) == rows(theirs.salesforce_events)
+        and rows(ours.event_relations) == rows(theirs.event_relations)
         and [ours.summary[k] for k in counts] == [theirs.summary[k] for k in counts]
     )
 

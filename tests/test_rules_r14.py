@@ -400,8 +400,9 @@ def test_r14_an_unknown_response_rejects_the_meeting_naming_the_attendee(planner
     assert "recipients[1].response" in plan.rejected["detail"].iloc[0]
 
 
-def test_r14_a_response_that_is_no_string_makes_the_recipients_invalid(planner):
-    row = meeting("ann@client.com")
+@pytest.mark.parametrize("event_type", ["meeting", "sent"])
+def test_r14_a_response_that_is_no_string_makes_the_recipients_invalid(planner, event_type):
+    row = meeting("ann@client.com", type=event_type)
     row["recipients"][0]["response"] = 1
     assert rejected(run(planner, [row])) == [("m1", None, "invalid_field")]
 

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from activity_sync.reference_meetings import EventTimes, meeting_times
+from activity_sync.reference_values import (
+    activity_date,
+    crm_email,
+    is_null,
+    is_text,
+    missing,
+    normalise,
+    recipient_list,
+    text_or_none,
+)
 from activity_sync.schema import (
     ACTIVITY_DATE_RANGE,
     ACTOR_TYPES,
@@ -25,7 +33,6 @@ from activity_sync.schema import (
     EVENT_RELATION_COLUMNS,
     EVENT_TYPES,
     INDIVIDUAL_MODE,
-    RECIPIENT_FIELDS,
     RECIPIENT_TYPES,
     REJECTED_COLUMNS,
     RELATION_COLUMNS,
@@ -40,7 +47,6 @@ from activity_sync.schema import (
     TASK_STATUS,
     TASK_SUBTYPE,
     Plan,
-    canonical_email,
     description_for,
     event_key,
     is_valid_email,
@@ -77,82 +83,6 @@ def plan(
     return draft.to_plan(mode=SHARED_MODE if shared else INDIVIDUAL_MODE, individual=individual)
 
 
-# --------------------------------------------------------------------------- values
-
-
-def _is_null(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, list | tuple | dict | np.ndarray):
-        return False
-    return bool(pd.isna(value))
-
-
-def _missing(value: Any) -> bool:
-    return _is_null(value) or (isinstance(value, str) and value == "")
-
-
-def _is_text(value: Any) -> bool:
-    """A string that is text: a lone surrogate (a stray JSON "\\ud800" escape) cannot be
-    stored or sent, so a value holding one is treated as not a string at all."""
-    if not isinstance(value, str):
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _normalise(address: str) -> str:
-    """R3: addresses are trimmed and compared without case, a domain in Unicode or in its
-    IDNA "xn--" form alike."""
-    return canonical_email(address)
-
-
-def _crm_email(value: Any) -> str | None:
-    """A CRM email as compared in R5; null or empty never matches anything."""
-    if _is_null(value) or not isinstance(value, str):
-        return None
-    return _normalise(value) or None
-
-
-def _text(value: Any) -> str | None:
-    return None if _is_null(value) else value
-
-
-def _activity_date(occurred_at: Any, timezone: str) -> str | None:
-    """The org's local date ("YYYY-MM-DD") of an ISO-8601 timestamp with an explicit offset
-    (or Z); None for anything else, including a time whose local date leaves the calendar
-    (years 1-9999). Four-digit years compare as text, so the caller checks the range."""
-    if isinstance(occurred_at, str):
-        try:
-            occurred_at = datetime.fromisoformat(occurred_at)
-        except ValueError:
-            return None
-    if not isinstance(occurred_at, datetime) or occurred_at.tzinfo is None:
-        return None
-    try:
-        return occurred_at.astimezone(ZoneInfo(timezone)).date().isoformat()
-    except (OverflowError, ValueError):
-        return None
-
-
-def _recipient_list(value: Any) -> list[dict[str, Any]] | None:
-    """The recipients as a list of well-formed dicts, or None if any entry is malformed."""
-    if not isinstance(value, list | tuple | np.ndarray):
-        return None
-    recipients = list(value)
-    for recipient in recipients:
-        if not isinstance(recipient, dict):
-            return None
-        if not _is_text(recipient.get("email")):
-            return None
-        if recipient.get("field") not in RECIPIENT_FIELDS:
-            return None
-    return recipients
-
-
 # --------------------------------------------------------------------------- rules
 
 
@@ -177,7 +107,7 @@ class _Person:
 def _newest_then_lowest_id(records: list[dict[str, Any]]) -> dict[str, Any]:
     """R5 tie-break: the greatest LastModifiedDate, then the lowest Id."""
     by_id = sorted(records, key=lambda r: r["Id"])
-    dated = [r for r in by_id if not _is_null(r["LastModifiedDate"])]
+    dated = [r for r in by_id if not is_null(r["LastModifiedDate"])]
     # max() keeps the first of equal keys, which after sorting by Id is the lowest Id; a
     # record with no date at all is older than any dated one.
     return max(dated, key=lambda r: r["LastModifiedDate"]) if dated else by_id[0]
@@ -187,7 +117,7 @@ def _by_email(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Records grouped by their email as R5 compares it; records without one are left out."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        email = _crm_email(record["Email"])
+        email = crm_email(record["Email"])
         if email is not None:
             groups.setdefault(email, []).append(record)
     return groups
@@ -209,15 +139,15 @@ class _Directory:
         """R5: the Contact with this email, else the unconverted Lead, else nobody."""
         if address in self.contacts_by_email:
             contact = _newest_then_lowest_id(self.contacts_by_email[address])
-            return _Person(contact["Id"], True, _text(contact["AccountId"]))
+            return _Person(contact["Id"], True, text_or_none(contact["AccountId"]))
         if address in self.leads_by_email:
             return _Person(_newest_then_lowest_id(self.leads_by_email[address])["Id"], False, None)
         return None
 
     def owner(self, sender: str) -> str | None:
         """The active User with the sender's email, lowest Id first."""
-        address = _normalise(sender)
-        ids = [u["Id"] for u in self.users if u["IsActive"] and _crm_email(u["Email"]) == address]
+        address = normalise(sender)
+        ids = [u["Id"] for u in self.users if u["IsActive"] and crm_email(u["Email"]) == address]
         return min(ids) if ids else None
 
     def related_to(
@@ -264,7 +194,7 @@ class _Draft:
     shared_tasks: int = 0
 
     def reject(self, event_id: Any, email: str | None, reason: str, detail: str) -> None:
-        event_id = None if _is_null(event_id) else str(event_id)
+        event_id = None if is_null(event_id) else str(event_id)
         self.rejected.append(
             {"event_id": event_id, "email": email, "reason": reason, "detail": detail}
         )
@@ -326,15 +256,15 @@ class _Draft:
 def _event_rejection(event: dict[str, Any], settings: Settings) -> tuple[str, str] | None:
     """The first of missing_field, unknown_type, wrong_org, invalid_field that applies."""
     for name in REQUIRED_FIELDS:
-        if _missing(event.get(name)):
+        if missing(event.get(name)):
             return "missing_field", f"{name} is absent or empty"
     # A type that is no string (an odd file) is simply no type this product knows.
     event_type = event["type"] if isinstance(event["type"], str) else None
-    if event_type in ACTOR_TYPES and _missing(event.get("actor")):
+    if event_type in ACTOR_TYPES and missing(event.get("actor")):
         return "missing_field", f"a {event_type} event needs an actor"
     if event_type in RECIPIENT_TYPES:
         recipients = event.get("recipients")
-        if _is_null(recipients) or (
+        if is_null(recipients) or (
             isinstance(recipients, list | tuple | np.ndarray) and len(recipients) == 0
         ):
             return "missing_field", f"a {event_type} event needs recipients"
@@ -342,20 +272,20 @@ def _event_rejection(event: dict[str, Any], settings: Settings) -> tuple[str, st
         return "unknown_type", f"type {event['type']!r} is not synced"
     if event["org_id"] != settings.org_id:
         return "wrong_org", f"org {event['org_id']!r} is not {settings.org_id!r}"
-    activity_date = _activity_date(event["occurred_at"], settings.timezone)
-    if activity_date is None:
+    date = activity_date(event["occurred_at"], settings.timezone)
+    if date is None:
         return "invalid_field", "occurred_at is no ISO-8601 time with an offset and a calendar date"
     first, last = ACTIVITY_DATE_RANGE
-    if not first <= activity_date <= last:
+    if not first <= date <= last:
         return "invalid_field", f"occurred_at falls outside Salesforce's dates ({first} to {last})"
-    if event_type in RECIPIENT_TYPES and _recipient_list(event["recipients"]) is None:
+    if event_type in RECIPIENT_TYPES and recipient_list(event["recipients"]) is None:
         return "invalid_field", "recipients must be objects with a string email and to/cc/bcc"
     text_fields = ["event_id", "sender", "subject", "body", "url", "filename"]
     if event_type in ACTOR_TYPES:
         text_fields.append("actor")
     for name in text_fields:
         value = event.get(name)
-        if not _is_null(value) and not _is_text(value):
+        if not is_null(value) and not is_text(value):
             return "invalid_field", f"{name} is not a string"
     if event_type == "meeting":  # R14's optional fields, judged in every mode
         times = meeting_times(event, settings.timezone)
@@ -388,7 +318,7 @@ def _plan_events(
             continue
         seen_event_ids.add(event["event_id"])
         if event["type"] in ACTOR_TYPES:
-            actor = _normalise(event["actor"])
+            actor = normalise(event["actor"])
             if not is_valid_email(actor):
                 draft.reject(
                     event["event_id"], actor, "invalid_email", "the actor is not a valid address"
@@ -412,12 +342,12 @@ def _people(
     ``declines``: a declined attendee is left out (R14, a meeting planned as Events)."""
     event_id = event["event_id"]
     if event["type"] in ACTOR_TYPES:
-        candidates = [(_normalise(event["actor"]), "actor", None)]
+        candidates = [(normalise(event["actor"]), "actor", None)]
     else:
         candidates = []
         seen: set[str] = set()
-        for recipient in _recipient_list(event["recipients"]) or []:
-            address = _normalise(recipient["email"])
+        for recipient in recipient_list(event["recipients"]) or []:
+            address = normalise(recipient["email"])
             if address not in seen:  # R3: a repeated address counts once, first place wins
                 seen.add(address)
                 candidates.append((address, recipient["field"], recipient.get("response")))
@@ -455,12 +385,12 @@ def _plan_event(
         "org_id": event["org_id"],
         "event_id": event["event_id"],
         "OwnerId": owner_id,
-        "Subject": subject_for(event_type, _text(event.get("subject"))),
+        "Subject": subject_for(event_type, text_or_none(event.get("subject"))),
         "Description": description_for(
             event_type,
-            _text(event.get("body")),
-            _text(event.get("url")),
-            _text(event.get("filename")),
+            text_or_none(event.get("body")),
+            text_or_none(event.get("url")),
+            text_or_none(event.get("filename")),
         ),
     }
     if as_event:
@@ -470,7 +400,7 @@ def _plan_event(
     else:
         common |= {
             "event_type": event_type,
-            "ActivityDate": _activity_date(event["occurred_at"], settings.timezone),
+            "ActivityDate": activity_date(event["occurred_at"], settings.timezone),
             "Status": TASK_STATUS,
             "TaskSubtype": TASK_SUBTYPE[event_type],
         }

@@ -16,8 +16,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import pandas as pd
 
+from activity_sync.reference_values import is_null, is_text
 from activity_sync.schema import (
     LOCATION_MAX,
     MEETING_DEFAULT_MINUTES,
@@ -55,24 +55,6 @@ class EventTimes:
         }
 
 
-def _null(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, list | tuple | dict | np.ndarray):
-        return False
-    return bool(pd.isna(value))
-
-
-def _text(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _minute(value: Any) -> datetime | None:
     """An ISO-8601 time with an offset (or a zone-aware datetime) as naive UTC, cut to
     the minute; None for anything else."""
@@ -102,7 +84,7 @@ def meeting_times(event: dict[str, Any], timezone: str) -> EventTimes | str:
     with its R14 fields, the first of: starts_at, ends_at, is_all_day, location, a
     response, ends_at not after the start, longer than 14 days, outside Salesforce's dates.
     ``occurred_at`` is known to be a valid time here."""
-    given_start, given_end = (not _null(event.get(k)) for k in ("starts_at", "ends_at"))
+    given_start, given_end = (not is_null(event.get(k)) for k in ("starts_at", "ends_at"))
     starts = _minute(event.get("starts_at"))
     ends = _minute(event.get("ends_at"))
     if given_start and starts is None:
@@ -110,11 +92,11 @@ def meeting_times(event: dict[str, Any], timezone: str) -> EventTimes | str:
     if given_end and ends is None:
         return f"ends_at {event['ends_at']!r} is not an ISO-8601 timestamp with an offset"
     flag = event.get("is_all_day")
-    if not _null(flag) and not isinstance(flag, bool | np.bool_):
+    if not is_null(flag) and not isinstance(flag, bool | np.bool_):
         return "is_all_day is not true or false"
-    all_day = bool(flag) if not _null(flag) else False
+    all_day = bool(flag) if not is_null(flag) else False
     location = event.get("location")
-    if not _null(location) and not _text(location):
+    if not is_null(location) and not is_text(location):
         return "location is not a string"
     for index, recipient in enumerate(event["recipients"]):
         response = recipient.get("response")
