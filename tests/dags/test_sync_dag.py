@@ -17,17 +17,19 @@ import pytest
 from salesforce_state import (
     EXT,
     assert_salesforce_holds_exactly,
+    salesforce_events,
     salesforce_relations,
     salesforce_tasks,
 )
 
 from activity_sync import lake
+from activity_sync.activity_kinds import SALESFORCE_EVENTS
 from activity_sync.crm import read_crm
 from activity_sync.load import LoadOptions, load_plan, task_rows
 from activity_sync.mirror import refresh_crm
 from activity_sync.plan import read_plan
 from activity_sync.salesforce import SalesforceClient
-from activity_sync.schema import Plan
+from activity_sync.schema import EVENT_COLUMNS, Plan
 from demo_data.generate import generate_day, write_landing
 
 ORG = "acme"
@@ -59,8 +61,9 @@ class Deployment:
     def land_day(self, sends: int = 120) -> None:
         crm_dir = lake.crm_folder(self.lake, ORG)
         refresh_crm(self.client, crm_dir)
-        events = generate_day(read_crm(crm_dir), org_id=ORG, day=DAY, sends=sends)
-        write_landing(events, self.lake / "landing", ORG)
+        crm = read_crm(crm_dir)
+        events = generate_day(crm, org_id=ORG, day=DAY, sends=sends)
+        write_landing(pd.concat([events, meetings_at(crm, HOUR)]), self.lake / "landing", ORG)
 
     def part(self, area: str) -> Path:
         return lake.partition(self.lake, area, ORG, HOUR)
@@ -79,6 +82,46 @@ class Deployment:
 
     def load_summary(self) -> dict:
         return json.loads((self.part(lake.LOADED) / lake.LOAD_SUMMARY).read_text())
+
+
+def meetings_at(crm, hour: datetime) -> pd.DataFrame:
+    """Meetings in ``hour`` that R14 makes Salesforce Events: 55 Contacts of the org (an
+    Event of 50 and one of 5), 3 Contacts of one Account with one attendee declining, and
+    a Lead with a Contact (the Lead's own Event)."""
+    contacts = crm.contacts.dropna(subset=["Email", "AccountId"])
+    account = contacts.groupby("AccountId")["Email"].apply(list)
+    three = next(emails[:3] for emails in account if len(emails) >= 3)
+    lead = crm.leads.loc[~crm.leads["IsConverted"].astype(bool), "Email"].dropna().iloc[0]
+    sender = crm.users.loc[crm.users["IsActive"].astype(bool), "Email"].iloc[0]
+
+    def meeting(n: int, attendees: list[dict], **fields) -> dict:
+        at = hour + timedelta(minutes=10 * n)
+        return {
+            "event_id": f"{ORG}-meeting-{n}",
+            "org_id": ORG,
+            "type": "meeting",
+            "occurred_at": at.isoformat(),
+            "sender": sender,
+            "recipients": attendees,
+            "subject": f"Review {n}",
+            "body": "Agenda",
+            "arrived_at": (at + timedelta(minutes=1)).isoformat(),
+            **fields,
+        }
+
+    rows = [
+        meeting(1, [{"email": e, "field": "to"} for e in contacts["Email"].iloc[:55]]),
+        meeting(
+            2,
+            [{"email": three[0], "field": "to"}, {"email": three[1], "field": "to"}]
+            + [{"email": three[2], "field": "to", "response": "declined"}],
+            starts_at=(hour + timedelta(minutes=30)).isoformat(),
+            ends_at=(hour + timedelta(minutes=75)).isoformat(),
+            location="Room 4",
+        ),
+        meeting(3, [{"email": lead, "field": "to"}, {"email": three[0], "field": "to"}]),
+    ]
+    return pd.DataFrame(rows).reindex(columns=[*EVENT_COLUMNS, "arrived_at"])
 
 
 @pytest.fixture
@@ -163,6 +206,67 @@ def test_r11_a_load_killed_with_relations_half_inserted_ends_exact_on_rerun(hour
     assert summary["relations_inserted"] == len(extra) - len(extra) // 2
 
 
+def test_r14_the_hours_meetings_load_as_salesforce_events_exactly_and_again_make_nothing(
+    hourly_dag, deployment
+):
+    assert run_hour(hourly_dag).state == "success"
+    plan = deployment.plan()
+    events = plan.salesforce_events
+    assert len(events) >= 4 and events["who_count"].max() == 50
+    deployment.assert_salesforce_holds_exactly_the_plan()
+    summary = deployment.load_summary()
+    assert summary["salesforce_events_created"] == len(events)
+    extra = int((~plan.event_relations["is_primary"]).sum())
+    assert summary["event_relations_inserted"] == extra > 50
+    assert run_hour(hourly_dag).state == "success"
+    deployment.assert_salesforce_holds_exactly_the_plan()
+    summary = deployment.load_summary()
+    assert (summary["salesforce_events_created"], summary["event_relations_inserted"]) == (0, 0)
+    assert summary["event_relations_existing"] == extra
+
+
+def test_r14_a_load_killed_after_creating_its_event_job_ends_exact_on_rerun(hourly_dag, deployment):
+    plan = _planned_only(hourly_dag, deployment)
+    assert not plan.salesforce_events.empty
+    # The Tasks loaded, then the worker died between "Event job created + data uploaded"
+    # and "UploadComplete".
+    load_plan(Plan(plan.tasks, plan.relations, plan.rejected, {}), deployment.client)
+    bulk = deployment.emulator.simple_salesforce().bulk2.Event._client
+    job = bulk.create_job("upsert", external_id_field=EXT, line_ending="CRLF")
+    rows = task_rows(plan.salesforce_events, EXT, SALESFORCE_EVENTS)
+    bulk.upload_job_data(job["id"], rows.to_csv(index=False, lineterminator="\r\n"))
+    assert run_hour(hourly_dag).state == "success"
+    deployment.assert_salesforce_holds_exactly_the_plan()
+
+
+def test_r14_a_load_killed_after_the_event_job_finished_ends_exact_on_rerun(hourly_dag, deployment):
+    plan = _planned_only(hourly_dag, deployment)
+    primaries = plan.event_relations[plan.event_relations["is_primary"]]
+    partial = Plan(plan.tasks, plan.relations, plan.rejected, {}, plan.salesforce_events, primaries)
+    load_plan(partial, deployment.client, LoadOptions())
+    assert run_hour(hourly_dag).state == "success"
+    deployment.assert_salesforce_holds_exactly_the_plan()
+    summary = deployment.load_summary()
+    assert summary["salesforce_events_created"] == 0
+    assert summary["event_relations_inserted"] == summary["event_relations_planned"]
+
+
+def test_r14_a_load_killed_with_event_relations_half_inserted_ends_exact_on_rerun(
+    hourly_dag, deployment
+):
+    plan = _planned_only(hourly_dag, deployment)
+    people = plan.event_relations
+    extra = people[~people["is_primary"]]
+    half = pd.concat([people[people["is_primary"]], extra.iloc[: len(extra) // 2]])
+    partial = Plan(plan.tasks, plan.relations, plan.rejected, {}, plan.salesforce_events, half)
+    load_plan(partial, deployment.client, LoadOptions())
+    assert run_hour(hourly_dag).state == "success"
+    deployment.assert_salesforce_holds_exactly_the_plan()
+    summary = deployment.load_summary()
+    assert summary["event_relations_existing"] == len(extra) // 2
+    assert summary["event_relations_inserted"] == len(extra) - len(extra) // 2
+
+
 def test_with_five_percent_faults_every_row_is_loaded_or_dead_lettered(hourly_dag, deployment):
     deployment.emulator.set_faults(
         seed=11,
@@ -190,6 +294,15 @@ def test_with_five_percent_faults_every_row_is_loaded_or_dead_lettered(hourly_da
     assert (
         relations["status"].isin(["primary", "inserted", "existing", "failed", "task_failed"]).all()
     )
+    # R14: every planned Salesforce Event and EventRelation too.
+    held_events = set(salesforce_events(deployment.client).get(EXT, []))
+    dead_events = set(dead.loc[dead["object"] == "Event", "event_key"])
+    assert held_events | dead_events == set(plan.salesforce_events["event_key"])
+    assert not held_events & dead_events
+    people = pd.read_parquet(deployment.part(lake.LOADED) / lake.EVENT_RELATION_RESULTS)
+    assert len(people) == len(plan.event_relations)
+    statuses = {"primary", "inserted", "existing", "related", "failed", "salesforce_event_failed"}
+    assert people["status"].isin(statuses).all()
 
 
 def test_r12_shared_activities_switched_off_in_salesforce_makes_the_next_run_individual(
