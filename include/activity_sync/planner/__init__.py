@@ -5,7 +5,9 @@
 - ``columns``: decoding messy text, recipient and timestamp columns into Arrow.
 - ``lookups``: the CRM as lookup tables (people and Users by email, Opportunities).
 - ``rules``: the rule core, addresses -> Task units -> related-to -> frames.
-- ``keys``: R11's task_key bytes for every Task, beside ``schema.task_key``.
+- ``meeting_fields``: R14's meeting fields, checked, as Salesforce Event times.
+- ``salesforce_events``: R14's frames, events.parquet and event_relations.parquet.
+- ``keys``: R11's task_key (and event_key) bytes for every record, beside ``schema``'s.
 - ``output``: the plan folder (write, read, add rejections) and rejected.parquet's order.
 - ``arrow``: small Arrow helpers the others share.
 """

@@ -219,9 +219,6 @@ def address_outcomes(
         [pc.struct_field(flat, "field"), pa.nulls(len(actor_events), STRING).fill_null("actor")]
     )
     email = pa.concat_arrays([normalise_email(pc.struct_field(flat, "email")), actors])
-    response = pa.concat_arrays(
-        [pc.struct_field(flat, "response"), pa.nulls(len(actor_events), STRING)]
-    )
 
     # Each distinct address is judged once; ``code`` maps every row to its address.
     code, uniques = pd.factorize(email.to_pandas())
@@ -234,7 +231,11 @@ def address_outcomes(
     repeated = pd.Series(event * len(distinct) + code).duplicated().to_numpy()
     is_bcc = mask(pc.equal(field, "bcc")) & (not settings.sync_bcc)
     # R14: a declined attendee of a meeting planned as Salesforce Events is not related.
-    declined = mask(pc.equal(response, DECLINED_RESPONSE)) & planned.as_event[event]
+    declined = np.zeros(len(event), bool)
+    if planned.as_event[recipient_events].any():  # email-only input skips the responses
+        response = pc.struct_field(flat, "response")
+        declined[: len(parents)] = mask(pc.equal(response, DECLINED_RESPONSE))
+        declined &= planned.as_event[event]
     checks = [repeated, is_bcc, ~syntax_ok[code], excluded[code], declined, person < 0]
     outcome = np.select(checks, np.arange(1, len(OUTCOMES)), _MATCHED).astype(np.int8)
     individual_person = np.where((outcome == _MATCHED) | (outcome == _DECLINED), person, -1)
