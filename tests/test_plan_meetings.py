@@ -15,8 +15,8 @@ import pytest
 from strategies import crm_of, events_of, settings_of
 
 from activity_sync.plan import plan
+from activity_sync.planner.arrow import utf16_prefix
 from activity_sync.planner.columns import (
-    cut_utf16,
     flag_column,
     local_days,
     python_minute,
@@ -81,9 +81,9 @@ def test_local_days_agree_with_zoneinfo_inside_and_outside_pandas_range():
 
 
 @pytest.mark.parametrize("limit", [1, 2, 5, 255])
-def test_cuts_count_utf16_code_units_like_schema_cut_utf16(limit):
+def test_locations_and_other_text_are_cut_like_schema_cut_utf16(limit):
     values = ["", "abc", "é" * 300, "\U0001f600" * 200, "a\U0001f600b", "x" * 254 + "\U0001f600"]
-    cut = cut_utf16(pa.array([*values, None], pa.large_string()), limit).to_pylist()
+    cut = utf16_prefix(pa.array([*values, None], pa.large_string()), limit).to_pylist()
     assert cut == [python_cut(v, limit) for v in values] + [None]
     assert all(len(c.encode("utf-16-le")) // 2 <= limit for c in cut[:-1])
 

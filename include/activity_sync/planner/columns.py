@@ -27,7 +27,6 @@ from activity_sync.schema import (
     RECIPIENT_FIELDS,
     canonical_email,
 )
-from activity_sync.schema import cut_utf16 as schema_cut_utf16
 
 # What str.strip() removes from ASCII text (str.isspace), for the Arrow fast path.
 _ASCII_SPACE = "".join(c for c in map(chr, range(128)) if c.isspace())
@@ -84,25 +83,6 @@ def normalise_email(values: pa.Array) -> pa.Array:
 def strip(values: pa.Array) -> pa.Array:
     """Trimmed exactly as ``value.strip()``."""
     return like_python(values, lambda a: pc.ascii_trim(a, _ASCII_SPACE), str.strip)
-
-
-# Code points past the Basic Multilingual Plane: two UTF-16 code units each.
-_ASTRAL = "[\\x{10000}-\\x{10FFFF}]"
-
-
-def cut_utf16(values: pa.Array, limit: int) -> pa.Array:
-    """Text cut to ``limit`` UTF-16 code units, as Salesforce counts a field's length,
-    never inside a surrogate pair: exactly ``schema.cut_utf16`` per value. Arrow cuts the
-    text without astral characters (one code unit per code point); Python the rest."""
-    out = pc.utf8_slice_codeunits(values, 0, limit)
-    astral = mask(pc.match_substring_regex(values, _ASTRAL))
-    if not astral.any():
-        return out
-    slow = [
-        None if v is None else schema_cut_utf16(v, limit)
-        for v in values.filter(pa.array(astral)).to_pylist()
-    ]
-    return pc.replace_with_mask(out, pa.array(astral), pa.array(slow, out.type))
 
 
 @dataclass(frozen=True)

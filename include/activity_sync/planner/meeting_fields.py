@@ -26,9 +26,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from activity_sync.planner.arrow import STRING, join_text, mask, sorted_strings, text_scalar
+from activity_sync.planner.arrow import (
+    STRING,
+    join_text,
+    mask,
+    sorted_strings,
+    text_scalar,
+    utf16_prefix,
+)
 from activity_sync.planner.columns import (
-    cut_utf16,
     flag_column,
     local_days,
     strip,
@@ -204,7 +210,7 @@ def _response_detail(checked: CheckedEvents, rows: np.ndarray, first: np.ndarray
 
 def _locations(values: pa.Array) -> pa.Array:
     """Location: trimmed, cut to 255 UTF-16 code units, null when nothing is left."""
-    text = cut_utf16(pc.fill_null(strip(values), text_scalar("")), LOCATION_MAX)
+    text = utf16_prefix(pc.fill_null(strip(values), text_scalar("")), LOCATION_MAX)
     return pc.if_else(pc.equal(text, ""), pa.nulls(len(text), STRING), text)
 
 
