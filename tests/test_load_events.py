@@ -222,3 +222,30 @@ def test_r14_an_all_day_event_loads_with_its_day_and_length(client, crm):
     assert bool(held["IsAllDayEvent"].iloc[0]) is True
     assert held["ActivityDate"].iloc[0] == plan.salesforce_events["ActivityDate"].iloc[0]
     assert held["DurationInMinutes"].iloc[0] == 1440
+
+
+def test_r14_an_invitee_row_deleted_between_the_reads_is_inserted_instead(fresh_emulator, crm):
+    """The invitee row found by the relation read is gone when the loader comes to update
+    it (someone removed the invitation meanwhile): the person is inserted as a relation."""
+
+    class RemovingInvitation(CountingClient):
+        def query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
+            if "IsParent = false" in soql:
+                invitees = super().query(
+                    "SELECT Id FROM EventRelation WHERE IsParent = false AND IsWhat = false"
+                )
+                for row in invitees["Id"]:
+                    self.sf.EventRelation.delete(row)
+            return super().query(soql, include_deleted=include_deleted)
+
+    client = RemovingInvitation(fresh_emulator.simple_salesforce, poll_wait=0.05, backoff=0.05)
+    plan = event_plan(crm, [[0, 1, 2]])
+    missing = plan.event_relations["position"].eq(2)
+    load_plan(with_frames(plan, event_relations=plan.event_relations[~missing]), client)
+    event = client.query(f"SELECT Id FROM Event WHERE {EXT} != null")["Id"].iloc[0]
+    invitee = plan.event_relations.loc[missing, "RelationId"].iloc[0]
+    client.sf.EventRelation.create({"EventId": event, "RelationId": invitee})
+    result = load_plan(plan, client, LoadOptions(row_retry_wait=0))
+    assert_salesforce_holds_exactly(client, [plan])
+    assert result.summary["event_relations_inserted"] == 1
+    assert result.summary["event_relations_related"] == 0
