@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from salesforce_emulator import activity_key, event_times, relation_rows
+from salesforce_emulator import event_times, relation_rows
 from salesforce_emulator.ids import LEAD_PREFIX, prefix_of
 from salesforce_emulator.objects import ACTIVITIES, ALL_OBJECTS, PARENT_FLAG, RELATION_OBJECTS
 from salesforce_emulator.records import RowErrors
@@ -264,7 +264,6 @@ def before_insert(
         _check_lead_rules(ctx, db, obj, None, who, what, errors)
         if obj == _EVENT:
             event_times.settle(typed, None, None, errors)
-        activity_key.check(db, obj, typed, errors)
         typed["AccountId"] = account_of(db, who.where(errors.ok), what.where(errors.ok))
         if ctx.shape.shared_activities:
             typed["WhoCount"] = who.notna().astype(int)
@@ -311,7 +310,6 @@ def before_update(
         stored = current.reindex(columns=list(event_times.TIME_FIELDS)).reindex(ids.to_numpy())
         stored.index = ids.index
         event_times.settle(typed, given, stored, errors)
-    activity_key.check(db, obj, typed, errors)
 
 
 def after_update(

@@ -13,6 +13,13 @@ duplicate values (case insensitive) attributes selected"
 A record in the Recycle Bin holds no value here (a new record may take it). An archived
 activity still does, although ``query`` and upsert matching do not see it (see
 ``retention``): the harsher of the choices Salesforce leaves undocumented.
+
+The product's key is a custom field of Activity, which Task and Event share ("Activity
+custom fields are shared by tasks and events":
+https://help.salesforce.com/s/articleView?id=sf.customize_activities.htm), so one unique
+index spans both: a value a Task holds is refused to an Event, and the other way round,
+although an upsert on Event matches Events only. Salesforce documents no example of this
+clash; the refusal is what one index over both does, and the harsher choice.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import sqlite3
 
 import pandas as pd
 
-from salesforce_emulator.objects import Field
+from salesforce_emulator.objects import ACTIVITIES, TASK_EXTERNAL_ID, Field
 from salesforce_emulator.records import RowErrors
 from salesforce_emulator.retention import ARCHIVED_COLUMN, archivable
 from salesforce_emulator.store import quote_ident
@@ -41,6 +48,13 @@ def normal(field: Field, values: pd.Series) -> pd.Series:
     return text if field.case_sensitive else text.str.lower()
 
 
+def index_objects(obj: str, field: Field) -> tuple[str, ...]:
+    """The objects one unique index of ``field`` spans: Task and Event for the Activity key."""
+    if obj in ACTIVITIES and field.name == TASK_EXTERNAL_ID:
+        return (obj, *(other for other in ACTIVITIES if other != obj))
+    return (obj,)
+
+
 def holders(
     db: sqlite3.Connection,
     obj: str,
@@ -48,22 +62,28 @@ def holders(
     values: pd.Series,
     *,
     archived: bool = True,
+    across: bool = False,
 ) -> pd.DataFrame:
     """Live records of ``obj`` whose ``field`` holds one of ``values``: columns Id, value.
 
-    ``archived=False`` leaves out archived activities, which only ``queryAll`` returns.
+    ``archived=False`` leaves out archived activities, which only ``queryAll`` returns;
+    ``across`` looks in every object the field's unique index spans (``index_objects``).
     """
     wanted = pd.unique(values.dropna().astype(str))
     if len(wanted) == 0:
         return pd.DataFrame(columns=["Id", "value"])
     column = quote_ident(field.name)
     collate = "BINARY" if field.case_sensitive else "NOCASE"
-    hide = f" AND {quote_ident(ARCHIVED_COLUMN)} = 0" if not archived and archivable(obj) else ""
-    rows = db.execute(
-        f"SELECT Id, {column} FROM {quote_ident(obj)} WHERE IsDeleted = 0{hide} "
-        f"AND {column} COLLATE {collate} IN (SELECT value FROM json_each(?)) ORDER BY rowid",
-        (json.dumps(wanted.tolist()),),
-    ).fetchall()
+    rows = []
+    for table in index_objects(obj, field) if across else (obj,):
+        hide = (
+            f" AND {quote_ident(ARCHIVED_COLUMN)} = 0" if not archived and archivable(table) else ""
+        )
+        rows += db.execute(
+            f"SELECT Id, {column} FROM {quote_ident(table)} WHERE IsDeleted = 0{hide} "
+            f"AND {column} COLLATE {collate} IN (SELECT value FROM json_each(?)) ORDER BY rowid",
+            (json.dumps(wanted.tolist()),),
+        ).fetchall()
     return pd.DataFrame(rows, columns=["Id", "value"])
 
 
@@ -92,7 +112,7 @@ def check(
         if values.empty:
             continue
         key = normal(f, values)
-        found = holders(db, obj, f, values)
+        found = holders(db, obj, f, values, across=True)
         held = dict(zip(normal(f, found["value"]), found["Id"], strict=True))
         holder = key.map(held)
         if own_ids is not None:
