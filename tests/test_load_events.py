@@ -178,9 +178,13 @@ def test_r14_refused_events_and_their_relations_are_dead_lettered_with_their_key
     result = load_plan(plan, client, LoadOptions(row_retry_wait=0))
     dead = result.dead_letter
     key = events.loc[bad, "event_key"]
+    # The Event, and its two people, which could not be related (never sent).
     assert dead[["object", "event_key", "error_code"]].values.tolist() == [
-        ["Event", key, "FIELD_INTEGRITY_EXCEPTION"]
+        ["Event", key, "FIELD_INTEGRITY_EXCEPTION"],
+        ["EventRelation", key, "SALESFORCE_EVENT_FAILED"],
+        ["EventRelation", key, "SALESFORCE_EVENT_FAILED"],
     ]
+    assert dead["error_message"].iloc[1].startswith("its Event was not loaded: FIELD_INTEGRITY")
     assert dead["task_key"].isna().all()
     statuses = result.event_relation_results.set_index("RelationId")["status"]
     assert set(statuses[result.event_relation_results["event_key"].eq(key).to_numpy()]) == {
@@ -188,7 +192,7 @@ def test_r14_refused_events_and_their_relations_are_dead_lettered_with_their_key
     }
     assert result.summary["salesforce_events_failed"] == 1
     write_load_result(result, tmp_path)
-    assert pd.read_parquet(tmp_path / lake.DEAD_LETTER)["event_key"].tolist() == [key]
+    assert pd.read_parquet(tmp_path / lake.DEAD_LETTER)["event_key"].tolist() == [key] * 3
     assert len(pd.read_parquet(tmp_path / lake.EVENT_RESULTS)) == 2
 
 

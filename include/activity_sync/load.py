@@ -384,10 +384,12 @@ def _relate_invitees(
     pair = kind.pair
     soql = format_soql(
         f"SELECT Id, {kind.parent_field}, RelationId FROM {kind.relation_object} "
-        f"WHERE IsWhat = false AND {kind.parent_flag} = false AND {kind.parent_field} IN {{}}",
+        f"WHERE IsWhat = false AND {kind.parent_flag} = false AND IsDeleted = false "
+        f"AND {kind.parent_field} IN {{}}",
         invited[kind.parent_field].drop_duplicates().tolist(),
     )
-    found = client.query(soql).reindex(columns=["Id", *pair])
+    # queryAll, as for the existing relations: an archived Event's rows too.
+    found = client.query(soql, include_deleted=True).reindex(columns=["Id", *pair])
     rows = invited.merge(found, on=pair)
     marked = invited.merge(found[pair], on=pair, how="left", indicator=True)
     gone = marked.loc[marked["_merge"].eq("left_only"), pair]
