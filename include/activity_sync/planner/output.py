@@ -19,7 +19,13 @@ from activity_sync.lake import (
     PLAN_TASKS,
 )
 from activity_sync.planner.arrow import string_dtype, to_pandas
-from activity_sync.schema import REJECTED_COLUMNS, Plan
+from activity_sync.schema import (
+    EVENT_RELATION_COLUMNS,
+    REJECTED_COLUMNS,
+    SALESFORCE_EVENT_COLUMNS,
+    Plan,
+    empty_frame,
+)
 
 
 def write_plan(plan_: Plan, out_dir: str | Path) -> None:
@@ -54,20 +60,25 @@ def read_plan(out_dir: str | Path) -> Plan:
 
     Returns:
         The same Plan, text columns as Arrow-backed pandas strings, as ``plan`` makes them.
+        A folder written before R14 has no Salesforce Event files: its frames are empty,
+        so that an hour planned before an upgrade still loads (a backfill, a retry).
     """
     out = Path(out_dir)
-    names = (
-        PLAN_TASKS,
-        PLAN_RELATIONS,
-        PLAN_REJECTED,
-        PLAN_SALESFORCE_EVENTS,
-        PLAN_EVENT_RELATIONS,
-    )
-    tasks, relations, rejected, salesforce_events, event_relations = (
-        pq.read_table(out / name).to_pandas(types_mapper=string_dtype) for name in names
-    )
+
+    def frame(name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        if columns is not None and not (out / name).exists():
+            return empty_frame(columns)
+        return pq.read_table(out / name).to_pandas(types_mapper=string_dtype)
+
     summary = json.loads((out / PLAN_SUMMARY).read_text(encoding="utf-8"))
-    return Plan(tasks, relations, rejected, summary, salesforce_events, event_relations)
+    return Plan(
+        frame(PLAN_TASKS),
+        frame(PLAN_RELATIONS),
+        frame(PLAN_REJECTED),
+        summary,
+        frame(PLAN_SALESFORCE_EVENTS, SALESFORCE_EVENT_COLUMNS),
+        frame(PLAN_EVENT_RELATIONS, EVENT_RELATION_COLUMNS),
+    )
 
 
 def add_rejections(plan_: Plan, rejected: pd.DataFrame) -> Plan:
