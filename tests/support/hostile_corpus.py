@@ -53,6 +53,19 @@ OPEN: dict[str, Any] = {
     "actor": "ann@client.com",
     "subject": "Renewal",
 }
+# R14: a meeting with every optional field, planned as one Salesforce Event.
+MEETING: dict[str, Any] = {
+    **SENT,
+    "type": "meeting",
+    "recipients": [
+        {"email": "ann@client.com", "field": "to", "response": "accepted"},
+        {"email": "bob@client.com", "field": "to"},
+    ],
+    "starts_at": "2024-05-01T10:00:00+02:00",
+    "ends_at": "2024-05-01T11:00:00+02:00",
+    "location": "Room 4",
+    "is_all_day": False,
+}
 _HOLE = "\u2603HOLE\u2603"  # replaced by raw bytes: no JSON encoder makes these
 
 
@@ -76,6 +89,12 @@ def with_bytes(raw: bytes, event: dict[str, Any] | None = None, **changes: Any) 
 
 def recipients_with(email: str) -> bytes:
     return line(recipients=[{"email": email, "field": "to"}])
+
+
+def meeting_recipients_with(raw: bytes) -> bytes:
+    """``MEETING`` with the JSON ``raw`` as ann's response."""
+    people = [{"email": "ann@client.com", "field": "to", "response": _HOLE}]
+    return line(MEETING, recipients=people).replace(f'"{_HOLE}"'.encode(), raw)
 
 
 def nested(depth: int) -> str:
@@ -322,4 +341,70 @@ CASES: list[Case] = [
     Case("a_leading_dot", recipients_with(".ann@client.com"), (P, "invalid_email")),
     Case("a_display_name", recipients_with('"Ann" <ann@client.com>'), (P, "invalid_email")),
     Case("an_address_of_spaces", recipients_with("   "), (P, "invalid_email")),
+    # ---- R14's meeting fields take the same guarantees as the fields above
+    Case("a_meeting_with_every_field", line(MEETING), (P,)),
+    Case("a_meeting_without_its_optional_fields", line(SENT, type="meeting"), (P,)),
+    *(
+        Case(
+            f"invalid_utf8_in_meeting_{field}",
+            with_bytes(b"\xe9", MEETING, **{field: value}),
+            (INVALID,),
+        )
+        for field, value in (
+            ("starts_at", "2024-05-01T10:00:00+02:0HOLE"),
+            ("ends_at", "HOLE2024-05-01T11:00:00+02:00"),
+            ("location", "RoomHOLE 4"),
+        )
+    ),
+    Case("invalid_utf8_in_a_response", meeting_recipients_with(b'"acc\xe9pted"'), (INVALID,)),
+    Case("a_response_that_is_a_number", meeting_recipients_with(b"1"), (INVALID,)),
+    Case("an_unknown_response", meeting_recipients_with(b'"maybe"'), (INVALID,)),
+    Case("a_declined_attendee", meeting_recipients_with(b'"declined"'), (P, "declined")),
+    Case(
+        "a_recipient_with_its_response_twice",
+        meeting_recipients_with(b'"accepted", "response": "declined"'),
+        (MALFORMED,),
+    ),
+    Case("is_all_day_as_text", line(MEETING, is_all_day="yes"), (INVALID,)),
+    Case(
+        "is_all_day_as_nan",
+        line(MEETING).replace(b'"is_all_day": false', b'"is_all_day": NaN'),
+        (INVALID,),
+    ),
+    Case(
+        "a_meeting_starting_in_year_10000_utc",
+        line(MEETING, starts_at="9999-12-31T23:30:00-14:00", ends_at=None),
+        (INVALID,),
+    ),
+    Case(
+        "a_meeting_ending_in_year_10000_utc",
+        line(MEETING, ends_at="9999-12-31T23:30:00-14:00"),
+        (INVALID,),
+    ),
+    Case(
+        "a_meeting_starting_in_year_10000",
+        line(MEETING, starts_at="10000-01-01T00:00:00Z"),
+        (INVALID,),
+    ),
+    Case(
+        "a_meeting_starting_before_1700",
+        line(MEETING, starts_at="1699-12-31T23:59:00Z"),
+        (INVALID,),
+    ),
+    Case(
+        "a_meeting_ending_after_4000",
+        line(MEETING, starts_at="4000-12-31T23:00:00Z", ends_at="4001-01-01T00:30:00Z"),
+        (INVALID,),
+    ),
+    Case(
+        "an_all_day_meeting_of_two_days",
+        line(
+            MEETING,
+            starts_at="2024-05-01T10:00:00Z",
+            ends_at="2024-05-02T10:00:00Z",
+            is_all_day=True,
+        ),
+        (P,),
+    ),
+    Case("a_location_of_emoji_past_255_units", line(MEETING, location="\U0001f600" * 200), (P,)),
 ]

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from strategies import comparable, crm_of, events_of, settings_of
 
+from activity_sync import lake, reference
 from activity_sync import plan as product
-from activity_sync import reference
 from activity_sync.plan import read_plan, write_plan
 from activity_sync.schema import (
     EVENT_KEY_MAX,
@@ -394,6 +394,22 @@ def test_r14_an_unusable_meeting_field_rejects_the_meeting_naming_the_field(plan
     assert list(plan.salesforce_events["event_id"]) == ["m2"]
 
 
+@pytest.mark.parametrize(
+    "starts_at",
+    ["9999-12-31T23:30:00-05:00", "0001-01-01T00:30:00+01:00", "1699-12-31T23:00:00Z"],
+    ids=["year 10000 in UTC", "year 0 in UTC", "before 1700"],
+)
+def test_r14_a_meeting_time_past_salesforce_dates_is_named_as_such_like_occurred_at(starts_at):
+    """As for occurred_at (issue 12): a valid time Salesforce cannot hold is said to be
+    outside its dates, also when its UTC instant leaves Python's calendar."""
+    plan = run(product.plan, [meeting("ann@client.com", starts_at=starts_at)])
+    assert rejected(plan) == [("m1", None, "invalid_field")]
+    assert (
+        "fall outside Salesforce's dates, 1700-01-01 to 4000-12-31"
+        in plan.rejected["detail"].iloc[0]
+    )
+
+
 def test_r14_an_unknown_response_rejects_the_meeting_naming_the_attendee(planner):
     plan = run(planner, [meeting("ann@client.com", ("bob@client.com", "maybe"))])
     assert rejected(plan) == [("m1", None, "invalid_field")]
@@ -484,3 +500,15 @@ def test_r14_every_plan_folder_has_both_files_empty_or_not(tmp_path):
         pd.testing.assert_frame_equal(back.salesforce_events, written.salesforce_events)
     assert read_plan(tmp_path / "none").salesforce_events.empty
     assert len(read_plan(tmp_path / "some").salesforce_events) == 1
+
+
+def test_r14_a_plan_folder_from_before_r14_reads_with_no_salesforce_events(tmp_path):
+    """A retry or backfill may load an hour planned before the upgrade."""
+    written = run(product.plan, [meeting("ann@client.com", type="sent")])
+    write_plan(written, tmp_path)
+    for name in (lake.PLAN_SALESFORCE_EVENTS, lake.PLAN_EVENT_RELATIONS):
+        (tmp_path / name).unlink()
+    back = read_plan(tmp_path)
+    assert comparable(back) == comparable(written)
+    pd.testing.assert_frame_equal(back.salesforce_events, written.salesforce_events)
+    pd.testing.assert_frame_equal(back.event_relations, written.event_relations)
