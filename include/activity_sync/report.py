@@ -112,7 +112,10 @@ def verdict(document: Mapping[str, Any]) -> tuple[str, str]:
     if coverage["in_progress"]:
         hours += f", {len(coverage['in_progress'])} in progress"
     if reconciliation == "ok":
-        checked, level = "Salesforce holds every planned Task", GOOD
+        held = "Task"
+        if document["reconciliation"].get("salesforce_events_expected"):
+            held = "Task and Salesforce Event"  # R14: meetings were planned as Events
+        checked, level = f"Salesforce holds every planned {held}", GOOD
     else:
         checked, level = "not checked against Salesforce", WARN
     if document["alerts"]:

@@ -84,6 +84,21 @@ def test_a_whole_day_synced_raises_no_coverage_alert(tmp_path: Path) -> None:
     )
 
 
+def test_r14_the_verdict_names_salesforce_events_when_the_day_planned_some(tmp_path: Path) -> None:
+    for hour in range(24):
+        _synced_hour(tmp_path, hour)
+    document = audit.run_audit(tmp_path, ORG, DAY, now=NOW).document
+    checked = {"status": "ok", "salesforce_events_expected": 0}
+    assert verdict({**document, "reconciliation": checked}) == (
+        "ok",
+        "24 of 24 hours synced; Salesforce holds every planned Task.",
+    )
+    checked["salesforce_events_expected"] = 2
+    assert verdict({**document, "reconciliation": checked})[1] == (
+        "24 of 24 hours synced; Salesforce holds every planned Task and Salesforce Event."
+    )
+
+
 def test_a_day_still_running_lists_its_missing_hours_but_does_not_alert(tmp_path: Path) -> None:
     _synced_hour(tmp_path, 0)
     _synced_hour(tmp_path, 5, loaded=False)
