@@ -31,9 +31,10 @@ browser:
 # pytest exits 5 when it selects no tests; make treats any non-zero exit as failure.
 # One pytest worker per core (pytest-xdist), a whole test module per worker, because the
 # module-scoped stacks (test_stack*.py) must start once: most of the slow tests wait on a
-# scheduler or a Bulk job, so the other core runs the rest meanwhile.
+# scheduler or a Bulk job, so the other core runs the rest meanwhile. Modules go out in
+# collection order, long ones first (tests/conftest.py), not xdist's biggest-first.
 test: lint browser
-	$(BIN)/pytest -n auto --dist loadfile
+	$(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder
 
 # A generated day of email activity, synced hour by hour through real Airflow into the
 # local Salesforce, then audited. Results and the report land in demo_out/.

@@ -29,9 +29,19 @@ pytest_plugins: list[str] = ["fixtures_emulator", "fixtures_airflow"]
 _RULE_TEST = re.compile(r"^test_(r(?:[1-9]|1[0-4]))_")
 
 
+# The modules that take minutes each (whole stacks, the demo, the planner oracle), longest
+# first. `make test` runs them before everything else: with `--dist loadfile` and no reorder,
+# pytest-xdist hands modules out in this order, so the long ones start at once on separate
+# workers and the many short ones fill the gaps, instead of one worker ending alone on a stack.
+LONG_MODULES = ("test_stack_celery.py", "test_stack.py", "test_demo.py", "test_reference.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every `test_rN_…` with `rN`, so `pytest -m r6` runs one rule's tests."""
+    """Mark every `test_rN_…` with `rN`, so `pytest -m r6` runs one rule's tests; put the
+    long modules first (a stable sort: the rest keeps its order)."""
     for item in items:
         rule = _RULE_TEST.match(item.name)
         if rule:
             item.add_marker(rule.group(1))
+    rank = {name: n for n, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_MODULES)))
