@@ -1,14 +1,13 @@
 """The org's data model: which objects exist, their fields, and what describe says about them.
 
 One definition drives everything else: the SQLite tables (one per object, one column per
-field), value checks on writes, SOQL column types and the describe JSON. Fields marked
-``shared_only`` exist only while Shared Activities is on, the way Salesforce adds
-``TaskWhoIds``/``WhoCount`` and the TaskRelation object when the setting is enabled.
+field), value checks on writes, SOQL column types and the describe JSON. The field model is
+``sobject``; this module is the one the rest of the package imports it from.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from salesforce_emulator.ids import (
@@ -23,6 +22,23 @@ from salesforce_emulator.ids import (
     TASK_RELATION_PREFIX,
     USER_PREFIX,
 )
+from salesforce_emulator.sobject import Field, SObject, owner, read_only, system_fields
+
+__all__ = [
+    "ACTIVITIES",
+    "ALL_OBJECTS",
+    "ARCHIVED_COLUMN",
+    "MAX_CONTACTS_PER_ACTIVITY",
+    "PARENT_FLAG",
+    "PREFIX_TO_OBJECT",
+    "RELATION_OBJECTS",
+    "TASK_EXTERNAL_ID",
+    "Field",
+    "OrgShape",
+    "SObject",
+    "describe_sobject",
+    "global_entry",
+]
 
 # The product's key: a custom field of Activity, so Task and Event both carry it and one
 # value names one activity of either kind ("Activities share the same custom fields":
@@ -45,187 +61,13 @@ MAX_CONTACTS_PER_ACTIVITY = 50
 WHO_OBJECTS = ("Contact", "Lead")
 WHAT_OBJECTS = ("Account", "Opportunity")
 
-# Describe's "soapType" per field type, so that clients mapping types find the usual values.
-_SOAP_TYPES = {
-    "id": "tns:ID",
-    "reference": "tns:ID",
-    "string": "xsd:string",
-    "email": "xsd:string",
-    "textarea": "xsd:string",
-    "picklist": "xsd:string",
-    "boolean": "xsd:boolean",
-    "int": "xsd:int",
-    "double": "xsd:double",
-    "date": "xsd:date",
-    "datetime": "xsd:dateTime",
-    "junctionidlist": "tns:JunctionIdListNames",
-}
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    type: str
-    label: str
-    length: int = 0
-    createable: bool = True
-    updateable: bool = True
-    nillable: bool = True
-    default: Any = None
-    reference_to: tuple[str, ...] = ()
-    relationship_name: str | None = None
-    external_id: bool = False
-    picklist: tuple[str, ...] = ()
-    # SQL expression of a derived field (stored as a generated column).
-    formula: str | None = None
-    shared_only: bool = False
-    # Fields that have no column (TaskWhoIds is a view of the relation rows).
-    stored: bool = True
-    describe_type: str | None = None
-    custom: bool = False
-    # One live record per value (Salesforce's "Unique"); compared with case unless not.
-    unique: bool = False
-    case_sensitive: bool = False
-    # A restricted picklist takes only its values; some only from an API version on, and
-    # some never through the API.
-    restricted: bool = False
-    value_since: tuple[tuple[str, float], ...] = ()
-    not_settable: tuple[str, ...] = ()
-
-    @property
-    def required(self) -> bool:
-        """Must be given on create: Salesforce's REQUIRED_FIELD_MISSING.
-
-        A checkbox never is: one left out is defaulted (false, unless a rule derives it).
-        """
-        return (
-            self.createable
-            and not self.nillable
-            and self.default is None
-            and self.type != "boolean"
-        )
-
-    def describe(self) -> dict[str, Any]:
-        kind = self.describe_type or self.type
-        return {
-            "name": self.name,
-            "label": self.label,
-            "type": kind,
-            "soapType": _SOAP_TYPES.get(self.type, "xsd:string"),
-            "length": self.length,
-            "byteLength": self.length * 3,
-            "precision": 18 if self.type == "double" else 0,
-            "scale": 2 if self.type == "double" else 0,
-            "digits": 9 if self.type == "int" else 0,
-            "createable": self.createable,
-            "updateable": self.updateable,
-            "nillable": self.nillable,
-            "defaultedOnCreate": self.default is not None
-            or self.name == "Id"
-            or (self.type == "boolean" and self.createable),
-            "calculated": self.formula is not None,
-            "custom": self.custom,
-            "externalId": self.external_id,
-            "idLookup": self.external_id or self.name == "Id",
-            "unique": self.unique,
-            "caseSensitive": self.case_sensitive,
-            "filterable": self.type not in ("textarea", "junctionidlist"),
-            "sortable": self.type not in ("textarea", "junctionidlist"),
-            "groupable": self.type not in ("textarea", "double", "datetime", "junctionidlist"),
-            "referenceTo": list(self.reference_to),
-            "relationshipName": self.relationship_name,
-            "polymorphicForeignKey": len(self.reference_to) > 1,
-            "picklistValues": [
-                {"active": True, "defaultValue": v == self.default, "label": v, "value": v}
-                for v in self.picklist
-            ],
-            "defaultValue": self.default if isinstance(self.default, str | bool) else None,
-            "autoNumber": False,
-            "restrictedPicklist": self.restricted,
-        }
-
-
-@dataclass(frozen=True)
-class SObject:
-    name: str
-    key_prefix: str
-    label: str
-    label_plural: str
-    fields: tuple[Field, ...]
-    shared_only: bool = False
-    updateable: bool = True
-    upsertable: bool = True
-    # (child object, its field, relationship name, cascade delete, only with Shared Activities)
-    child_relationships: tuple[tuple[str, str, str, bool, bool], ...] = ()
-    field_map: dict[str, Field] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "field_map", {f.name: f for f in self.fields})
-
-    @property
-    def stored_fields(self) -> list[Field]:
-        return [f for f in self.fields if f.stored]
-
-
-def _system_fields() -> tuple[Field, ...]:
-    """Id and audit fields that every object carries."""
-    user = ("User",)
-    return (
-        Field("Id", "id", "Record ID", 18, createable=False, updateable=False, nillable=False),
-        Field(
-            "IsDeleted", "boolean", "Deleted", createable=False, updateable=False, nillable=False
-        ),
-        Field("CreatedDate", "datetime", "Created Date", createable=False, updateable=False),
-        Field(
-            "CreatedById",
-            "reference",
-            "Created By ID",
-            18,
-            False,
-            False,
-            reference_to=user,
-            relationship_name="CreatedBy",
-        ),
-        Field(
-            "LastModifiedDate", "datetime", "Last Modified Date", createable=False, updateable=False
-        ),
-        Field(
-            "LastModifiedById",
-            "reference",
-            "Last Modified By ID",
-            18,
-            False,
-            False,
-            reference_to=user,
-            relationship_name="LastModifiedBy",
-        ),
-        Field("SystemModstamp", "datetime", "System Modstamp", createable=False, updateable=False),
-    )
-
 
 def _name_formula() -> str:
     return "TRIM(COALESCE(\"FirstName\" || ' ', '') || COALESCE(\"LastName\", ''))"
 
 
-def _owner() -> Field:
-    return Field(
-        "OwnerId",
-        "reference",
-        "Owner ID",
-        18,
-        nillable=False,
-        default="$user",
-        reference_to=("User",),
-        relationship_name="Owner",
-    )
-
-
-def _read_only(name: str, kind: str, label: str, **kw: Any) -> Field:
-    return Field(name, kind, label, createable=False, updateable=False, **kw)
-
-
 def _archived() -> Field:
-    return _read_only(ARCHIVED_COLUMN, "boolean", "Archived", nillable=False, default=False)
+    return read_only(ARCHIVED_COLUMN, "boolean", "Archived", nillable=False, default=False)
 
 
 USER = SObject(
@@ -234,11 +76,11 @@ USER = SObject(
     "User",
     "Users",
     (
-        *_system_fields(),
+        *system_fields(),
         Field("Username", "string", "Username", 80, nillable=False),
         Field("FirstName", "string", "First Name", 40),
         Field("LastName", "string", "Last Name", 80, nillable=False),
-        _read_only("Name", "string", "Full Name", length=121, formula=_name_formula()),
+        read_only("Name", "string", "Full Name", length=121, formula=_name_formula()),
         Field("Email", "email", "Email", 128, nillable=False),
         Field("Alias", "string", "Alias", 8),
         Field("Title", "string", "Title", 80),
@@ -252,7 +94,7 @@ ACCOUNT = SObject(
     "Account",
     "Accounts",
     (
-        *_system_fields(),
+        *system_fields(),
         Field("Name", "string", "Account Name", 255, nillable=False),
         Field(
             "Type",
@@ -284,7 +126,7 @@ ACCOUNT = SObject(
         Field("BillingCountry", "string", "Billing Country", 80),
         Field("NumberOfEmployees", "int", "Employees"),
         Field("AnnualRevenue", "double", "Annual Revenue", describe_type="currency"),
-        _owner(),
+        owner(),
     ),
     child_relationships=(
         ("Contact", "AccountId", "Contacts", False, False),
@@ -298,10 +140,10 @@ CONTACT = SObject(
     "Contact",
     "Contacts",
     (
-        *_system_fields(),
+        *system_fields(),
         Field("FirstName", "string", "First Name", 40),
         Field("LastName", "string", "Last Name", 80, nillable=False),
-        _read_only("Name", "string", "Full Name", length=121, formula=_name_formula()),
+        read_only("Name", "string", "Full Name", length=121, formula=_name_formula()),
         Field("Email", "email", "Email", 80),
         Field("Title", "string", "Title", 128),
         Field("Phone", "string", "Business Phone", 40, describe_type="phone"),
@@ -320,7 +162,7 @@ CONTACT = SObject(
             255,
             picklist=("Web", "Phone Inquiry", "Partner Referral", "Trade Show", "Other"),
         ),
-        _owner(),
+        owner(),
     ),
 )
 
@@ -330,10 +172,10 @@ LEAD = SObject(
     "Lead",
     "Leads",
     (
-        *_system_fields(),
+        *system_fields(),
         Field("FirstName", "string", "First Name", 40),
         Field("LastName", "string", "Last Name", 80, nillable=False),
-        _read_only("Name", "string", "Full Name", length=121, formula=_name_formula()),
+        read_only("Name", "string", "Full Name", length=121, formula=_name_formula()),
         Field("Company", "string", "Company", 255, nillable=False),
         Field("Email", "email", "Email", 80),
         Field("Title", "string", "Title", 128),
@@ -381,7 +223,7 @@ LEAD = SObject(
             reference_to=("Account",),
             relationship_name="ConvertedAccount",
         ),
-        _owner(),
+        owner(),
     ),
 )
 
@@ -392,7 +234,7 @@ OPPORTUNITY = SObject(
     "Opportunity",
     "Opportunities",
     (
-        *_system_fields(),
+        *system_fields(),
         Field("Name", "string", "Name", 120, nillable=False),
         Field(
             "AccountId",
@@ -420,17 +262,17 @@ OPPORTUNITY = SObject(
         ),
         Field("CloseDate", "date", "Close Date", nillable=False),
         Field("Amount", "double", "Amount", describe_type="currency"),
-        _read_only(
+        read_only(
             "IsClosed",
             "boolean",
             "Closed",
             nillable=False,
             formula=f'"StageName" IN {_CLOSED_STAGES}',
         ),
-        _read_only(
+        read_only(
             "IsWon", "boolean", "Won", nillable=False, formula="\"StageName\" = 'Closed Won'"
         ),
-        _owner(),
+        owner(),
     ),
 )
 
@@ -440,7 +282,7 @@ OPPORTUNITY_CONTACT_ROLE = SObject(
     "Opportunity Contact Role",
     "Opportunity Contact Role",
     (
-        *_system_fields(),
+        *system_fields(),
         Field(
             "OpportunityId",
             "reference",
@@ -495,8 +337,8 @@ def _activity_fields(junction: str) -> tuple[Field, ...]:
         ),
         Field("Subject", "string", "Subject", 255, describe_type="combobox"),
         Field("Description", "textarea", "Description", 32000),
-        _owner(),
-        _read_only(
+        owner(),
+        read_only(
             "AccountId",
             "reference",
             "Account ID",
@@ -504,8 +346,8 @@ def _activity_fields(junction: str) -> tuple[Field, ...]:
             reference_to=("Account",),
             relationship_name="Account",
         ),
-        _read_only("WhoCount", "int", "Relation Count", shared_only=True),
-        _read_only("WhatCount", "int", "Related To Count", shared_only=True),
+        read_only("WhoCount", "int", "Relation Count", shared_only=True),
+        read_only("WhatCount", "int", "Related To Count", shared_only=True),
         Field(
             junction,
             "junctionidlist",
@@ -541,7 +383,7 @@ TASK = SObject(
     "Task",
     "Tasks",
     (
-        *_system_fields(),
+        *system_fields(),
         *_activity_fields("TaskWhoIds"),
         Field("ActivityDate", "date", "Due Date Only"),
         Field(
@@ -584,7 +426,7 @@ TASK = SObject(
             value_since=(("LinkedIn", 56.0),),
             not_settable=("Cadence",),
         ),
-        _read_only(
+        read_only(
             "IsClosed", "boolean", "Closed", nillable=False, formula="\"Status\" = 'Completed'"
         ),
         _archived(),
@@ -631,7 +473,7 @@ def _relation_fields(
             default=False,
             shared_only=shared_only,
         ),
-        _read_only(
+        read_only(
             "AccountId",
             "reference",
             "Account ID",
@@ -648,7 +490,7 @@ TASK_RELATION = SObject(
     TASK_RELATION_PREFIX,
     "Task Relation",
     "Task Relations",
-    (*_system_fields(), *_relation_fields("TaskId", "Task")),
+    (*system_fields(), *_relation_fields("TaskId", "Task")),
     shared_only=True,
     updateable=False,
     upsertable=False,
@@ -664,7 +506,7 @@ EVENT = SObject(
     "Event",
     "Events",
     (
-        *_system_fields(),
+        *system_fields(),
         *_activity_fields("EventWhoIds"),
         # Required in effect (a start, and an end or a duration), but each may be left out
         # when another field says the same: ``event_times`` checks and derives them.
@@ -704,7 +546,7 @@ EVENT_RELATION = SObject(
     "Event Relation",
     "Event Relations",
     (
-        *_system_fields(),
+        *system_fields(),
         *_relation_fields("EventId", "Event", ("User", *WHO_OBJECTS), shared_only=True),
         # Both defaulted per row by ``relation_rows``: IsParent as IsWhat, IsInvitee as not
         # IsParent.
