@@ -38,9 +38,9 @@ over ``soql_parser`` and ``soql_sqlite``, which share ``soql_tokens`` and ``soql
 (Salesforce's Shared Activities rules), ``retention`` (the settable clock, archived
 activities, the Recycle Bin), ``records`` (value checks), ``org`` (the live state
 subsystems share), ``context`` (a write's context), ``org_settings``, ``usage`` (API
-allowance), ``faults``, ``objects`` (the data model and describe) over ``crm_objects``
-and ``sobject`` (the field model), ``store`` (SQLite),
-``ids``, ``protocol`` (requests, responses, routing), ``tls``, ``files``, ``process``
-(start one as a child process). ``tests/emulator/test_emulator_structure.py`` keeps their imports
-free of cycles.
+allowance), ``faults``, ``objects`` (the data model's public face: the registry, the org's
+shape, describe) over ``crm_objects`` and ``activity_objects``, which share ``sobject`` (the
+field model), ``store`` (SQLite), ``ids``, ``protocol`` (requests, responses, routing),
+``tls``, ``files``, ``process`` (start one as a child process).
+``tests/emulator/test_emulator_structure.py`` keeps their imports free of cycles.
 """

@@ -1,7 +1,7 @@
 """Relation rows (TaskRelation, EventRelation): reading them, and the rules a new or changed row must meet.
 
 Salesforce's rules, as the Object Reference documents them for TaskRelation and
-EventRelation (see ``salesforce_api.md`` §1 and the pages cited in ``objects.py``):
+EventRelation (see ``salesforce_api.md`` §1 and the pages cited in ``activity_objects.py``):
 
 - A relation names a person (Contact or Lead: ``IsWhat`` false) or a record (Account,
   Opportunity: ``IsWhat`` true); one row per activity and person or record.
