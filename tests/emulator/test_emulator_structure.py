@@ -73,6 +73,20 @@ def test_write_context_lives_in_a_leaf_module():
     assert not set().union(*(_imported(f"{PACKAGE}.context", n) for n in runtime))
 
 
+def _assert_layers(layers: dict[str, set[str]], face: str) -> dict[str, set[str]]:
+    """Each module of a layered group imports only the ones listed; outsiders only ``face``."""
+    group = {f"{PACKAGE}.{name}" for name in layers}
+    assert group <= set(MODULES)
+    graph = _import_graph()
+    imported = {
+        m.rpartition(".")[2]: {t.rpartition(".")[2] for t in graph[m] & group} for m in group
+    }
+    assert imported == layers
+    outside = {m: graph[m] & group for m in MODULES if m not in group}
+    assert {m: targets for m, targets in outside.items() if targets - {f"{PACKAGE}.{face}"}} == {}
+    return graph
+
+
 def test_soql_layers_import_only_the_layers_beneath_them():
     """syntax <- tokens <- parser, sqlite <- soql; the rest of the package sees only ``soql``."""
     layers = {
@@ -82,14 +96,19 @@ def test_soql_layers_import_only_the_layers_beneath_them():
         "soql_sqlite": {"soql_syntax", "soql_tokens"},
         "soql": {"soql_syntax", "soql_parser", "soql_sqlite"},
     }
-    soql_modules = {f"{PACKAGE}.{name}" for name in layers}
-    assert soql_modules <= set(MODULES)
-    graph = _import_graph()
-    imported = {
-        m.rpartition(".")[2]: {t.rpartition(".")[2] for t in graph[m] & soql_modules}
-        for m in soql_modules
-    }
-    assert imported == layers
-    outside = {m: graph[m] & soql_modules for m in MODULES if m not in soql_modules}
-    assert {m: targets for m, targets in outside.items() if targets - {f"{PACKAGE}.soql"}} == {}
+    graph = _assert_layers(layers, "soql")
     assert f"{PACKAGE}.soql" in graph[f"{PACKAGE}.query"]
+
+
+def test_data_model_layers_import_only_the_layers_beneath_them():
+    """sobject <- crm_objects, activity_objects <- objects; the rest sees only ``objects``."""
+    layers = {
+        "sobject": set(),
+        "crm_objects": {"sobject"},
+        "activity_objects": {"sobject"},
+        "objects": {"sobject", "crm_objects", "activity_objects"},
+    }
+    graph = _assert_layers(layers, "objects")
+    # The field model is a leaf of the whole package, not only of the data model.
+    assert graph[f"{PACKAGE}.sobject"] == set()
+    assert f"{PACKAGE}.objects" in graph[f"{PACKAGE}.store"]
