@@ -29,7 +29,7 @@ ACTIVITIES = {
 }
 RELATION_OBJECTS = {rel: (activity, parent) for activity, (rel, parent, _) in ACTIVITIES.items()}
 # An EventRelation row relates a person or record to its Event only where this flag is
-# true; the others are invitees alone (see ``event_relations``). TaskRelation rows all do.
+# true; the others are invitees alone (see ``relation_rows``). TaskRelation rows all do.
 PARENT_FLAG = {"EventRelation": "IsParent"}
 # A Task relates to one Lead or up to this many Contacts (TaskRelation docs).
 MAX_CONTACTS_PER_ACTIVITY = 50
@@ -219,7 +219,7 @@ TASK_RELATION = SObject(
 # Event and EventRelation as the Object Reference describes them
 # (https://developer.salesforce.com/docs/platform/object-reference/references/standard-objects/object-event.html,
 # .../object-eventrelation.html); how their values must agree is ``event_times`` and
-# ``event_relations``.
+# ``relation_rows``.
 EVENT = SObject(
     "Event",
     EVENT_PREFIX,
