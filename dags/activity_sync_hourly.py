@@ -86,6 +86,14 @@ LOADED = Asset(name=LOADED_ASSET)
             description="Extract and plan the hour and write the plan to the lake, "
             "but load nothing into Salesforce.",
         ),
+        "replan": Param(
+            False,
+            type=["null", "boolean"],
+            title="Re-plan",
+            description="Plan the hour against today's CRM and settings instead of those "
+            "it first ran with, then make Salesforce hold exactly the new plan: Tasks and "
+            "relations earlier loads made that the new plan lacks are deleted (Recycle Bin).",
+        ),
     },
 )
 def activity_sync_hourly():

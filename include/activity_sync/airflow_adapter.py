@@ -188,6 +188,7 @@ def sync_shard_task(shard: dict[str, Any], window: dict[str, str], context: Any)
         run=run,
         key=f"{run}|{context['ti'].max_tries}",
         dry_run=bool(context["params"].get("dry_run")),
+        replan=bool(context["params"].get("replan")),
     )
     result = sync_shard(
         Shard.from_dict(shard),

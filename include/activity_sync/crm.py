@@ -77,11 +77,12 @@ class Crm:
 
 
 def read_crm(folder: str | Path) -> Crm:
-    """The CRM snapshot in ``folder``: ``<Object>.parquet`` (preferred) or ``<Object>.csv``.
+    """The CRM snapshot in ``folder``: per object a Delta table ``<Object>/`` (the mirror's,
+    its latest version), else ``<Object>.parquet``, else ``<Object>.csv``.
 
     Args:
-        folder: holds one file per Salesforce object of :data:`OBJECTS` (as the mirror
-            writes them, or as exported by hand).
+        folder: holds one table or file per Salesforce object of :data:`OBJECTS` (the CRM
+            mirror, or an export made by hand).
 
     Returns:
         A :class:`Crm` of normalised frames (see :meth:`Crm.from_frames`).
@@ -96,6 +97,12 @@ def read_crm(folder: str | Path) -> Crm:
     frames = {}
     for name, (sobject, _) in OBJECTS.items():
         parquet, csv = folder / f"{sobject}.parquet", folder / f"{sobject}.csv"
+        delta = folder / sobject
+        if (delta / "_delta_log").is_dir():
+            from deltalake import DeltaTable
+
+            frames[name] = DeltaTable(str(delta)).to_pandas()
+            continue
         if not parquet.is_file() and not csv.is_file():
             raise CrmError(f"CRM object {sobject}: neither {csv} nor {parquet} exists")
         path = parquet if parquet.is_file() else csv

@@ -30,6 +30,7 @@ PLAN_RELATIONS = "task_relations.parquet"
 PLAN_SALESFORCE_EVENTS = "events.parquet"  # R14: Salesforce Events, not email events
 PLAN_EVENT_RELATIONS = "event_relations.parquet"
 PLAN_REJECTED = "rejected.parquet"
+PLAN_BASIS = "basis.json"  # what the plan was made against (plan_basis.py)
 TASK_RESULTS = "task_results.parquet"
 RELATION_RESULTS = "relation_results.parquet"
 EVENT_RESULTS = "event_results.parquet"  # R14: one row per planned Salesforce Event
@@ -78,7 +79,7 @@ def landing_hour(landing_root: Any, org_id: str, hour: datetime) -> Any:
 
 
 def crm_folder(root: Any, org_id: str) -> Any:
-    """One org's CRM snapshot, refreshed in place by each run."""
+    """One org's CRM mirror: a Delta table per object, a version per refresh (mirror.py)."""
     return root / CRM / f"{_ORG}{org_id}"
 
 
@@ -110,6 +111,58 @@ def audit_folders(root: Any) -> Iterator[tuple[str, str, Any]]:
 
 def is_local(path: Any) -> bool:
     return getattr(path, "protocol", "file") in ("file", "local", "")
+
+
+# Object stores the ``deltalake`` package reaches itself (credentials from the
+# environment, as it reads them); a lake elsewhere has its tables staged locally.
+DELTA_NATIVE = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+
+
+@contextmanager
+def delta_location(path: Any, *, write: bool = False) -> Iterator[str]:
+    """Where ``deltalake`` is to open the Delta table at lake path ``path``.
+
+    A local path or a URL ``deltalake`` reaches itself is given as it is. On another store
+    (an fsspec-only protocol) the table is copied to a temporary folder and, when
+    ``write``, the files it gained are uploaded afterwards: a Delta table only ever adds
+    files (data files and one log file per version), so that is the whole change.
+    """
+    protocol = getattr(path, "protocol", "file")
+    if isinstance(protocol, tuple | list):
+        protocol = protocol[0]
+    if is_local(path):
+        yield str(_local_path(path))
+        return
+    if protocol in DELTA_NATIVE:
+        yield str(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="activity-sync-delta-") as tmp:
+        local = Path(tmp) / "table"
+        before = set(_download_tree(path, local))
+        yield str(local)
+        if write:
+            for file in sorted(local.rglob("*")):
+                relative = file.relative_to(local).as_posix()
+                if file.is_file() and relative not in before:
+                    target = path / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with file.open("rb") as reader, target.open("wb") as writer:
+                        shutil.copyfileobj(reader, writer)
+
+
+def _download_tree(path: Any, local: Path) -> Iterator[str]:
+    """Copy the folder ``path`` with everything under it to ``local``; yields the relative
+    paths of the files copied."""
+    local.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        return
+    for child in path.iterdir():
+        if child.is_dir():
+            for relative in _download_tree(child, local / child.name):
+                yield f"{child.name}/{relative}"
+        else:
+            _copy(child, local / child.name)
+            yield child.name
 
 
 def _local_path(path: Any) -> Path:

@@ -52,11 +52,14 @@ class Attempt:
         key: ``run`` and the task instance's ``max_tries``: equal for a retry or reschedule
             of the same attempt, different after a clear or in another run of the hour.
         dry_run: plan, but do not load.
+        replan: plan against today's CRM, settings and mode, then converge Salesforce to
+            the new plan (``steps.step_plan``, ``steps.step_load``).
     """
 
     run: str
     key: str
     dry_run: bool = False
+    replan: bool = False
 
 
 @dataclass
@@ -193,6 +196,7 @@ def _sync_org(
         "run": attempt.run,
         "attempt": attempt.key,
         "dry_run": attempt.dry_run,
+        "replan": attempt.replan,
         "status": OrgStatus.RUNNING,
         "steps": dict(waiting["steps"]) if waiting else {},
         "waiting_since": waiting["waiting_since"] if waiting else None,
@@ -220,7 +224,7 @@ def _sync_org(
             caps = salesforce("detect", lambda c: steps.step_detect(org, c))
             done["detect"] = caps
             step = "plan"
-            done["plan"] = steps.step_plan(org, root, start, caps)
+            done["plan"] = steps.step_plan(org, root, start, caps, end=end, replan=attempt.replan)
         if attempt.dry_run:
             outcome["status"] = OrgStatus.PLANNED
         else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,18 +32,18 @@ from activity_sync.audit import (
     send_alerts,
 )
 from activity_sync.bulk import BulkJobFailed, JobTimeout
-from activity_sync.crm import read_crm
 from activity_sync.errors import ActivitySyncError
 from activity_sync.events import read_events
 from activity_sync.extract import extract_interval
 from activity_sync.job_ledger import LakeJobLedger
 from activity_sync.load import LoadOptions, load_plan
 from activity_sync.load_results import write_load_result
-from activity_sync.mirror import refresh_crm
+from activity_sync.mirror import read_mirror, refresh_crm
 from activity_sync.org import OrgCapabilities, api_budget, detect_capabilities
 from activity_sync.org_slots import SlotWaitTimeout
 from activity_sync.plan import add_rejections, read_plan, write_plan
 from activity_sync.plan import plan as make_plan
+from activity_sync.plan_basis import BasisSource, PlanBasis, choose_basis, write_basis
 from activity_sync.reconcile import ReconcileOptions
 from activity_sync.salesforce import SalesforceClient, SalesforceUnavailable
 from activity_sync.shards import OrgStatus, Shard, describe_failure
@@ -218,8 +219,22 @@ def step_detect(org: Org, client: SalesforceClient) -> dict[str, Any]:
     return caps.to_dict()
 
 
-def step_plan(org: Org, root: Any, start: datetime, caps: dict[str, Any]) -> dict[str, Any]:
-    """Plan the hour's events against the CRM snapshot and write the plan partition.
+def step_plan(
+    org: Org,
+    root: Any,
+    start: datetime,
+    caps: dict[str, Any],
+    *,
+    end: datetime | None = None,
+    replan: bool = False,
+) -> dict[str, Any]:
+    """Plan the hour's events and write the plan partition.
+
+    A re-run plans against what the hour's first run recorded (``plan_basis``): the CRM
+    mirror's versions, the settings and the mode, so it reproduces the same Tasks and keys.
+    An hour that never ran plans against the mirror as it stood at the hour's end and
+    today's settings and mode; a re-plan against today's mirror, settings and mode. The
+    basis used is written beside the plan; the load pins it once the hour is loaded.
 
     Args:
         org: the org, with its settings.
@@ -227,33 +242,47 @@ def step_plan(org: Org, root: Any, start: datetime, caps: dict[str, Any]) -> dic
         start: the hour's start (names the partition).
         caps: what ``step_detect`` returned; Shared Activities off forces individual mode
             (R12, recorded as ``fallback`` when the tenant wanted shared mode).
+        end: the hour's end (default: an hour after ``start``).
+        replan: plan against today's mirror, settings and mode whatever the hour's first
+            run recorded.
 
     Returns:
         The plan summary without its nested counts (those stay in ``summary.json``).
     """
     capabilities = OrgCapabilities(**caps)
+    basis, _ = choose_basis(
+        root,
+        org.org_id,
+        start,
+        end or start + HOUR,
+        settings=org.settings,
+        salesforce_shared_activities=capabilities.shared_activities,
+        replan=replan,
+    )
+    settings = basis.org_settings()
+    shared = basis.salesforce_shared_activities
     events_dir = lake.partition(root, lake.EVENTS, org.org_id, start)
     with lake.local_copy(events_dir) as local_events:
         events, _ = read_events(local_events / lake.EVENTS_FILE)
         malformed = pd.read_parquet(local_events / lake.MALFORMED_FILE)
-    with lake.local_copy(lake.crm_folder(root, org.org_id)) as crm_dir:
-        crm = read_crm(crm_dir)
-    result = make_plan(
-        events, crm, org.settings, salesforce_shared_activities=capabilities.shared_activities
-    )
+    crm = read_mirror(lake.crm_folder(root, org.org_id), basis.crm_versions)
+    result = make_plan(events, crm, settings, salesforce_shared_activities=shared)
     result = add_rejections(result, malformed)
     result.summary.update(
         {
             "org_id": org.org_id,
             "interval_start": start.isoformat(),
-            "salesforce_shared_activities": capabilities.shared_activities,
-            "setting_shared_activities": org.settings.shared_activities,
+            "salesforce_shared_activities": shared,
+            "setting_shared_activities": settings.shared_activities,
             # R12: the tenant wants shared mode but Salesforce has it off.
-            "fallback": org.settings.shared_activities and not capabilities.shared_activities,
+            "fallback": settings.shared_activities and not shared,
+            "basis": basis.source,
+            "crm_versions": basis.crm_versions,
         }
     )
     with lake.local_output(lake.partition(root, lake.PLAN, org.org_id, start)) as out:
         write_plan(result, out)
+        (out / lake.PLAN_BASIS).write_text(json.dumps(asdict(basis), indent=2, sort_keys=True))
     log.info("plan %s %s: %s", org.org_id, start.isoformat(), json.dumps(result.summary))
     return {k: v for k, v in result.summary.items() if not isinstance(v, dict)}
 
@@ -305,7 +334,20 @@ def step_load(
         }
     )
     write_load_result(result, loaded)
+    _pin_basis(org, root, start)
     return result.summary
+
+
+def _pin_basis(org: Org, root: Any, start: datetime) -> None:
+    """After a load: record the plan's basis as the hour's, unless it already was (a
+    re-run of a pinned hour). A plan without one (written by an older version) pins none."""
+    path = lake.partition(root, lake.PLAN, org.org_id, start) / lake.PLAN_BASIS
+    if not path.exists():
+        return
+    with path.open("r", encoding="utf-8") as reader:
+        basis = PlanBasis(**json.load(reader))
+    if basis.source != BasisSource.PINNED:
+        write_basis(root, org.org_id, start, basis)
 
 
 def step_publish(

@@ -14,8 +14,8 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from activity_sync import lake
 from activity_sync.audit import AuditTargetError
-from activity_sync.crm import read_crm
 from activity_sync.errors import ActivitySyncError
+from activity_sync.mirror import read_mirror
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.shards import make_shards
 from activity_sync.steps import (
@@ -75,8 +75,9 @@ def test_an_hour_runs_on_an_object_store_lake_end_to_end(fresh_emulator, tmp_pat
     start = datetime(2026, 11, 26, 14, tzinfo=UTC)
 
     step_refresh_crm(org, client, root)
-    with lake.local_copy(lake.crm_folder(root, "acme")) as crm_dir:
-        events = generate_day(read_crm(crm_dir), org_id="acme", day=start.date(), sends=60)
+    events = generate_day(
+        read_mirror(lake.crm_folder(root, "acme")), org_id="acme", day=start.date(), sends=60
+    )
     for path in write_landing(events, tmp_path / "landing", "acme"):
         target = root / "landing" / path.relative_to(tmp_path / "landing").as_posix()
         target.parent.mkdir(parents=True, exist_ok=True)

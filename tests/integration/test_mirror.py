@@ -6,13 +6,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from activity_sync.crm import CrmError, read_crm
 from activity_sync.errors import ActivitySyncError
-from activity_sync.mirror import MIRRORED, REFRESHED_AT, refresh_crm, refresh_object
+from activity_sync.mirror import (
+    MIRRORED,
+    REFRESHED_AT,
+    read_mirror,
+    refresh_crm,
+    refresh_object,
+    versions_for_hour,
+)
 from activity_sync.salesforce import SalesforceClient
+
+
+def held(folder, name: str, version: int | None = None) -> pd.DataFrame:
+    """The mirror's rows of one object, at a version (default: the latest)."""
+    return DeltaTable(str(folder / name), version=version).to_pandas()
 
 
 class CannedClient:
@@ -60,7 +72,7 @@ def test_an_incremental_refresh_fetches_only_what_changed_since_the_newest_row(
     stats = refresh_object(client, "Contact", tmp_path)
     assert stats["mode"] == "incremental"
     assert stats["fetched"] < 10
-    mirror = pd.read_parquet(tmp_path / "Contact.parquet").set_index("Id")
+    mirror = held(tmp_path, "Contact").set_index("Id")
     assert mirror.loc[contact, "Email"] == "moved@example.org"
     assert new in mirror.index
     assert not mirror.index.duplicated().any()
@@ -73,13 +85,13 @@ def test_a_deleted_record_leaves_the_mirror(client, fresh_emulator, tmp_path):
     sf.Contact.delete(gone)
     stats = refresh_object(client, "Contact", tmp_path)
     assert stats["deleted"] == 1
-    assert gone not in set(pd.read_parquet(tmp_path / "Contact.parquet")["Id"])
+    assert gone not in set(held(tmp_path, "Contact")["Id"])
 
 
 def test_users_have_no_deleted_flag_and_are_refreshed_all_the_same(client, tmp_path):
     refresh_object(client, "User", tmp_path)
     assert refresh_object(client, "User", tmp_path)["mode"] == "incremental"
-    assert "IsDeleted" not in pd.read_parquet(tmp_path / "User.parquet").columns
+    assert "IsDeleted" not in held(tmp_path, "User").columns
 
 
 def test_bulk_csv_rows_are_typed_as_the_crm_reader_types_them_with_empty_cells_as_null(tmp_path):
@@ -94,7 +106,7 @@ def test_bulk_csv_rows_are_typed_as_the_crm_reader_types_them_with_empty_cells_a
         }
     )
     refresh_object(CannedClient(rows), "Lead", tmp_path)
-    leads = pd.read_parquet(tmp_path / "Lead.parquet")
+    leads = held(tmp_path, "Lead")
     assert leads["IsConverted"].dtype == bool
     assert leads["IsConverted"].tolist() == [True, False]
     assert leads["Email"].isna().tolist() == [False, True]
@@ -114,7 +126,7 @@ def test_a_flag_from_salesforce_that_is_no_flag_is_refused_naming_object_column_
     with pytest.raises(CrmError, match="User column 'IsActive' holds 'maybe'") as error:
         refresh_object(CannedClient(rows), "User", tmp_path)
     assert isinstance(error.value, ActivitySyncError)
-    assert not (tmp_path / "User.parquet").exists()
+    assert not (tmp_path / "User").exists()
 
 
 class RecordingClient(CannedClient):
@@ -165,13 +177,13 @@ def test_a_mirror_not_refreshed_for_longer_than_the_recycle_bin_keeps_deletions_
         assert "Recycle Bin" in stats["reason"]
 
 
-def test_the_refresh_time_is_kept_in_the_mirror_file_itself(tmp_path):
+def test_the_refresh_time_is_kept_in_the_mirror_table_s_own_history(tmp_path):
     refresh_object(RecordingClient(ONE_CONTACT), "Contact", tmp_path, now=T0)
-    metadata = pq.read_schema(tmp_path / "Contact.parquet").metadata
-    assert pd.Timestamp(metadata[REFRESHED_AT].decode()) == T0
+    latest = DeltaTable(str(tmp_path / "Contact")).history(1)[0]
+    assert pd.Timestamp(latest[REFRESHED_AT]) == T0
 
 
-def test_a_mirror_written_before_refresh_times_were_kept_goes_by_its_newest_row(tmp_path):
+def test_a_parquet_mirror_of_the_version_before_delta_goes_by_its_newest_row(tmp_path):
     ONE_CONTACT.drop(columns="IsDeleted").to_parquet(tmp_path / "Contact.parquet")
     client = RecordingClient(ONE_CONTACT)
     stats = refresh_object(client, "Contact", tmp_path, now=T0)  # 59 days after the row
@@ -184,7 +196,7 @@ def test_a_full_pull_drops_rows_deleted_meanwhile_that_queryall_no_longer_return
     refresh_object(RecordingClient(two), "Contact", tmp_path, now=T0)
     # 0030002 was deleted and purged from the Recycle Bin: no query returns it any more.
     refresh_object(RecordingClient(ONE_CONTACT), "Contact", tmp_path, now=T0 + timedelta(days=20))
-    assert pd.read_parquet(tmp_path / "Contact.parquet")["Id"].tolist() == ["0030001"]
+    assert held(tmp_path, "Contact")["Id"].tolist() == ["0030001"]
 
 
 def test_a_deletion_purged_from_the_recycle_bin_leaves_a_mirror_not_refreshed_for_16_days(
@@ -202,4 +214,46 @@ def test_a_deletion_purged_from_the_recycle_bin_leaves_a_mirror_not_refreshed_fo
     assert client.query(f"SELECT Id FROM Contact WHERE Id = '{gone}'", include_deleted=True).empty
     stats = refresh_object(client, "Contact", tmp_path, now=later)
     assert stats["mode"] == "full"
-    assert gone not in set(pd.read_parquet(tmp_path / "Contact.parquet")["Id"])
+    assert gone not in set(held(tmp_path, "Contact")["Id"])
+
+
+def _contact(email: str, stamp: str, *, deleted: bool = False) -> pd.DataFrame:
+    return ONE_CONTACT.assign(
+        Email=email, SystemModstamp=stamp, IsDeleted="true" if deleted else "false"
+    )
+
+
+def test_every_refresh_that_changed_something_is_a_version_that_can_be_read_back(tmp_path):
+    """Time travel: the CRM as the mirror held it at any version (item 1 of issue 10)."""
+    refresh_object(RecordingClient(_contact("a@x.io", "2026-03-01T00:00:00Z")), "Contact", tmp_path)
+    moved = RecordingClient(_contact("b@x.io", "2026-03-02T00:00:00Z"))
+    stats = refresh_object(moved, "Contact", tmp_path)
+    assert stats["mode"] == "incremental" and stats["version"] == 1
+    assert held(tmp_path, "Contact", 0)["Email"].tolist() == ["a@x.io"]
+    assert held(tmp_path, "Contact", 1)["Email"].tolist() == ["b@x.io"]
+    gone = RecordingClient(_contact("b@x.io", "2026-03-03T00:00:00Z", deleted=True))
+    assert refresh_object(gone, "Contact", tmp_path)["rows"] == 0
+    assert held(tmp_path, "Contact", 1)["Email"].tolist() == ["b@x.io"]
+
+
+def test_an_hour_that_never_ran_reads_the_first_version_refreshed_after_it_ended(tmp_path):
+    """Versions at 12:05 and 13:05: the hour 12-13 gets the 13:05 one (the CRM as it stood
+    at 13:00, nearest after), 14-15 the latest, an hour before the history the oldest."""
+    t1, t2 = T0 + timedelta(minutes=5), T0 + timedelta(hours=1, minutes=5)
+    refresh_crm(RecordingClient(_contact("a@x.io", "2026-03-01T00:00:00Z")), tmp_path, now=t1)
+    refresh_object(
+        RecordingClient(_contact("b@x.io", "2026-03-01T13:00:00Z")), "Contact", tmp_path, now=t2
+    )
+    assert versions_for_hour(tmp_path, T0 + timedelta(hours=1))["Contact"] == 1
+    assert versions_for_hour(tmp_path, T0 + timedelta(hours=3))["Contact"] == 1
+    assert versions_for_hour(tmp_path, T0 - timedelta(days=2))["Contact"] == 0
+    assert versions_for_hour(tmp_path, T0)["Contact"] == 0
+    old = read_mirror(tmp_path, versions_for_hour(tmp_path, T0))
+    assert old.contacts["Email"].tolist() == ["a@x.io"]
+
+
+def test_a_refresh_that_found_nothing_new_writes_no_version(tmp_path):
+    client = RecordingClient(_contact("a@x.io", "2026-03-01T00:00:00Z"))
+    refresh_object(client, "Contact", tmp_path, now=T0)
+    client.rows = client.rows.iloc[:0]
+    assert refresh_object(client, "Contact", tmp_path, now=T0)["version"] == 0

@@ -26,7 +26,7 @@ from salesforce_state import assert_salesforce_holds_exactly
 
 from activity_sync import lake
 from activity_sync.airflow_adapter import salesforce_client
-from activity_sync.crm import read_crm
+from activity_sync.mirror import read_mirror
 from activity_sync.plan import read_plan
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.steps import (
@@ -69,8 +69,12 @@ def _run_hour(org: Org, root) -> tuple[dict, dict]:
     """The hourly DAG's steps for one org, then the load again (a retried task)."""
     client = salesforce_client(CONN_ID)
     step_refresh_crm(org, client, root)
-    with lake.local_copy(lake.crm_folder(root, org.org_id)) as crm_dir:
-        events = generate_day(read_crm(crm_dir), org_id=org.org_id, day=START.date(), sends=60)
+    events = generate_day(
+        read_mirror(lake.crm_folder(root, org.org_id)),
+        org_id=org.org_id,
+        day=START.date(),
+        sends=60,
+    )
     write_landing(events, root / org.landing, org.org_id)
     step_extract(org, root, START, START.replace(hour=15))
     step_plan(org, root, START, step_detect(org, client))
