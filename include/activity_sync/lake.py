@@ -19,7 +19,7 @@ from typing import Any
 
 EVENTS, PLAN, LOADED, SYNC = "events", "plan", "loaded", "sync"
 AREAS = (EVENTS, PLAN, LOADED, SYNC)
-CRM, AUDIT = "crm", "audit"
+CRM, AUDIT, LEDGER = "crm", "audit", "ledger"
 
 # The files of each area's folder (docs/outputs.md describes their columns).
 EVENTS_FILE = "events.parquet"
@@ -81,6 +81,11 @@ def landing_hour(landing_root: Any, org_id: str, hour: datetime) -> Any:
 def crm_folder(root: Any, org_id: str) -> Any:
     """One org's CRM mirror: a Delta table per object, a version per refresh (mirror.py)."""
     return root / CRM / f"{_ORG}{org_id}"
+
+
+def ledger_folder(root: Any, org_id: str) -> Any:
+    """One org's ledger of what the loads wrote: a Delta table (ledger.py)."""
+    return root / LEDGER / f"{_ORG}{org_id}"
 
 
 def audit_root(root: Any) -> Any:

@@ -40,7 +40,9 @@ REASONS = {
     "bcc_not_synced": "a Bcc recipient and sync_bcc is off",
     "unmatched": "no Contact and no unconverted Lead has this email",
     "declined": "the attendee declined the meeting, so the Salesforce Event leaves them out",
+    "already_synced": "a load of an earlier hour already wrote this event (delivered again)",
 }
+ALREADY_SYNCED = "already_synced"
 
 # R3: what Salesforce's Email fields accept, which is what can ever match a Contact, Lead or
 # User. Local part: RFC 5322 atext (apostrophes included) and dots, consecutive dots too, but

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from activity_sync import lake
+from activity_sync import lake, ledger
 from activity_sync.audit import (
     AuditOptions,
     AuditTargetError,
@@ -32,6 +32,7 @@ from activity_sync.audit import (
     send_alerts,
 )
 from activity_sync.bulk import BulkJobFailed, JobTimeout
+from activity_sync.converge import already_synced, hour_rows
 from activity_sync.errors import ActivitySyncError
 from activity_sync.events import read_events
 from activity_sync.extract import extract_interval
@@ -46,6 +47,7 @@ from activity_sync.plan import plan as make_plan
 from activity_sync.plan_basis import BasisSource, PlanBasis, choose_basis, write_basis
 from activity_sync.reconcile import ReconcileOptions
 from activity_sync.salesforce import SalesforceClient, SalesforceUnavailable
+from activity_sync.schema import ALREADY_SYNCED, Plan
 from activity_sync.shards import OrgStatus, Shard, describe_failure
 from activity_sync.tenants import Org
 from activity_sync.transport import is_transient
@@ -266,8 +268,13 @@ def step_plan(
         events, _ = read_events(local_events / lake.EVENTS_FILE)
         malformed = pd.read_parquet(local_events / lake.MALFORMED_FILE)
     crm = read_mirror(lake.crm_folder(root, org.org_id), basis.crm_versions)
-    result = make_plan(events, crm, settings, salesforce_shared_activities=shared)
-    result = add_rejections(result, malformed)
+    synced = (
+        pd.Series(False, index=events.index)
+        if replan
+        else already_synced(root, org.org_id, start, events["event_id"])
+    )
+    result = make_plan(events[~synced], crm, settings, salesforce_shared_activities=shared)
+    result = add_rejections(result, pd.concat([malformed, _synced_rows(events[synced])]))
     result.summary.update(
         {
             "org_id": org.org_id,
@@ -277,6 +284,7 @@ def step_plan(
             # R12: the tenant wants shared mode but Salesforce has it off.
             "fallback": settings.shared_activities and not shared,
             "basis": basis.source,
+            "already_synced": int(synced.sum()),
             "crm_versions": basis.crm_versions,
         }
     )
@@ -285,6 +293,19 @@ def step_plan(
         (out / lake.PLAN_BASIS).write_text(json.dumps(asdict(basis), indent=2, sort_keys=True))
     log.info("plan %s %s: %s", org.org_id, start.isoformat(), json.dumps(result.summary))
     return {k: v for k, v in result.summary.items() if not isinstance(v, dict)}
+
+
+def _synced_rows(events: pd.DataFrame) -> pd.DataFrame:
+    """rejected.parquet rows for events another hour's load already wrote."""
+    ids = events["event_id"].drop_duplicates()
+    return pd.DataFrame(
+        {
+            "event_id": ids,
+            "email": None,
+            "reason": ALREADY_SYNCED,
+            "detail": "loaded by an earlier hour's run; re-plan this hour to plan it again",
+        }
+    )
 
 
 def step_budget(org: Org, client: SalesforceClient) -> dict[str, Any]:
@@ -324,6 +345,7 @@ def step_load(
     options = options or LoadOptions(external_id_field=org.external_id_field)
     with lake.local_copy(lake.partition(root, lake.PLAN, org.org_id, start)) as plan_dir:
         planned = read_plan(plan_dir)
+    covered = _covered_events(root, org.org_id, start, planned)
     loaded = lake.partition(root, lake.LOADED, org.org_id, start)
     result = load_plan(planned, client, options, LakeJobLedger(loaded / lake.JOB_LEDGER))
     result.summary.update(
@@ -334,8 +356,19 @@ def step_load(
         }
     )
     write_load_result(result, loaded)
+    ledger.record_hour(root, org.org_id, start, hour_rows(start, covered, planned, result))
     _pin_basis(org, root, start)
     return result.summary
+
+
+def _covered_events(root: Any, org_id: str, start: datetime, planned: Plan) -> pd.Series:
+    """The events the hour's load stands for in the ledger: the hour's events, less those
+    another hour's load already wrote (``already_synced``) and lines without an id."""
+    with lake.local_copy(lake.partition(root, lake.EVENTS, org_id, start)) as events_dir:
+        ids = pd.read_parquet(events_dir / lake.EVENTS_FILE, columns=["event_id"])["event_id"]
+    skipped = planned.rejected.loc[planned.rejected["reason"].eq(ALREADY_SYNCED), "event_id"]
+    ids = ids.dropna()
+    return ids[~ids.isin(skipped)].drop_duplicates()
 
 
 def _pin_basis(org: Org, root: Any, start: datetime) -> None:

@@ -34,7 +34,7 @@ import pandas as pd
 
 from activity_sync.audit.inputs import DayInputs
 from activity_sync.reconcile import SKIPPED
-from activity_sync.schema import EVENT_TYPES, REASONS
+from activity_sync.schema import ALREADY_SYNCED, EVENT_TYPES, REASONS
 
 DEFAULT_CHANGE_THRESHOLD_PCT = 30.0
 # Below this many Tasks a day, a few emails swing the ratio; no day-over-day alert.
@@ -129,9 +129,19 @@ def _normalise_sender(sender: pd.Series) -> pd.Series:
 
 
 def _events(inputs: DayInputs) -> pd.DataFrame:
-    """Distinct events of known types per hour, with the normalised sender."""
+    """Distinct events of known types per hour, with the normalised sender.
+
+    An event delivered again after an earlier hour loaded it (``already_synced``) is no
+    new event: it is left out here and counted only among the rejections.
+    """
     events = inputs.events[inputs.events["type"].isin(EVENT_TYPES)]
     events = events.drop_duplicates(["hour", "event_id"])
+    synced = inputs.rejected.loc[inputs.rejected["reason"].eq(ALREADY_SYNCED), ["hour", "event_id"]]
+    if not synced.empty:
+        again = events[["hour", "event_id"]].merge(
+            synced.drop_duplicates().assign(_again=True), on=["hour", "event_id"], how="left"
+        )["_again"]
+        events = events[~again.fillna(False).astype(bool).to_numpy()]
     return events.assign(sender=_normalise_sender(events["sender"]))[
         ["hour", "event_id", "type", "sender"]
     ]

@@ -1,0 +1,112 @@
+"""Benchmark of the ledger lookup (ledger.current): one hour's events against 30 days of ledger.
+
+    .venv/bin/python benchmarks/bench_ledger.py                          # 1,000,000 events, 30 days
+    .venv/bin/python benchmarks/bench_ledger.py --ledger-per-hour 20000  # a smaller org's month
+
+The ledger is written as the loads write it: one Delta table per org, partitioned by date,
+a commit per day here (24 hours of rows each; the loads commit one per hour) with one row
+per Task, 1-3 relations each. The looked-up hour has ``--events`` events, of which
+``--redelivered`` (a share) were loaded by earlier hours: what the hourly plan step asks
+the ledger for every run (``converge.already_synced``) and what a re-plan reads back.
+Generation is vectorised (Arrow) and timed apart from the lookup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import write_deltalake
+
+from activity_sync import lake, ledger
+
+ORG = "acme"
+
+
+def _ids(prefix: str, start: int, count: int) -> pa.Array:
+    numbers = pc.cast(pa.array(np.arange(start, start + count)), pa.string())
+    return pc.binary_join_element_wise(prefix, numbers, "")
+
+
+def _day(first: int, count: int, day: datetime, rng: np.random.Generator) -> pa.Table:
+    """``count`` ledger rows of one day, event numbers from ``first``, spread over 24 hours."""
+    hours = rng.integers(0, 24, count)
+    hour_labels = pa.array([f"{day:%Y-%m-%d}T{h:02d}" for h in range(24)])
+    sizes = rng.integers(1, 4, count)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+    relations = pa.ListArray.from_arrays(pa.array(offsets), _ids("003", 0, int(offsets[-1])))
+    return pa.table(
+        {
+            "event_id": _ids("evt-", first, count),
+            "task_key": _ids("key-", first, count),
+            "task_id": _ids("00T", first, count),
+            "who_id": _ids("003", first, count),
+            "what_id": _ids("006", first, count),
+            "relation_ids": relations,
+            "state": pa.array(["loaded"] * count),
+            "hour": pc.take(hour_labels, pa.array(hours)),
+            "date": pa.array([f"{day:%Y-%m-%d}"] * count),
+            "loaded_at": pa.array(
+                np.full(count, np.datetime64(day.replace(tzinfo=None), "us"))
+                + (hours * 3_600_000_000).astype("timedelta64[us]"),
+                pa.timestamp("us"),
+            ).cast(pa.timestamp("us", tz="UTC")),
+        },
+        schema=ledger.SCHEMA,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events of the hour")
+    parser.add_argument("--days", type=int, default=30, help="days of ledger")
+    parser.add_argument("--ledger-per-hour", type=int, default=50_000, help="ledger rows per hour")
+    parser.add_argument("--redelivered", type=float, default=0.05, help="share already loaded")
+    parser.add_argument("--lake", type=Path, default=None, help="lake folder (default: a temp one)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
+        root = args.lake or Path(tmp)
+        uri = str(lake.ledger_folder(root, ORG))
+        rng = np.random.default_rng(7)
+        per_day = args.ledger_per_hour * 24
+        first_day = datetime(2026, 10, 1, tzinfo=UTC)
+        began = time.perf_counter()
+        for d in range(args.days):
+            day = first_day + timedelta(days=d)
+            write_deltalake(
+                uri, _day(d * per_day, per_day, day, rng), mode="append", partition_by=["date"]
+            )
+        held = args.days * per_day
+        print(
+            f"ledger: {held:,} rows over {args.days} days, written in "
+            f"{time.perf_counter() - began:.1f} s"
+        )
+
+        old = int(args.events * args.redelivered)
+        picked = rng.choice(held, old, replace=False)
+        fresh = _ids("new-", 0, args.events - old)
+        hour_ids = pa.concat_arrays(
+            [pc.binary_join_element_wise("evt-", pc.cast(pa.array(picked), pa.string()), ""), fresh]
+        )
+        ids = hour_ids.to_pandas()
+
+        began = time.perf_counter()
+        found = ledger.current(root, ORG, ids)
+        lookup = time.perf_counter() - began
+        owners = ledger.owners(found)
+        print(
+            f"lookup: {args.events:,} events against {held:,} ledger rows in {lookup:.2f} s "
+            f"({len(found):,} rows found, {len(owners):,} events already loaded)"
+        )
+        assert len(owners) == old, (len(owners), old)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The ledger: what the loads wrote into Salesforce, per event — one record of it.
+
+A Delta Lake table per org (``<lake>/ledger/org_id=…/``, partitioned by date), one row per
+Task a load left in Salesforce: the event, the Task's key and Salesforce Id, its WhoId,
+WhatId and contact relations, the hour whose load wrote it and when. An event whose plan
+made no Task has one row without a key, so that it too counts as synced. Each load
+replaces its hour's rows (an overwrite of that hour only), so the table always says what
+the latest load of every hour left.
+
+An event can be in several hours' rows (delivered again later, then re-planned there):
+what Salesforce holds for it is what the *latest* load that had it wrote, and that hour
+owns the event. Readers — the planner's "already synced" check, a re-plan's convergence,
+reconciliation — ask :func:`current` for the events they have in hand instead of
+recomputing keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+from activity_sync import lake
+
+log = logging.getLogger(__name__)
+
+HOUR_FORMAT = "%Y-%m-%dT%H"
+COMMIT_ATTEMPTS = 5  # concurrent loads of other hours commit to the same table
+
+
+class TaskState(StrEnum):
+    """What a ledger row's Task is (``state``)."""
+
+    LOADED = "loaded"  # written by the load, as planned
+    KEPT_EDITED = "kept_edited"  # no longer planned, but someone else edited it: kept
+
+
+SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("task_key", pa.string()),
+        ("task_id", pa.string()),
+        ("who_id", pa.string()),
+        ("what_id", pa.string()),
+        ("relation_ids", pa.list_(pa.string())),
+        ("state", pa.string()),
+        ("hour", pa.string()),
+        ("date", pa.string()),
+        ("loaded_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+COLUMNS = SCHEMA.names
+
+
+def hour_label(start: datetime) -> str:
+    """The ``hour`` value of an hour's rows: its UTC start, ``YYYY-MM-DDTHH``."""
+    return pd.Timestamp(start).tz_convert("UTC").strftime(HOUR_FORMAT)
+
+
+def ledger_rows(
+    start: datetime,
+    event_ids: Iterable[str],
+    tasks: pd.DataFrame,
+    relations: pd.DataFrame,
+    now: datetime | None = None,
+) -> pa.Table:
+    """One hour's rows.
+
+    Args:
+        start: the hour.
+        event_ids: every event the hour's load covered (those without a Task get a row
+            without a key).
+        tasks: the Tasks in Salesforce after the load: ``event_id``, ``task_key``,
+            ``task_id``, ``who_id``, ``what_id`` and ``state``.
+        relations: their contact relations in Salesforce: ``task_key``, ``RelationId``.
+        now: when the load ended (default: the clock).
+    """
+    now = now or datetime.now(UTC)
+    label = hour_label(start)
+    grouped = (
+        pa.Table.from_pandas(
+            relations[["task_key", "RelationId"]].astype(str), preserve_index=False
+        )
+        .group_by("task_key")
+        .aggregate([("RelationId", "list")])
+        .to_pandas()
+        .rename(columns={"RelationId_list": "relation_ids"})
+    )
+    rows = tasks.merge(grouped, on="task_key", how="left")
+    taskless = pd.Index(pd.unique(pd.Series(list(event_ids), dtype=object))).difference(
+        pd.Index(rows["event_id"])
+    )
+    rows = pd.concat(
+        [rows, pd.DataFrame({"event_id": taskless, "state": TaskState.LOADED.value})],
+        ignore_index=True,
+    )
+    rows = rows.assign(hour=label, date=label[:10], loaded_at=pd.Timestamp(now).tz_convert("UTC"))
+    rows = rows.reindex(columns=COLUMNS).astype(
+        {c: object for c in COLUMNS if c not in ("relation_ids", "loaded_at")}
+    )
+    text = [c for c in COLUMNS if c not in ("relation_ids", "loaded_at")]
+    rows[text] = rows[text].where(rows[text].notna(), None)
+    # relation_ids: Arrow lists (numpy arrays here); null for a Task without relations.
+    return pa.Table.from_pandas(rows, schema=SCHEMA, preserve_index=False)
+
+
+def record_hour(root: Any, org_id: str, start: datetime, rows: pa.Table) -> int:
+    """Replace the hour's rows in the org's ledger with ``rows``; returns the version."""
+    label = hour_label(start)
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            with lake.delta_location(lake.ledger_folder(root, org_id), write=True) as uri:
+                write_deltalake(
+                    uri,
+                    rows,
+                    mode="overwrite",
+                    predicate=f"hour = '{label}'",
+                    partition_by=["date"],
+                )
+                version = DeltaTable(uri).version()
+            log.info("ledger %s %s: %d rows (version %d)", org_id, label, rows.num_rows, version)
+            return version
+        except CommitFailedError as exc:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            log.warning("ledger %s %s: concurrent commit, writing again: %s", org_id, label, exc)
+    raise AssertionError("unreachable")
+
+
+def current(root: Any, org_id: str, event_ids: Iterable[str]) -> pd.DataFrame:
+    """What Salesforce holds for these events, as the ledger records it.
+
+    Per event, the rows of the latest load that had it (its owner ``hour``); events no
+    load had are absent. Reads only the ``event_id`` column in full, then the matching
+    rows: an hour's events against a month of ledger stays a matter of seconds.
+
+    Returns:
+        The ledger's columns (``COLUMNS``), one row per Task (and one without a key per
+        event whose plan made none).
+    """
+    wanted = pa.array(pd.unique(pd.Series(list(event_ids), dtype=object)), type=pa.string())
+    with lake.delta_location(lake.ledger_folder(root, org_id)) as uri:
+        try:
+            table = DeltaTable(uri)
+        except TableNotFoundError:
+            return pd.DataFrame(columns=COLUMNS)
+        found = table.to_pyarrow_dataset().to_table(filter=pc.field("event_id").isin(wanted))
+    if found.num_rows == 0:
+        return pd.DataFrame(columns=COLUMNS)
+    rows = found.select(COLUMNS).to_pandas()
+    latest = rows.groupby("event_id", sort=False)["loaded_at"].transform("max")
+    return rows[rows["loaded_at"].eq(latest)].reset_index(drop=True)
+
+
+def owners(rows: pd.DataFrame) -> pd.Series:
+    """event_id -> the hour that owns it (whose load last had it), from :func:`current`."""
+    return rows.drop_duplicates("event_id").set_index("event_id")["hour"]
