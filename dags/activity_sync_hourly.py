@@ -94,6 +94,15 @@ LOADED = Asset(name=LOADED_ASSET)
             "it first ran with, then make Salesforce hold exactly the new plan: Tasks and "
             "relations earlier loads made that the new plan lacks are deleted (Recycle Bin).",
         ),
+        "max_delete_share": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            title="Re-plan: most of an hour's Tasks to delete",
+            description="A re-plan that would delete a larger share of the Tasks earlier "
+            "loads made for an hour's events changes nothing and fails. Empty: 0.2.",
+        ),
     },
 )
 def activity_sync_hourly():

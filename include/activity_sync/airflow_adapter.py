@@ -179,6 +179,7 @@ def sync_shard_task(shard: dict[str, Any], window: dict[str, str], context: Any)
         AirflowRescheduleException,
     )
 
+    from activity_sync.converge import DEFAULT_MAX_DELETE_SHARE
     from activity_sync.org_slots import slots_from_env
     from activity_sync.shard_run import BUDGET_RECHECK, Attempt, sync_shard
     from activity_sync.shards import Shard
@@ -189,6 +190,9 @@ def sync_shard_task(shard: dict[str, Any], window: dict[str, str], context: Any)
         key=f"{run}|{context['ti'].max_tries}",
         dry_run=bool(context["params"].get("dry_run")),
         replan=bool(context["params"].get("replan")),
+        max_delete_share=float(
+            _or_default(context["params"].get("max_delete_share"), DEFAULT_MAX_DELETE_SHARE)
+        ),
     )
     result = sync_shard(
         Shard.from_dict(shard),
@@ -207,6 +211,11 @@ def sync_shard_task(shard: dict[str, Any], window: dict[str, str], context: Any)
         error = AirflowException if result.retry_can_help else AirflowFailException
         raise error(result.failure_message())
     return {"shard": shard["label"], "orgs": result.summary()}
+
+
+def _or_default(value: Any, default: Any) -> Any:
+    """A param's value, or the default when the form left it empty."""
+    return default if value is None else value
 
 
 def run_identity(dag_run: Any) -> str:

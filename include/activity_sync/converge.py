@@ -5,19 +5,32 @@ an hour must not plan again, and what a re-plan deletes (issue 10; ledger.py).
   Salesforce with its Id, WhoId, WhatId and contact relations.
 - :func:`already_synced` — the events of an hour that an earlier load of another hour
   already wrote; a run that does not re-plan leaves them out (``already_synced``).
+- :func:`plan_convergence`, :func:`check_cap`, :func:`apply_deletions` — a re-plan: which
+  Tasks and relations earlier loads made that the new plan lacks, the delete cap, and the
+  Bulk API 2.0 deletes (Recycle Bin).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+from simple_salesforce.format import format_soql
 
 from activity_sync import ledger
-from activity_sync.load import LoadResult, RelationStatus
+from activity_sync.bulk import RESULT_ERROR, Operation
+from activity_sync.errors import ActivitySyncError
+from activity_sync.load import TASK, TASK_RELATION, LoadResult, RelationStatus
+from activity_sync.salesforce import SalesforceClient
 from activity_sync.schema import Plan
+
+log = logging.getLogger(__name__)
 
 # Relations a load leaves in Salesforce: the primary (the WhoId), inserted, found there.
 HELD = (RelationStatus.PRIMARY, RelationStatus.INSERTED, RelationStatus.EXISTING)
@@ -28,7 +41,7 @@ def hour_rows(
     event_ids: Iterable[str],
     plan: Plan,
     result: LoadResult,
-    kept: pd.DataFrame | None = None,
+    carried: pd.DataFrame | None = None,
     now: datetime | None = None,
 ) -> pa.Table:
     """The hour's ledger rows after its load.
@@ -39,7 +52,8 @@ def hour_rows(
         plan: the hour's plan.
         result: the load's result; Tasks it failed to write are not in Salesforce, so not
             in the ledger.
-        kept: ledger rows of Tasks no longer planned but kept (edited by someone else).
+        carried: ledger rows of Tasks no longer planned that stay in Salesforce
+            (:func:`carried_over`), with their ``state``.
         now: when the load ended.
     """
     loaded = result.task_results.loc[result.task_results["success"], ["task_key", "Id"]]
@@ -48,10 +62,9 @@ def hour_rows(
     tasks["state"] = ledger.TaskState.LOADED.value
     relations = result.relation_results[result.relation_results["status"].isin(HELD)]
     relations = relations[["task_key", "RelationId"]]
-    if kept is not None and not kept.empty:
-        kept = kept.assign(state=ledger.TaskState.KEPT_EDITED.value)
-        tasks = pd.concat([tasks, kept[[*tasks.columns]]], ignore_index=True)
-        exploded = kept[["task_key", "relation_ids"]].explode("relation_ids").dropna()
+    if carried is not None and not carried.empty:
+        tasks = pd.concat([tasks, carried[[*tasks.columns]]], ignore_index=True)
+        exploded = carried[["task_key", "relation_ids"]].explode("relation_ids").dropna()
         relations = pd.concat(
             [relations, exploded.rename(columns={"relation_ids": "RelationId"})],
             ignore_index=True,
@@ -59,8 +72,213 @@ def hour_rows(
     return ledger.ledger_rows(start, event_ids, tasks, relations, now)
 
 
-def already_synced(root, org_id: str, start: datetime, event_ids: pd.Series) -> pd.Series:
+def already_synced(root: Any, org_id: str, start: datetime, event_ids: pd.Series) -> pd.Series:
     """The events among ``event_ids`` that a load of another hour wrote last (a boolean
     mask aligned with ``event_ids``): delivered again, they are not planned again."""
-    owner = ledger.owners(ledger.current(root, org_id, event_ids.dropna()))
+    owner = ledger.owners(root, org_id, event_ids.dropna())
     return event_ids.map(owner).notna() & event_ids.map(owner).ne(ledger.hour_label(start))
+
+
+class RemovalOutcome(StrEnum):
+    """What became of a Task a re-plan dropped (``removals.parquet``'s ``outcome``)."""
+
+    DELETED = "deleted"  # to the Recycle Bin
+    DELETE_FAILED = "delete_failed"  # Salesforce refused: kept in the ledger, tried again
+    KEPT_EDITED = "kept_edited"  # someone else edited it since the load: kept
+
+
+class DeleteCapExceeded(ActivitySyncError, RuntimeError):
+    """A re-plan would delete more of an hour's Tasks than ``max_delete_share`` allows."""
+
+
+# A re-plan deletes at most this share of the Tasks earlier loads made for an hour's
+# events, unless the run says otherwise (``max_delete_share`` param): a larger share is
+# more likely a mistake (a wrong settings file, a CRM half-synced) than a wish.
+DEFAULT_MAX_DELETE_SHARE = 0.2
+_CHUNK = 300  # Ids per REST query: the URI stays short
+
+
+@dataclass
+class Convergence:
+    """What a re-plan must change in Salesforce beside loading the new plan.
+
+    Attributes:
+        prior: the ledger's rows for the hour's events before this load (``ledger.current``).
+        delete: Tasks to delete (``task_key``, ``task_id``): earlier loads made them for
+            these events, the new plan lacks them, they carry our key, and no one else
+            edited them since.
+        kept: ledger rows of Tasks the new plan lacks that someone else edited: kept.
+        gone: Tasks the ledger had that Salesforce no longer holds (deleted, or the key
+            changed by hand): nothing to do.
+        stale_relations: ``(task_key, task_id, RelationId)`` of Tasks the new plan keeps,
+            that earlier loads related and the new plan does not.
+    """
+
+    prior: pd.DataFrame
+    delete: pd.DataFrame
+    kept: pd.DataFrame
+    gone: pd.DataFrame
+    stale_relations: pd.DataFrame
+
+    @property
+    def prior_tasks(self) -> int:
+        return int(self.prior["task_key"].notna().sum())
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "tasks_before": self.prior_tasks,
+            "tasks_to_delete": len(self.delete),
+            "tasks_kept_edited": len(self.kept),
+            "tasks_already_gone": len(self.gone),
+            "relations_to_delete": len(self.stale_relations),
+        }
+
+
+def _query_by_ids(client: SalesforceClient, soql: str, ids: list[str]) -> pd.DataFrame:
+    """``soql`` (with one ``{}`` for an Id list) over ``ids`` in chunks, as queryAll."""
+    frames = [
+        client.query(format_soql(soql, ids[i : i + _CHUNK]), include_deleted=True)
+        for i in range(0, len(ids), _CHUNK)
+    ]
+    found = [f for f in frames if not f.empty]
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+
+
+def plan_convergence(
+    client: SalesforceClient,
+    root: Any,
+    org_id: str,
+    event_ids: Iterable[str],
+    plan: Plan,
+    external_id_field: str,
+) -> Convergence:
+    """What Salesforce must lose so that it holds exactly ``plan`` for these events.
+
+    Reads only: the ledger, and Salesforce for the Tasks the plan drops (``queryAll``, so
+    archived Tasks are seen too). Careful by construction: a Task is deleted only if the
+    ledger records our load of it *and* Salesforce still shows our key on it *and* its
+    ``LastModifiedById`` is its ``CreatedById`` — the integration user that created it;
+    anyone else's edit keeps it. Salesforce does not say who "the integration user" is to
+    an API session without an OAuth identity call; the creator of a Task our upsert
+    created is that user, and a Task someone else created is never ours to delete.
+    """
+    prior = ledger.current(root, org_id, event_ids)
+    tasks = prior.dropna(subset=["task_key"])
+    planned = set(plan.tasks["task_key"])
+    dropped = tasks[~tasks["task_key"].isin(planned)]
+    empty = tasks.iloc[:0]
+    delete, kept, gone = empty, empty, empty
+    if not dropped.empty:
+        held = _query_by_ids(
+            client,
+            f"SELECT Id, {external_id_field}, IsDeleted, CreatedById, LastModifiedById "
+            "FROM Task WHERE Id IN {}",
+            dropped["task_id"].tolist(),
+        )
+        held = held.reindex(
+            columns=["Id", external_id_field, "IsDeleted", "CreatedById", "LastModifiedById"]
+        )
+        seen = dropped.merge(held, left_on="task_id", right_on="Id", how="left")
+        deleted = seen["IsDeleted"].astype(str).str.lower().eq("true")
+        ours = seen[external_id_field].eq(seen["task_key"]) & ~deleted
+        edited = seen["LastModifiedById"].ne(seen["CreatedById"])
+        delete = dropped[(ours & ~edited).to_numpy()]
+        kept = dropped[(ours & edited).to_numpy()]
+        gone = dropped[(~ours).to_numpy()]
+    kept_on = tasks[tasks["task_key"].isin(planned)]
+    before = kept_on[["task_key", "task_id", "relation_ids"]].explode("relation_ids").dropna()
+    before = before.rename(columns={"relation_ids": "RelationId"})
+    now = plan.relations[["task_key", "RelationId"]].assign(_planned=True)
+    stale = before.merge(now, on=["task_key", "RelationId"], how="left")
+    stale = stale[stale["_planned"].isna()].drop(columns="_planned").reset_index(drop=True)
+    return Convergence(prior, delete, kept, gone, stale)
+
+
+def check_cap(conv: Convergence, max_share: float, org_id: str, start: datetime) -> None:
+    """Refuse, before anything changes, a re-plan deleting more than ``max_share``.
+
+    Raises:
+        DeleteCapExceeded: the message says how many and how to confirm.
+    """
+    if not conv.prior_tasks or len(conv.delete) <= max_share * conv.prior_tasks:
+        return
+    share = len(conv.delete) / conv.prior_tasks
+    raise DeleteCapExceeded(
+        f"re-plan of {org_id} {start:%Y-%m-%d %H}:00 UTC would delete {len(conv.delete)} of "
+        f"the {conv.prior_tasks} Tasks earlier loads made for its events ({share:.0%}), over "
+        f"max_delete_share {max_share:.0%}; nothing was changed. Check the plan "
+        "(a dry run with replan shows what would be deleted); to confirm, run the hour again "
+        f'with conf {{"replan": true, "max_delete_share": {min(1.0, round(share + 0.005, 2))}}}'
+    )
+
+
+def apply_deletions(client: SalesforceClient, conv: Convergence) -> dict[str, Any]:
+    """Delete the Tasks and the stale relations (Bulk API 2.0 ``delete``: to the Recycle
+    Bin, restorable for 15 days). Called after the new plan is loaded, so the relations
+    still there are read afresh: an upsert that changed a WhoId has already moved its
+    primary.
+
+    Returns:
+        Counts, and the ``task_key`` of Tasks whose delete Salesforce refused (kept in the
+        ledger, so the next re-plan tries again).
+    """
+    failed_keys: list[str] = []
+    deleted = 0
+    if not conv.delete.empty:
+        result = client.ingest(
+            TASK, Operation.DELETE, conv.delete[["task_id"]].rename(columns={"task_id": "Id"})
+        )
+        deleted = len(result.successful)
+        refused = set(result.failed.get("Id", pd.Series(dtype=object))) | set(
+            result.unprocessed.get("Id", pd.Series(dtype=object))
+        )
+        failed_keys = conv.delete.loc[conv.delete["task_id"].isin(refused), "task_key"].tolist()
+        for _, row in result.failed.iterrows():
+            log.warning("Task %s not deleted: %s", row.get("Id"), row.get(RESULT_ERROR))
+    relations_deleted = 0
+    stale = conv.stale_relations
+    if not stale.empty:
+        live = _query_by_ids(
+            client,
+            "SELECT Id, TaskId, RelationId FROM TaskRelation "
+            "WHERE IsWhat = false AND IsDeleted = false AND TaskId IN {}",
+            stale["task_id"].drop_duplicates().tolist(),
+        )
+        if not live.empty:
+            doomed = live.merge(
+                stale, left_on=["TaskId", "RelationId"], right_on=["task_id", "RelationId"]
+            )
+            if not doomed.empty:
+                result = client.ingest(TASK_RELATION, Operation.DELETE, doomed[["Id"]])
+                relations_deleted = len(result.successful)
+    log.info(
+        "re-plan: %d Tasks deleted (%d refused), %d relations deleted, %d edited Tasks kept",
+        deleted,
+        len(failed_keys),
+        relations_deleted,
+        len(conv.kept),
+    )
+    return {
+        "tasks_deleted": deleted,
+        "tasks_delete_failed": len(failed_keys),
+        "relations_deleted": relations_deleted,
+        "tasks_kept_edited": len(conv.kept),
+        "failed_keys": failed_keys,
+    }
+
+
+def carried_over(prior: pd.DataFrame, plan: Plan, keys: Iterable[str] = ()) -> pd.DataFrame:
+    """Ledger rows to keep beside the new load's: Tasks of these events no longer planned
+    that stay in Salesforce (a plain re-run does not delete; a refused delete; an edited
+    Task), so that the ledger keeps knowing them and a later re-plan can clean them up.
+
+    Args:
+        prior: the ledger's rows for the hour's events before the load.
+        plan: the new plan.
+        keys: when given, only these task_keys are carried (a re-plan carries the kept
+            and the refused ones, not those it deleted).
+    """
+    tasks = prior.dropna(subset=["task_key"])
+    rows = tasks[~tasks["task_key"].isin(plan.tasks["task_key"])]
+    keys = list(keys)
+    return rows[rows["task_key"].isin(keys)] if keys else rows

@@ -31,12 +31,14 @@ PLAN_SALESFORCE_EVENTS = "events.parquet"  # R14: Salesforce Events, not email e
 PLAN_EVENT_RELATIONS = "event_relations.parquet"
 PLAN_REJECTED = "rejected.parquet"
 PLAN_BASIS = "basis.json"  # what the plan was made against (plan_basis.py)
+PLAN_PREVIEW = "preview.json"  # a dry run: what loading it would create/update/delete
 TASK_RESULTS = "task_results.parquet"
 RELATION_RESULTS = "relation_results.parquet"
 EVENT_RESULTS = "event_results.parquet"  # R14: one row per planned Salesforce Event
 EVENT_RELATION_RESULTS = "event_relation_results.parquet"
 DEAD_LETTER = "dead_letter.parquet"
 LOAD_SUMMARY = "load_summary.json"
+REMOVALS = "removals.parquet"  # loaded area: Tasks a re-plan deleted or kept (converge.py)
 # loaded area: one JSON file per load attempt naming its Bulk jobs (job_ledger.py)
 JOB_LEDGER = "bulk_jobs"
 SYNC_OUTCOME = "outcome.json"  # sync area: how the org's hour ended in its latest run

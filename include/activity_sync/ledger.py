@@ -46,6 +46,10 @@ class TaskState(StrEnum):
 SCHEMA = pa.schema(
     [
         ("event_id", pa.string()),
+        # 128 bits of hash of event_id, as two int64: what lookups scan and join on, many
+        # times faster than the strings (benchmarks/bench_ledger.py).
+        ("event_hash", pa.int64()),
+        ("event_hash2", pa.int64()),
         ("task_key", pa.string()),
         ("task_id", pa.string()),
         ("who_id", pa.string()),
@@ -58,6 +62,23 @@ SCHEMA = pa.schema(
     ]
 )
 COLUMNS = SCHEMA.names
+HASHES = ["event_hash", "event_hash2"]
+# Two fixed 16-character keys of pandas' SipHash: fixed, so a hash written today matches
+# one computed next month.
+_HASH_KEYS = ("activity-sync-l1", "activity-sync-l2")
+
+
+def event_hashes(event_ids: pd.Series) -> pd.DataFrame:
+    """``event_hash`` and ``event_hash2`` of each event id (vectorised SipHash)."""
+    ids = pd.Series(event_ids, dtype=object).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            name: pd.util.hash_pandas_object(ids, index=False, hash_key=key)
+            .to_numpy()
+            .view("int64")
+            for name, key in zip(HASHES, _HASH_KEYS, strict=True)
+        }
+    )
 
 
 def hour_label(start: datetime) -> str:
@@ -103,10 +124,10 @@ def ledger_rows(
         ignore_index=True,
     )
     rows = rows.assign(hour=label, date=label[:10], loaded_at=pd.Timestamp(now).tz_convert("UTC"))
-    rows = rows.reindex(columns=COLUMNS).astype(
-        {c: object for c in COLUMNS if c not in ("relation_ids", "loaded_at")}
-    )
-    text = [c for c in COLUMNS if c not in ("relation_ids", "loaded_at")]
+    rows = rows.reset_index(drop=True)
+    rows[HASHES] = event_hashes(rows["event_id"])
+    text = [c for c in COLUMNS if c not in ("relation_ids", "loaded_at", *HASHES)]
+    rows = rows.reindex(columns=COLUMNS).astype({c: object for c in text})
     rows[text] = rows[text].where(rows[text].notna(), None)
     # relation_ids: Arrow lists (numpy arrays here); null for a Task without relations.
     return pa.Table.from_pandas(rows, schema=SCHEMA, preserve_index=False)
@@ -135,31 +156,63 @@ def record_hour(root: Any, org_id: str, start: datetime, rows: pa.Table) -> int:
     raise AssertionError("unreachable")
 
 
+def _matches(root: Any, org_id: str, event_ids: Iterable[str]) -> pd.DataFrame:
+    """``hour``, ``loaded_at`` and ``event_id`` of every ledger row of these events.
+
+    Scans only the two hash columns and the two small ones, and hash-joins them with the
+    wanted events' hashes (an Arrow join builds one table of the wanted, where a filter
+    expression would hash the wanted set again for every batch).
+    """
+    wanted = pd.Series(pd.unique(pd.Series(list(event_ids), dtype=object)), dtype=object)
+    keys = pa.Table.from_pandas(
+        event_hashes(wanted).assign(event_id=wanted.to_numpy()), preserve_index=False
+    )
+    with lake.delta_location(lake.ledger_folder(root, org_id)) as uri:
+        try:
+            table = DeltaTable(uri)
+        except TableNotFoundError:
+            return pd.DataFrame(columns=["event_id", "hour", "loaded_at"])
+        scanned = table.to_pyarrow_dataset().to_table(columns=[*HASHES, "hour", "loaded_at"])
+    joined = scanned.join(keys, keys=HASHES, join_type="inner")
+    return joined.select(["event_id", "hour", "loaded_at"]).to_pandas()
+
+
+def _latest(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each event's latest load."""
+    if rows.empty:
+        return rows
+    latest = rows.groupby("event_id", sort=False)["loaded_at"].transform("max")
+    return rows[rows["loaded_at"].eq(latest)].reset_index(drop=True)
+
+
 def current(root: Any, org_id: str, event_ids: Iterable[str]) -> pd.DataFrame:
     """What Salesforce holds for these events, as the ledger records it.
 
     Per event, the rows of the latest load that had it (its owner ``hour``); events no
-    load had are absent. Reads only the ``event_id`` column in full, then the matching
-    rows: an hour's events against a month of ledger stays a matter of seconds.
+    load had are absent.
 
     Returns:
         The ledger's columns (``COLUMNS``), one row per Task (and one without a key per
         event whose plan made none).
     """
-    wanted = pa.array(pd.unique(pd.Series(list(event_ids), dtype=object)), type=pa.string())
-    with lake.delta_location(lake.ledger_folder(root, org_id)) as uri:
-        try:
-            table = DeltaTable(uri)
-        except TableNotFoundError:
-            return pd.DataFrame(columns=COLUMNS)
-        found = table.to_pyarrow_dataset().to_table(filter=pc.field("event_id").isin(wanted))
-    if found.num_rows == 0:
+    matches = _matches(root, org_id, event_ids)  # narrow first: a first run finds none
+    if matches.empty:
         return pd.DataFrame(columns=COLUMNS)
+    hashes = event_hashes(matches["event_id"].drop_duplicates())
+    with lake.delta_location(lake.ledger_folder(root, org_id)) as uri:
+        found = (
+            DeltaTable(uri)
+            .to_pyarrow_dataset()
+            .to_table(filter=pc.field("event_hash").isin(pa.array(hashes["event_hash"])))
+        )
     rows = found.select(COLUMNS).to_pandas()
-    latest = rows.groupby("event_id", sort=False)["loaded_at"].transform("max")
-    return rows[rows["loaded_at"].eq(latest)].reset_index(drop=True)
+    # The exact ids: a hash shared by another event (vanishingly rare) is dropped here.
+    return _latest(rows[rows["event_id"].isin(matches["event_id"])])
 
 
-def owners(rows: pd.DataFrame) -> pd.Series:
-    """event_id -> the hour that owns it (whose load last had it), from :func:`current`."""
+def owners(root: Any, org_id: str, event_ids: Iterable[str]) -> pd.Series:
+    """event_id -> the hour that owns it (whose load last had it), for the events any load
+    had. Reads three narrow columns only: what every hourly plan asks, so it stays fast
+    against a month of ledger (benchmarks/bench_ledger.py)."""
+    rows = _latest(_matches(root, org_id, event_ids))
     return rows.drop_duplicates("event_id").set_index("event_id")["hour"]

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from activity_sync import steps
+from activity_sync.converge import DEFAULT_MAX_DELETE_SHARE
 from activity_sync.org_slots import SlotBackend, org_slot
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.shards import DONE, OrgStatus, Shard, read_outcome, write_outcome
@@ -54,12 +55,14 @@ class Attempt:
         dry_run: plan, but do not load.
         replan: plan against today's CRM, settings and mode, then converge Salesforce to
             the new plan (``steps.step_plan``, ``steps.step_load``).
+        max_delete_share: the most of an hour's earlier Tasks a re-plan may delete.
     """
 
     run: str
     key: str
     dry_run: bool = False
     replan: bool = False
+    max_delete_share: float = DEFAULT_MAX_DELETE_SHARE
 
 
 @dataclass
@@ -226,6 +229,17 @@ def _sync_org(
             step = "plan"
             done["plan"] = steps.step_plan(org, root, start, caps, end=end, replan=attempt.replan)
         if attempt.dry_run:
+            done["preview"] = salesforce(
+                "preview",
+                lambda c: steps.step_preview(
+                    org,
+                    c,
+                    root,
+                    start,
+                    replan=attempt.replan,
+                    max_delete_share=attempt.max_delete_share,
+                ),
+            )
             outcome["status"] = OrgStatus.PLANNED
         else:
             budget = salesforce("budget", lambda c: steps.step_budget(org, c))
@@ -233,7 +247,17 @@ def _sync_org(
             if budget["exhausted"]:
                 _wait_for_budget(outcome, budget, now())
             else:
-                done["load"] = salesforce("load", lambda c: steps.step_load(org, c, root, start))
+                done["load"] = salesforce(
+                    "load",
+                    lambda c: steps.step_load(
+                        org,
+                        c,
+                        root,
+                        start,
+                        replan=attempt.replan,
+                        max_delete_share=attempt.max_delete_share,
+                    ),
+                )
                 outcome["status"] = OrgStatus.LOADED
     except Exception as exc:  # one org's failure must not stop the shard
         log.exception("org %s failed in %s", org.org_id, step)

@@ -32,7 +32,18 @@ from activity_sync.audit import (
     send_alerts,
 )
 from activity_sync.bulk import BulkJobFailed, JobTimeout
-from activity_sync.converge import already_synced, hour_rows
+from activity_sync.converge import (
+    DEFAULT_MAX_DELETE_SHARE,
+    Convergence,
+    DeleteCapExceeded,
+    RemovalOutcome,
+    already_synced,
+    apply_deletions,
+    carried_over,
+    check_cap,
+    hour_rows,
+    plan_convergence,
+)
 from activity_sync.errors import ActivitySyncError
 from activity_sync.events import read_events
 from activity_sync.extract import extract_interval
@@ -329,8 +340,15 @@ def step_load(
     root: Any,
     start: datetime,
     options: LoadOptions | None = None,
+    *,
+    replan: bool = False,
+    max_delete_share: float = DEFAULT_MAX_DELETE_SHARE,
 ) -> dict[str, Any]:
-    """Load the hour's plan into Salesforce and write the loaded partition.
+    """Load the hour's plan into Salesforce, write the loaded partition and the ledger.
+
+    A re-plan then converges: Tasks and relations that earlier loads made for the hour's
+    events and the new plan lacks are deleted (``converge``), except Tasks someone else
+    edited, which are kept and reported. Over ``max_delete_share`` nothing is changed.
 
     Args:
         org: the org; its ``external_id_field`` is the upsert key unless ``options`` say.
@@ -338,14 +356,26 @@ def step_load(
         root: the lake root.
         start: the hour's start (names the partitions).
         options: load options (default: the org's external-ID field).
+        replan: the plan is a re-plan: converge Salesforce to it.
+        max_delete_share: the most of the hour's earlier Tasks a re-plan may delete.
 
     Returns:
-        The load summary (Tasks created/updated, relations inserted, dead letters…).
+        The load summary (Tasks created/updated/deleted, relations inserted/deleted, edited
+        Tasks kept, dead letters…).
+
+    Raises:
+        DeleteCapExceeded: a re-plan over ``max_delete_share``; nothing was changed.
     """
     options = options or LoadOptions(external_id_field=org.external_id_field)
     with lake.local_copy(lake.partition(root, lake.PLAN, org.org_id, start)) as plan_dir:
         planned = read_plan(plan_dir)
     covered = _covered_events(root, org.org_id, start, planned)
+    conv = None
+    if replan:
+        conv = plan_convergence(
+            client, root, org.org_id, covered, planned, options.external_id_field
+        )
+        check_cap(conv, max_delete_share, org.org_id, start)
     loaded = lake.partition(root, lake.LOADED, org.org_id, start)
     result = load_plan(planned, client, options, LakeJobLedger(loaded / lake.JOB_LEDGER))
     result.summary.update(
@@ -353,12 +383,96 @@ def step_load(
             "org_id": org.org_id,
             "interval_start": start.isoformat(),
             "mode": planned.summary.get("mode"),
+            "replan": replan,
         }
     )
+    if conv is not None:
+        done = apply_deletions(client, conv)
+        refused = done.pop("failed_keys")
+        kept = conv.kept.assign(state=ledger.TaskState.KEPT_EDITED.value)
+        carried = pd.concat(
+            [kept, carried_over(conv.prior, planned, refused)] if refused else [kept],
+            ignore_index=True,
+        )
+        result.summary.update(done)
+        result.summary["relations_to_delete"] = len(conv.stale_relations)
+        removals = _removals(conv, refused)
+    else:
+        carried = carried_over(ledger.current(root, org.org_id, covered), planned)
+        result.summary.update({"tasks_deleted": 0, "relations_deleted": 0, "tasks_kept_edited": 0})
+        removals = pd.DataFrame(columns=REMOVAL_COLUMNS)
     write_load_result(result, loaded)
-    ledger.record_hour(root, org.org_id, start, hour_rows(start, covered, planned, result))
+    with (loaded / lake.REMOVALS).open("wb") as fh:
+        removals.to_parquet(fh, index=False)
+    ledger.record_hour(root, org.org_id, start, hour_rows(start, covered, planned, result, carried))
     _pin_basis(org, root, start)
     return result.summary
+
+
+def step_preview(
+    org: Org,
+    client: SalesforceClient,
+    root: Any,
+    start: datetime,
+    *,
+    replan: bool = False,
+    max_delete_share: float = DEFAULT_MAX_DELETE_SHARE,
+) -> dict[str, Any]:
+    """What loading the hour's plan would do, without doing it (a dry run).
+
+    Tasks to create (keys the ledger does not hold) or update (keys it holds), and for a
+    re-plan the Tasks and relations that would be deleted, the edited Tasks that would be
+    kept, and whether the delete cap would stop it. Reads the ledger and, for a re-plan,
+    Salesforce (queries only). Written to ``plan/…/preview.json``.
+
+    Returns:
+        The counts, as written.
+    """
+    with lake.local_copy(lake.partition(root, lake.PLAN, org.org_id, start)) as plan_dir:
+        planned = read_plan(plan_dir)
+    covered = _covered_events(root, org.org_id, start, planned)
+    prior = ledger.current(root, org.org_id, covered)
+    held = set(prior["task_key"].dropna())
+    updates = int(planned.tasks["task_key"].isin(held).sum())
+    preview: dict[str, Any] = {
+        "replan": replan,
+        "tasks_to_create": len(planned.tasks) - updates,
+        "tasks_to_update": updates,
+        "tasks_to_delete": 0,
+        "tasks_kept_edited": 0,
+        "relations_to_delete": 0,
+        "over_delete_cap": None,
+    }
+    if replan:
+        conv = plan_convergence(client, root, org.org_id, covered, planned, org.external_id_field)
+        preview.update(conv.counts())
+        try:
+            check_cap(conv, max_delete_share, org.org_id, start)
+            preview["over_delete_cap"] = None
+        except DeleteCapExceeded as exc:
+            preview["over_delete_cap"] = str(exc)
+    with (lake.partition(root, lake.PLAN, org.org_id, start) / lake.PLAN_PREVIEW).open("w") as fh:
+        fh.write(json.dumps(preview, indent=2, sort_keys=True))
+    log.info("dry run %s %s: %s", org.org_id, start.isoformat(), preview)
+    return preview
+
+
+REMOVAL_COLUMNS = ["task_key", "task_id", "event_id", "outcome"]
+
+
+def _removals(conv: Convergence, refused: list[str]) -> pd.DataFrame:
+    """removals.parquet: each Task a re-plan dropped and what became of it (the audit's)."""
+    deleted = conv.delete[~conv.delete["task_key"].isin(refused)]
+    failed = conv.delete[conv.delete["task_key"].isin(refused)]
+    parts = [
+        (deleted, RemovalOutcome.DELETED),
+        (failed, RemovalOutcome.DELETE_FAILED),
+        (conv.kept, RemovalOutcome.KEPT_EDITED),
+    ]
+    return pd.concat(
+        [frame[["task_key", "task_id", "event_id"]].assign(outcome=str(o)) for frame, o in parts],
+        ignore_index=True,
+    ).reindex(columns=REMOVAL_COLUMNS)
 
 
 def _covered_events(root: Any, org_id: str, start: datetime, planned: Plan) -> pd.Series:

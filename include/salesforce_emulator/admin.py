@@ -3,7 +3,9 @@
 ``GET stats`` (calls by route, logins, jobs, rows per object), ``GET|POST faults``,
 ``GET|POST settings`` (``shared_activities``, ``task_external_id_field``,
 ``task_external_id_unique``, ``api_limit``, ``upload_limit_bytes``, ``today``),
-``POST sessions/expire`` (every session issued so far expires) and ``POST reset`` (data
+``POST sessions/expire`` (every session issued so far expires), ``POST
+users/{id}/session`` (a session of that active User: what a person signed in to the UI
+does, their edits carry their Id as LastModifiedById) and ``POST reset`` (data
 back to the seed, counters zero, settings and faults as at start, sessions live). They need
 a token the org issued, expired or not, so only holders of ``connection.json`` (or of an
 OAuth login) can use them.
@@ -35,6 +37,8 @@ class Controls(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
     def expire_sessions(self) -> int: ...
+
+    def user_session(self, user_id: str) -> str: ...
 
 
 def routes(controls: Controls) -> list[Route]:
@@ -71,6 +75,12 @@ def routes(controls: Controls) -> list[Route]:
     def expire_sessions(req: Request) -> Response:
         return Response.json(200, {"expired": controls.expire_sessions()})
 
+    def user_session(req: Request, user_id: str) -> Response:
+        try:
+            return Response.json(200, {"access_token": controls.user_session(user_id)})
+        except ValueError as err:
+            raise ApiError(404, "NOT_FOUND", str(err)) from err
+
     return [
         Route("GET", f"{BASE}/stats", stats, ADMIN),
         Route("GET", f"{BASE}/faults", get_faults, ADMIN),
@@ -79,4 +89,5 @@ def routes(controls: Controls) -> list[Route]:
         Route("POST", f"{BASE}/settings", set_settings, ADMIN),
         Route("POST", f"{BASE}/reset", reset, ADMIN),
         Route("POST", f"{BASE}/sessions/expire", expire_sessions, ADMIN),
+        Route("POST", f"{BASE}/users/{{user_id}}/session", user_session, ADMIN),
     ]

@@ -24,6 +24,7 @@ from salesforce_emulator.auth import Auth, bearer_token
 from salesforce_emulator.bulk import BulkService
 from salesforce_emulator.bulk_worker import DEFAULT_WORKERS
 from salesforce_emulator.composite import Collections
+from salesforce_emulator.context import ACTING_USER
 from salesforce_emulator.faults import (
     EXPIRED_SESSION,
     REQUEST_LIMIT,
@@ -191,6 +192,10 @@ class Emulator:
         """Expire every session issued so far, as an org's session timeout does."""
         return self.auth.expire()
 
+    def user_session(self, user_id: str) -> str:
+        """A session of another active User (the admin control): writes carry their Id."""
+        return self.auth.issue_for_user(user_id)
+
     def stats(self) -> dict[str, Any]:
         """Calls, jobs, rows per object, faults and settings: the admin ``stats`` body."""
         return {
@@ -266,9 +271,12 @@ class Emulator:
             self.usage.refuse("fault_expired_session")
             raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
         self.usage.count(f"{route.method} {route.template}")
+        acting = ACTING_USER.set(self.auth.user_of(token))
         try:
             response = route.handler(request, **params)
         except ApiError as err:
             response = err.response()
+        finally:
+            ACTING_USER.reset(acting)
         response.headers["Sforce-Limit-Info"] = self.usage.header()
         return response

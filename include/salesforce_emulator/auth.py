@@ -33,6 +33,8 @@ from salesforce_emulator.protocol import OAUTH, Request, Response, Route
 from salesforce_emulator.store import Store, timestamp
 
 INTEGRATION_USERNAME = "integration@activity-sync.emulator"
+# _tokens.kind of a session opened for another user (the test control): the prefix + Id.
+USER_SESSION = "user:"
 TOKEN_PATH = "/services/oauth2/token"
 
 
@@ -55,6 +57,11 @@ class Auth:
         self._lock = threading.Lock()
         self.credentials = self._ensure_credentials()
         self._tokens = {row[0] for row in store.read("SELECT token FROM _tokens")}
+        self._users = {
+            token: kind.removeprefix(USER_SESSION)
+            for token, kind in store.read("SELECT token, kind FROM _tokens")
+            if kind.startswith(USER_SESSION)
+        }
         self._expired: set[str] = set(store.get_meta("expired_tokens") or [])
         self.logins = 0
 
@@ -134,6 +141,19 @@ class Auth:
                 "INSERT OR IGNORE INTO _tokens (token, issued, kind) VALUES (?, ?, ?)", rows
             )
         self._tokens = {row[0] for row in self.store.read("SELECT token FROM _tokens")}
+
+    def user_of(self, token: str | None) -> str | None:
+        """The user whose session ``token`` is, if not the integration user's."""
+        return self._users.get(token) if token else None
+
+    def issue_for_user(self, user_id: str) -> str:
+        """A session of another (active) user: their writes carry their Id."""
+        found = self.store.read("SELECT IsActive FROM User WHERE Id = ?", (user_id,))
+        if not found or not found[0][0]:
+            raise ValueError(f"no active User {user_id}")
+        token = self._issue(f"{USER_SESSION}{user_id}")
+        self._users[token] = user_id
+        return token
 
     def _issue(self, kind: str) -> str:
         token = f"{self.credentials.org_id[:15]}!{secrets.token_urlsafe(48)}"

@@ -6,12 +6,21 @@ needs the other's module to name it.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from salesforce_emulator.objects import OrgShape
     from salesforce_emulator.store import Store
+
+
+# The user a request runs as when its session is not the integration user's (a session
+# opened with the test control ``POST /__emulator/users/{id}/session``): Salesforce stamps
+# each write with the user whose session made it, as CreatedById / LastModifiedById
+# ("ID of the User who last modified this record",
+# https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/system_fields.htm).
+ACTING_USER: ContextVar[str | None] = ContextVar("acting_user", default=None)
 
 
 @dataclass(frozen=True)

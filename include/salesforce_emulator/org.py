@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from salesforce_emulator.context import WriteContext
+from salesforce_emulator.context import ACTING_USER, WriteContext
 from salesforce_emulator.objects import OrgShape
 from salesforce_emulator.org_settings import OrgSettings
 from salesforce_emulator.retention import Clock
@@ -18,7 +18,8 @@ from salesforce_emulator.store import Store
 
 @dataclass
 class Org:
-    """``store``: the org's database; ``user_id``: the integration user every call runs as."""
+    """``store``: the org's database; ``user_id``: the integration user, whom every call
+    runs as unless its session is another user's (``context.ACTING_USER``)."""
 
     store: Store
     user_id: str
@@ -37,4 +38,5 @@ class Org:
     def context(self, api_version: str | float | None = None) -> WriteContext:
         """A write context stamped now: one per batch, so every row gets the same time."""
         version = float(api_version) if api_version is not None else None
-        return WriteContext(self.store, self.shape, self.user_id, self.clock.stamp(), version)
+        user = ACTING_USER.get() or self.user_id
+        return WriteContext(self.store, self.shape, user, self.clock.stamp(), version)

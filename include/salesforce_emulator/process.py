@@ -123,16 +123,20 @@ class EmulatorProcess:
         """Expire every session issued so far (the standing token too) until a new login."""
         return self._call("POST", "sessions/expire")["expired"]
 
+    def user_session(self, user_id: str) -> str:
+        """A session token of another active User (test control): their writes carry their Id."""
+        return self._call("POST", f"users/{user_id}/session", {})["access_token"]
+
     def session(self) -> requests.Session:
         return trusting_session(self.info.ca_file)
 
     def simple_salesforce(self, **kwargs: Any):
-        """A real ``simple_salesforce.Salesforce`` on the standing token."""
+        """A real ``simple_salesforce.Salesforce`` on the standing token (or ``session_id``)."""
         from simple_salesforce import Salesforce
 
         return Salesforce(
             instance_url=self.info.instance_url,
-            session_id=self.info.access_token,
+            session_id=kwargs.pop("session_id", None) or self.info.access_token,
             session=kwargs.pop("session", None) or self.session(),
             version=kwargs.pop("version", self.info.api_version),
             **kwargs,

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from activity_sync.audit.inputs import DayInputs
+from activity_sync.converge import RemovalOutcome
 from activity_sync.reconcile import SKIPPED
 from activity_sync.schema import ALREADY_SYNCED, EVENT_TYPES, REASONS
 
@@ -430,6 +431,10 @@ def headline(
         "rejected_recipients": int(rejected.reindex(list(RECIPIENT_REASONS)).fillna(0).sum()),
         "rejected_by_reason": {r: int(rejected[r]) for r in REASON_ORDER if r in rejected},
         "dead_lettered": len(inputs.dead_letter),
+        # Re-plans (issue 10): Tasks deleted to the Recycle Bin, and those kept because
+        # someone else edited them (listed in the report).
+        "tasks_deleted": int(inputs.removals["outcome"].eq(RemovalOutcome.DELETED).sum()),
+        "tasks_kept_edited": int(inputs.removals["outcome"].eq(RemovalOutcome.KEPT_EDITED).sum()),
         "hours_planned": len(hours),
         "hours_loaded": int(hours["load_state"].eq(LOADED).sum()),
         "fallback_hours": [int(h) for h in hours.loc[hours["fallback"], "hour"]],

@@ -36,6 +36,7 @@ _SF_EVENT_COLS = [
 _EVENT_RELATION_COLS = ["event_key", "RelationId", "position", "is_primary"]
 _EVENT_RESULT_COLS = ["event_key", "Id", "success", "error_code"]
 _EVENT_RELATION_RESULT_COLS = ["event_key", "EventId", "RelationId", "status", "error_code"]
+_REMOVAL_COLS = ["task_key", "task_id", "event_id", "outcome"]
 
 
 @dataclass
@@ -66,6 +67,8 @@ class DayInputs:
     event_relation_results: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=["hour", *_EVENT_RELATION_RESULT_COLS])
     )
+    # hour, task_key, task_id, event_id, outcome: what re-plans deleted or kept (converge)
+    removals: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=_REMOVAL_COLS))
 
 
 def read_parquet(path: Any, columns: list[str]) -> pd.DataFrame:
@@ -76,7 +79,7 @@ def read_parquet(path: Any, columns: list[str]) -> pd.DataFrame:
 
 
 def _read_if_there(folder: Any, name: str, columns: list[str], hour: int) -> pd.DataFrame:
-    """A file that partitions written before R14 do not have: empty when absent."""
+    """A file that older partitions do not have (before R14, or re-plans): empty when absent."""
     path = folder / name
     if not path.exists():
         return pd.DataFrame(columns=["hour", *columns])
@@ -146,6 +149,7 @@ def read_day(root: Any, org_id: str, day: str) -> DayInputs:
 
     results, rel_results, dead, loaded = [], [], [], set()
     event_results, event_rel_results = [], []
+    removals = []
     for hour, folder in lake.hour_folders(root, lake.LOADED, org_id, day):
         if not (folder / lake.TASK_RESULTS).exists():
             continue
@@ -161,6 +165,7 @@ def read_day(root: Any, org_id: str, day: str) -> DayInputs:
         event_rel_results.append(
             _read_if_there(folder, lake.EVENT_RELATION_RESULTS, _EVENT_RELATION_RESULT_COLS, hour)
         )
+        removals.append(_read_if_there(folder, lake.REMOVALS, _REMOVAL_COLS, hour))
 
     return DayInputs(
         org_id=org_id,
@@ -178,6 +183,7 @@ def read_day(root: Any, org_id: str, day: str) -> DayInputs:
         event_relations=_stack(event_relations, _EVENT_RELATION_COLS),
         event_results=_stack(event_results, _EVENT_RESULT_COLS),
         event_relation_results=_stack(event_rel_results, _EVENT_RELATION_RESULT_COLS),
+        removals=_stack(removals, _REMOVAL_COLS),
     )
 
 
