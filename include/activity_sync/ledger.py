@@ -199,12 +199,13 @@ def current(root: Any, org_id: str, event_ids: Iterable[str]) -> pd.DataFrame:
     if matches.empty:
         return pd.DataFrame(columns=COLUMNS)
     hashes = event_hashes(matches["event_id"].drop_duplicates())
+    # Only the dates holding them are read (the table is partitioned by date).
+    dates = pa.array(matches["hour"].str.slice(0, 10).drop_duplicates().tolist(), pa.string())
+    wanted = pc.field("date").isin(dates) & pc.field("event_hash").isin(
+        pa.array(hashes["event_hash"])
+    )
     with lake.delta_location(lake.ledger_folder(root, org_id)) as uri:
-        found = (
-            DeltaTable(uri)
-            .to_pyarrow_dataset()
-            .to_table(filter=pc.field("event_hash").isin(pa.array(hashes["event_hash"])))
-        )
+        found = DeltaTable(uri).to_pyarrow_dataset().to_table(filter=wanted)
     rows = found.select(COLUMNS).to_pandas()
     # The exact ids: a hash shared by another event (vanishingly rare) is dropped here.
     return _latest(rows[rows["event_id"].isin(matches["event_id"])])

@@ -33,6 +33,8 @@ from salesforce_state import (
 from stack_client import Stack, load_script, run_script
 
 from activity_sync.airflow_adapter import SALESFORCE_POOL, SALESFORCE_POOL_SLOTS
+from activity_sync.audit import run_audit
+from activity_sync.tenants import load_orgs_file
 
 ORG = "demo"
 # Afternoon (busy) hours of yesterday: past, after the DAG's start_date, and never the
@@ -40,6 +42,7 @@ ORG = "demo"
 YESTERDAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
 HOURS = [YESTERDAY + timedelta(hours=h) for h in (13, 14, 15)]
 
+ORGS_FILE = Path(__file__).resolve().parents[1] / "include" / "config" / "orgs.yaml"
 stack_script = load_script()
 processes = load_script("stack_processes")
 
@@ -49,8 +52,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("stack")
     ports = ["--port", "0", "--emulator-port", "0", "--worker-log-port", "0"]
     started = time.monotonic()
+    # A copy of the orgs file: a test changes the org's settings (read at every run).
+    orgs = home / "orgs.yaml"
+    orgs.write_text(ORGS_FILE.read_text())
     up = run_script(
-        "up", "--home", str(home), *ports, "--trigger-log-port", "0", "--demo-hours", "0"
+        "up",
+        "--home",
+        str(home),
+        *ports,
+        "--trigger-log-port",
+        "0",
+        "--demo-hours",
+        "0",
+        env={**os.environ, "ACTIVITY_SYNC_ORGS": str(orgs)},
     )
     pids = {}
     try:
@@ -203,3 +217,31 @@ def test_backfilling_again_with_completed_runs_reruns_them_and_duplicates_nothin
         summary = stack.load_summary(ORG, hour)
         assert (summary["tasks_created"], summary["relations_inserted"]) == (0, 0)
         assert summary["tasks_updated"] > 0
+
+
+@pytest.mark.stack
+def test_a_replan_backfill_after_a_settings_change_converges_and_reconciles_clean(
+    stack: Stack, first_backfill: FirstBackfill
+) -> None:
+    """Issue 10: the tenant turns Shared Activities off; a backfill with ``replan`` (the
+    dialog's conf) through POST /api/v2/backfills makes Salesforce hold exactly the new,
+    one-Task-per-person plans: the shared Tasks are deleted, the audit reconciles clean."""
+    orgs = stack.home / "orgs.yaml"
+    orgs.write_text(orgs.read_text().replace("shared_activities: true", "shared_activities: false"))
+    before = {h: stack.plans(ORG)[f"date={h:%Y-%m-%d}/hour={h:%H}"] for h in HOURS}
+    stack.backfill(HOURS, "completed", conf={"replan": True, "max_delete_share": 1.0})
+    stack.wait_until_no_run_is_active()
+    client = stack.client(ORG)
+    plans = stack.plans(ORG)
+    for hour in HOURS:
+        plan = plans[f"date={hour:%Y-%m-%d}/hour={hour:%H}"]
+        assert plan.summary["basis"] == "replan" and (plan.tasks["who_count"] == 1).all()
+        summary = stack.load_summary(ORG, hour)
+        assert summary["replan"] and summary["tasks_deleted"] > 0
+        dropped = set(before[hour].tasks["task_key"]) - set(plan.tasks["task_key"])
+        assert summary["tasks_deleted"] == len(dropped)
+    assert_salesforce_holds_exactly(client, plans.values())
+    settings = load_orgs_file(orgs).orgs[0].settings
+    audit = run_audit(stack.lake, ORG, f"{YESTERDAY:%Y-%m-%d}", client=client, settings=settings)
+    assert audit.document["reconciliation"]["status"] == "ok", audit.document["reconciliation"]
+    assert audit.document["headline"]["tasks_deleted"] > 0
