@@ -195,6 +195,11 @@ def test_e_an_event_delivered_again_three_hours_later_after_a_crm_change_is_one_
     assert redelivered.summary["already_synced"] == first.summary["events"]
     assert not set(redelivered.tasks["event_id"]) & set(first.tasks["event_id"])
     assert_salesforce_holds_exactly(org.client, [first, redelivered])
+    # Insights: a redelivered event is no new event; the audit counts it apart.
+    headline = org.audit()["headline"]
+    assert headline["events"] == first.summary["events"] + redelivered.summary["events"]
+    assert headline["rejected_by_reason"]["already_synced"] == first.summary["events"]
+    assert headline["reconciliation"] == "ok"
 
 
 def test_f_and_g_an_edited_task_is_kept_and_a_replan_over_the_cap_changes_nothing(hourly_dag, org):

@@ -48,7 +48,12 @@ def test_every_param_has_a_title_and_a_description_and_none_is_required(dags, da
 
 
 def test_the_hourly_dag_reads_its_window_from_the_data_interval_not_from_params(dags) -> None:
-    assert set(dags["activity_sync_hourly"].params) == {"orgs", "dry_run"}
+    assert set(dags["activity_sync_hourly"].params) == {
+        "orgs",
+        "dry_run",
+        "replan",
+        "max_delete_share",
+    }
 
 
 def test_the_interval_is_the_runs_data_interval() -> None:
