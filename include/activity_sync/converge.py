@@ -24,9 +24,10 @@ import pyarrow as pa
 from simple_salesforce.format import format_soql
 
 from activity_sync import ledger
+from activity_sync.activity_kinds import TASKS, RelationStatus
 from activity_sync.bulk import RESULT_ERROR, Operation
 from activity_sync.errors import ActivitySyncError
-from activity_sync.load import TASK, TASK_RELATION, LoadResult, RelationStatus
+from activity_sync.load_results import LoadResult
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.schema import Plan
 
@@ -226,7 +227,9 @@ def apply_deletions(client: SalesforceClient, conv: Convergence) -> dict[str, An
     deleted = 0
     if not conv.delete.empty:
         result = client.ingest(
-            TASK, Operation.DELETE, conv.delete[["task_id"]].rename(columns={"task_id": "Id"})
+            TASKS.object_name,
+            Operation.DELETE,
+            conv.delete[["task_id"]].rename(columns={"task_id": "Id"}),
         )
         deleted = len(result.successful)
         refused = set(result.failed.get("Id", pd.Series(dtype=object))) | set(
@@ -249,7 +252,7 @@ def apply_deletions(client: SalesforceClient, conv: Convergence) -> dict[str, An
                 stale, left_on=["TaskId", "RelationId"], right_on=["task_id", "RelationId"]
             )
             if not doomed.empty:
-                result = client.ingest(TASK_RELATION, Operation.DELETE, doomed[["Id"]])
+                result = client.ingest(TASKS.relation_object, Operation.DELETE, doomed[["Id"]])
                 relations_deleted = len(result.successful)
     log.info(
         "re-plan: %d Tasks deleted (%d refused), %d relations deleted, %d edited Tasks kept",

@@ -42,7 +42,7 @@ ORG = "demo"
 YESTERDAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
 HOURS = [YESTERDAY + timedelta(hours=h) for h in (13, 14, 15)]
 
-ORGS_FILE = Path(__file__).resolve().parents[1] / "include" / "config" / "orgs.yaml"
+ORGS_FILE = Path(__file__).resolve().parents[2] / "include" / "config" / "orgs.yaml"
 stack_script = load_script()
 processes = load_script("stack_processes")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hourly_deployment import DAY, HOUR, ORG, Deployment
 from salesforce_state import EXT, assert_salesforce_holds_exactly, salesforce_relations
-from test_sync_dag import DAY, HOUR, ORG, Deployment
 
 from activity_sync import lake
 from activity_sync.audit import run_audit
