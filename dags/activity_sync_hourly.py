@@ -23,9 +23,13 @@ its task, when any org failed. What each step writes in the lake: `docs/outputs.
 **Manual runs** sync one whole UTC hour: trigger with a logical date (the run syncs the
 hour before it), or set the data interval by hand (Trigger → Data Interval → Specify
 Manually; REST: `data_interval_start`/`data_interval_end`). `orgs` limits the run to some
-orgs; `dry_run` plans without loading. Backfills (UI: Trigger → Backfill, or `airflow
-backfill create`) just work: each run syncs its own hour, each step overwrites that hour's
-partition and loads are upserts.
+orgs; `dry_run` plans without loading (and writes what a load would create, update and
+delete). Backfills (UI: Trigger → Backfill, or `airflow backfill create`) just work: each
+run syncs its own hour, each step overwrites that hour's partition, loads are upserts, and
+a re-run plans against the CRM and settings the hour first ran with. `replan` plans against
+today's instead and then deletes (Recycle Bin) the Tasks and relations earlier loads made
+that the new plan lacks: never Tasks someone else edited, never more than
+`max_delete_share` (0.2) of an hour's without confirmation (`docs/operations.md`).
 
 **Failures.** A mistake in configuration or input (an unknown key in `orgs.yaml`, bad
 settings, a run without a data interval, an org without the external-ID field) fails its
