@@ -76,7 +76,9 @@ def hour_rows(
 def already_synced(root: Any, org_id: str, start: datetime, event_ids: pd.Series) -> pd.Series:
     """The events among ``event_ids`` that a load of another hour wrote last (a boolean
     mask aligned with ``event_ids``): delivered again, they are not planned again."""
-    owner = ledger.owners(root, org_id, event_ids.dropna())
+    # Only text ids can be an event's; any other (hostile input) is rejected by the planner.
+    text = event_ids[event_ids.map(type).eq(str)] if event_ids.dtype == object else event_ids
+    owner = ledger.owners(root, org_id, text.dropna())
     return event_ids.map(owner).notna() & event_ids.map(owner).ne(ledger.hour_label(start))
 
 

@@ -34,7 +34,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from activity_sync import lake
-from activity_sync.crm import OBJECTS, Crm, normalise
+from activity_sync.crm import OBJECTS, Crm, normalise, read_crm
 from activity_sync.errors import ActivitySyncError
 from activity_sync.salesforce import SalesforceClient
 
@@ -88,20 +88,22 @@ def _open(uri: str, version: int | None = None) -> DeltaTable | None:
 
 
 def _histories(folder: Any) -> dict[str, list[tuple[int, pd.Timestamp]]]:
-    """Every object's versions with their refresh times (:func:`_refreshed_times`).
+    """Every object's versions with their refresh times (:func:`_refreshed_times`); empty
+    for a CRM folder of snapshot files, which has no history (:func:`read_mirror`).
 
     Raises:
-        MirrorError: an object has no table yet (the mirror was never refreshed).
+        MirrorError: some objects have a table and others none (a refresh that failed
+            half way: the next one completes it).
     """
     out = {}
     for name in MIRRORED:
         with lake.delta_location(table_path(folder, name)) as uri:
             table = _open(uri)
-            if table is None:
-                raise MirrorError(
-                    f"the CRM mirror has no {name} table in {folder}: refresh it first"
-                )
-            out[name] = _refreshed_times(table)
+            if table is not None:
+                out[name] = _refreshed_times(table)
+    missing = sorted(set(MIRRORED) - set(out))
+    if out and missing:
+        raise MirrorError(f"the CRM mirror in {folder} has no table for {missing}: refresh it")
     return out
 
 
@@ -246,7 +248,8 @@ def refresh_crm(
 
 
 def current_versions(folder: Any) -> dict[str, int]:
-    """The latest version of every object's table, by Salesforce object."""
+    """The latest version of every object's table, by Salesforce object (none for a
+    snapshot of files)."""
     return {name: times[-1][0] for name, times in _histories(folder).items()}
 
 
@@ -269,10 +272,17 @@ def versions_for_hour(folder: Any, end: datetime) -> dict[str, int]:
 def read_mirror(folder: Any, versions: Mapping[str, int] | None = None) -> Crm:
     """The CRM as the mirror held it at ``versions`` (by Salesforce object; default latest).
 
+    A folder without Delta tables is read as a snapshot of files (``crm.read_crm``): an
+    org whose CRM is exported by hand, or tests; it has no versions to pin.
+
     Raises:
         MirrorError: a table or version is not there (vacuumed away, or never written).
         CrmError: a column is missing or holds a value of the wrong kind.
     """
+    if not _histories(folder):
+        # No Delta tables: a snapshot exported by hand (one file per object), no history.
+        with lake.local_copy(folder) as snapshot:
+            return read_crm(snapshot)
     frames = {}
     for field, (sobject, _) in OBJECTS.items():
         version = (versions or {}).get(sobject)

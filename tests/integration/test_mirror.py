@@ -14,6 +14,8 @@ from activity_sync.errors import ActivitySyncError
 from activity_sync.mirror import (
     MIRRORED,
     REFRESHED_AT,
+    MirrorError,
+    current_versions,
     read_mirror,
     refresh_crm,
     refresh_object,
@@ -257,3 +259,21 @@ def test_a_refresh_that_found_nothing_new_writes_no_version(tmp_path):
     refresh_object(client, "Contact", tmp_path, now=T0)
     client.rows = client.rows.iloc[:0]
     assert refresh_object(client, "Contact", tmp_path, now=T0)["version"] == 0
+
+
+def test_a_crm_folder_of_snapshot_files_is_read_as_it_is_with_no_versions_to_pin(tmp_path):
+    """An org whose CRM is exported by hand (one file per object) has no history: an hour
+    plans against the files, and nothing is pinned."""
+    for sobject, columns in MIRRORED.items():
+        pd.DataFrame({c: [] for c in columns}).to_csv(tmp_path / f"{sobject}.csv", index=False)
+    ONE_CONTACT.drop(columns=["IsDeleted", "SystemModstamp"]).to_csv(
+        tmp_path / "Contact.csv", index=False
+    )
+    assert current_versions(tmp_path) == {} == versions_for_hour(tmp_path, T0)
+    assert read_mirror(tmp_path, {}).contacts["Email"].tolist() == ["kim@prospect.io"]
+
+
+def test_a_mirror_refreshed_half_way_is_refused_naming_the_missing_tables(tmp_path):
+    refresh_object(RecordingClient(ONE_CONTACT), "Contact", tmp_path, now=T0)
+    with pytest.raises(MirrorError, match="no table for"):
+        read_mirror(tmp_path)
