@@ -24,7 +24,7 @@ import pyarrow as pa
 from simple_salesforce.format import format_soql
 
 from activity_sync import ledger
-from activity_sync.activity_kinds import TASKS, RelationStatus
+from activity_sync.activity_kinds import SALESFORCE_EVENTS, TASKS, RelationStatus
 from activity_sync.bulk import RESULT_ERROR, Operation
 from activity_sync.errors import ActivitySyncError
 from activity_sync.load_results import LoadResult
@@ -45,7 +45,7 @@ def hour_rows(
     carried: pd.DataFrame | None = None,
     now: datetime | None = None,
 ) -> pa.Table:
-    """The hour's ledger rows after its load.
+    """The hour's ledger rows after its load: its Tasks and Salesforce Events (R14).
 
     Args:
         start: the hour.
@@ -57,13 +57,38 @@ def hour_rows(
             (:func:`carried_over`), with their ``state``.
         now: when the load ended.
     """
-    loaded = result.task_results.loc[result.task_results["success"], ["task_key", "Id"]]
-    tasks = plan.tasks[["task_key", "event_id", "WhoId", "WhatId"]].merge(loaded, on="task_key")
-    tasks = tasks.rename(columns={"Id": "task_id", "WhoId": "who_id", "WhatId": "what_id"})
-    tasks["state"] = ledger.TaskState.LOADED.value
-    relations = result.relation_results[result.relation_results["status"].isin(HELD)]
-    relations = relations[["task_key", "RelationId"]]
+    parts, people = [], []
+    for kind, rows, results, relation_results in (
+        (TASKS, plan.tasks, result.task_results, result.relation_results),
+        (
+            SALESFORCE_EVENTS,
+            plan.salesforce_events,
+            result.event_results,
+            result.event_relation_results,
+        ),
+    ):
+        key = kind.key
+        loaded = results.loc[results["success"].astype(bool), [key, "Id"]]
+        made = rows[[key, "event_id", "WhoId", "WhatId"]].merge(loaded, on=key)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "object": kind.object_name,
+                    "event_id": made["event_id"],
+                    "task_key": made[key],
+                    "task_id": made["Id"],
+                    "who_id": made["WhoId"],
+                    "what_id": made["WhatId"],
+                    "state": ledger.TaskState.LOADED.value,
+                }
+            )
+        )
+        held = relation_results[relation_results["status"].isin(HELD)]
+        people.append(held[[key, "RelationId"]].rename(columns={key: "task_key"}))
+    tasks = pd.concat(parts, ignore_index=True)
+    relations = pd.concat(people, ignore_index=True)
     if carried is not None and not carried.empty:
+        carried = carried.assign(object=carried["object"].fillna(TASKS.object_name))
         tasks = pd.concat([tasks, carried[[*tasks.columns]]], ignore_index=True)
         exploded = carried[["task_key", "relation_ids"]].explode("relation_ids").dropna()
         relations = pd.concat(
@@ -147,6 +172,11 @@ def _query_by_ids(client: SalesforceClient, soql: str, ids: list[str]) -> pd.Dat
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
 
 
+def planned_keys(plan: Plan) -> set[str]:
+    """Every activity key the plan holds: its Tasks' and its Salesforce Events'."""
+    return set(plan.tasks["task_key"]) | set(plan.salesforce_events["event_key"])
+
+
 def plan_convergence(
     client: SalesforceClient,
     root: Any,
@@ -167,34 +197,49 @@ def plan_convergence(
     """
     prior = ledger.current(root, org_id, event_ids)
     tasks = prior.dropna(subset=["task_key"])
-    planned = set(plan.tasks["task_key"])
+    tasks = tasks.assign(object=tasks["object"].fillna(TASKS.object_name))
+    planned = planned_keys(plan)
     dropped = tasks[~tasks["task_key"].isin(planned)]
-    empty = tasks.iloc[:0]
-    delete, kept, gone = empty, empty, empty
-    if not dropped.empty:
-        held = _query_by_ids(
-            client,
-            f"SELECT Id, {external_id_field}, IsDeleted, CreatedById, LastModifiedById "
-            "FROM Task WHERE Id IN {}",
-            dropped["task_id"].tolist(),
-        )
-        held = held.reindex(
-            columns=["Id", external_id_field, "IsDeleted", "CreatedById", "LastModifiedById"]
-        )
-        seen = dropped.merge(held, left_on="task_id", right_on="Id", how="left")
+    seen = [
+        _in_salesforce(client, dropped[dropped["object"].eq(name)], name, external_id_field)
+        for name in (TASKS.object_name, SALESFORCE_EVENTS.object_name)
+    ]
+    seen = pd.concat([f for f in seen if not f.empty] or [dropped.iloc[:0]], ignore_index=True)
+    if seen.empty:
+        delete = kept = gone = dropped.iloc[:0]
+    else:
         deleted = seen["IsDeleted"].astype(str).str.lower().eq("true")
         ours = seen[external_id_field].eq(seen["task_key"]) & ~deleted
         edited = seen["LastModifiedById"].ne(seen["CreatedById"])
-        delete = dropped[(ours & ~edited).to_numpy()]
-        kept = dropped[(ours & edited).to_numpy()]
-        gone = dropped[(~ours).to_numpy()]
-    kept_on = tasks[tasks["task_key"].isin(planned)]
+        columns = list(dropped.columns)
+        delete = seen.loc[ours & ~edited, columns]
+        kept = seen.loc[ours & edited, columns]
+        gone = seen.loc[~ours, columns]
+    # Relations the new plan lacks, on the Tasks it keeps. (A Salesforce Event's stale
+    # EventRelation rows are not deleted yet: its invitee rows need their own rules.)
+    kept_on = tasks[tasks["task_key"].isin(planned) & tasks["object"].eq(TASKS.object_name)]
     before = kept_on[["task_key", "task_id", "relation_ids"]].explode("relation_ids").dropna()
     before = before.rename(columns={"relation_ids": "RelationId"})
     now = plan.relations[["task_key", "RelationId"]].assign(_planned=True)
     stale = before.merge(now, on=["task_key", "RelationId"], how="left")
     stale = stale[stale["_planned"].isna()].drop(columns="_planned").reset_index(drop=True)
     return Convergence(prior, delete, kept, gone, stale)
+
+
+def _in_salesforce(
+    client: SalesforceClient, rows: pd.DataFrame, object_name: str, external_id_field: str
+) -> pd.DataFrame:
+    """``rows`` (ledger rows of one object) with what Salesforce holds for their Ids:
+    key, IsDeleted, CreatedById, LastModifiedById (queryAll: archived ones too)."""
+    if rows.empty:
+        return rows.iloc[:0]
+    fields = ["Id", external_id_field, "IsDeleted", "CreatedById", "LastModifiedById"]
+    held = _query_by_ids(
+        client,
+        f"SELECT {', '.join(fields)} FROM {object_name} WHERE Id IN {{}}",
+        rows["task_id"].tolist(),
+    ).reindex(columns=fields)
+    return rows.merge(held, left_on="task_id", right_on="Id", how="left")
 
 
 def check_cap(conv: Convergence, max_share: float, org_id: str, start: datetime) -> None:
@@ -226,20 +271,21 @@ def apply_deletions(client: SalesforceClient, conv: Convergence) -> dict[str, An
         ledger, so the next re-plan tries again).
     """
     failed_keys: list[str] = []
-    deleted = 0
-    if not conv.delete.empty:
+    deleted = {TASKS.object_name: 0, SALESFORCE_EVENTS.object_name: 0}
+    for name in (TASKS.object_name, SALESFORCE_EVENTS.object_name):
+        doomed = conv.delete[conv.delete["object"].eq(name)]
+        if doomed.empty:
+            continue
         result = client.ingest(
-            TASKS.object_name,
-            Operation.DELETE,
-            conv.delete[["task_id"]].rename(columns={"task_id": "Id"}),
+            name, Operation.DELETE, doomed[["task_id"]].rename(columns={"task_id": "Id"})
         )
-        deleted = len(result.successful)
+        deleted[name] = len(result.successful)
         refused = set(result.failed.get("Id", pd.Series(dtype=object))) | set(
             result.unprocessed.get("Id", pd.Series(dtype=object))
         )
-        failed_keys = conv.delete.loc[conv.delete["task_id"].isin(refused), "task_key"].tolist()
+        failed_keys += doomed.loc[doomed["task_id"].isin(refused), "task_key"].tolist()
         for _, row in result.failed.iterrows():
-            log.warning("Task %s not deleted: %s", row.get("Id"), row.get(RESULT_ERROR))
+            log.warning("%s %s not deleted: %s", name, row.get("Id"), row.get(RESULT_ERROR))
     relations_deleted = 0
     stale = conv.stale_relations
     if not stale.empty:
@@ -257,14 +303,15 @@ def apply_deletions(client: SalesforceClient, conv: Convergence) -> dict[str, An
                 result = client.ingest(TASKS.relation_object, Operation.DELETE, doomed[["Id"]])
                 relations_deleted = len(result.successful)
     log.info(
-        "re-plan: %d Tasks deleted (%d refused), %d relations deleted, %d edited Tasks kept",
+        "re-plan: %s deleted (%d refused), %d relations deleted, %d edited activities kept",
         deleted,
         len(failed_keys),
         relations_deleted,
         len(conv.kept),
     )
     return {
-        "tasks_deleted": deleted,
+        "tasks_deleted": deleted[TASKS.object_name],
+        "salesforce_events_deleted": deleted[SALESFORCE_EVENTS.object_name],
         "tasks_delete_failed": len(failed_keys),
         "relations_deleted": relations_deleted,
         "tasks_kept_edited": len(conv.kept),
@@ -284,6 +331,6 @@ def carried_over(prior: pd.DataFrame, plan: Plan, keys: Iterable[str] = ()) -> p
             and the refused ones, not those it deleted).
     """
     tasks = prior.dropna(subset=["task_key"])
-    rows = tasks[~tasks["task_key"].isin(plan.tasks["task_key"])]
+    rows = tasks[~tasks["task_key"].isin(planned_keys(plan))]
     keys = list(keys)
     return rows[rows["task_key"].isin(keys)] if keys else rows

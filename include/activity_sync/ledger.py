@@ -50,6 +50,8 @@ SCHEMA = pa.schema(
         # times faster than the strings (benchmarks/bench_ledger.py).
         ("event_hash", pa.int64()),
         ("event_hash2", pa.int64()),
+        # The activity: a Task, or a Salesforce Event (R14); its key and Salesforce Id.
+        ("object", pa.string()),
         ("task_key", pa.string()),
         ("task_id", pa.string()),
         ("who_id", pa.string()),
@@ -99,9 +101,10 @@ def ledger_rows(
         start: the hour.
         event_ids: every event the hour's load covered (those without a Task get a row
             without a key).
-        tasks: the Tasks in Salesforce after the load: ``event_id``, ``task_key``,
-            ``task_id``, ``who_id``, ``what_id`` and ``state``.
-        relations: their contact relations in Salesforce: ``task_key``, ``RelationId``.
+        tasks: the activities in Salesforce after the load: ``object`` (Task or Event),
+            ``event_id``, ``task_key`` (a Task's task_key or an Event's event_key),
+            ``task_id`` (its Salesforce Id), ``who_id``, ``what_id`` and ``state``.
+        relations: their people in Salesforce: ``task_key``, ``RelationId``.
         now: when the load ended (default: the clock).
     """
     now = now or datetime.now(UTC)

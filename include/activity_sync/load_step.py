@@ -101,7 +101,14 @@ def step_load(
         removals = _removals(conv, refused)
     else:
         carried = carried_over(ledger.current(root, org.org_id, covered), planned)
-        result.summary.update({"tasks_deleted": 0, "relations_deleted": 0, "tasks_kept_edited": 0})
+        result.summary.update(
+            {
+                "tasks_deleted": 0,
+                "salesforce_events_deleted": 0,
+                "relations_deleted": 0,
+                "tasks_kept_edited": 0,
+            }
+        )
         removals = pd.DataFrame(columns=REMOVAL_COLUMNS)
     write_load_result(result, loaded)
     with (loaded / lake.REMOVALS).open("wb") as fh:
@@ -159,7 +166,7 @@ def step_preview(
     return preview
 
 
-REMOVAL_COLUMNS = ["task_key", "task_id", "event_id", "outcome"]
+REMOVAL_COLUMNS = ["object", "task_key", "task_id", "event_id", "outcome"]
 
 
 def _removals(conv: Convergence, refused: list[str]) -> pd.DataFrame:
@@ -172,7 +179,7 @@ def _removals(conv: Convergence, refused: list[str]) -> pd.DataFrame:
         (conv.kept, RemovalOutcome.KEPT_EDITED),
     ]
     return pd.concat(
-        [frame[["task_key", "task_id", "event_id"]].assign(outcome=str(o)) for frame, o in parts],
+        [frame[REMOVAL_COLUMNS[:-1]].assign(outcome=str(o)) for frame, o in parts],
         ignore_index=True,
     ).reindex(columns=REMOVAL_COLUMNS)
 
