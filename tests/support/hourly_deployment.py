@@ -1,7 +1,8 @@
 """One org's deployment for tests that run the hourly DAG with ``dag.test()``: its lake,
 orgs file and Salesforce connection (the emulator), and the means to inspect both.
 
-Used by tests/dags/test_replan_dag.py (test_sync_dag.py keeps its own, which also lands meetings).
+Used by tests/dags/test_replan_dag.py and, with the hour's meetings landed too, by
+tests/dags/test_sync_dag.py.
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ class Deployment:
     def land_day(self, sends: int = 120) -> None:
         crm_dir = lake.crm_folder(self.lake, ORG)
         refresh_crm(self.client, crm_dir)
-        events = generate_day(read_crm(crm_dir), org_id=ORG, day=DAY, sends=sends)
-        write_landing(events, self.lake / "landing", ORG)
+        write_landing(self.day_events(read_crm(crm_dir), sends), self.lake / "landing", ORG)
+
+    def day_events(self, crm, sends: int) -> pd.DataFrame:
+        """The generated day of email activity that ``land_day`` lands."""
+        return generate_day(crm, org_id=ORG, day=DAY, sends=sends)
 
     def part(self, area: str) -> Path:
         return lake.partition(self.lake, area, ORG, HOUR)
