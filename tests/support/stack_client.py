@@ -209,6 +209,9 @@ class Stack:
             "dag_run_conf": conf or {},
         }
 
+        # Only one backfill per DAG may be active, and the scheduler closes a finished one
+        # only on its next loop: wait for that, as a user waits for the one shown running.
+        self.wait_until_backfills_complete()
         refused: list[int] = []
 
         def created() -> requests.Response | None:
@@ -224,11 +227,13 @@ class Stack:
         response = wait_for("the backfill to be accepted", created, timeout=240)
         assert response.status_code == 200, response.text
         backfill_id = response.json()["id"]
-        return wait_for(
+        runs = wait_for(
             f"backfill {backfill_id} ({reprocess_behavior}) to run",
             lambda: self.finished_runs(hours),
             timeout=timeout,
         )
+        self.wait_until_backfills_complete()
+        return runs
 
     def finished_runs(self, hours: Iterable[datetime]) -> dict[str, dict] | None:
         """The backfill runs of ``hours`` once all ended; a failed one fails the test."""
@@ -250,13 +255,16 @@ class Stack:
         }
 
     def wait_until_backfills_complete(self) -> None:
-        """Only one backfill per DAG may be active; the scheduler closes one within 30 s."""
+        """Only one backfill per DAG may be active. The scheduler closes a finished one on its
+        next loop, and one left empty by a failed request after two minutes."""
 
         def complete() -> bool:
             response = self.api("GET", "/api/v2/backfills", params={"dag_id": DAG_ID})
-            return all(b["completed_at"] for b in response.json()["backfills"])
+            return response.status_code == 200 and all(
+                b["completed_at"] for b in response.json()["backfills"]
+            )
 
-        wait_for("the backfill to be marked complete", complete, timeout=90)
+        wait_for("the backfill to be marked complete", complete, timeout=180)
 
     def wait_until_no_run_is_active(self) -> None:
         def idle() -> bool:
