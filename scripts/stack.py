@@ -61,6 +61,7 @@ from stack_processes import (
     health,
     http,
     port,
+    restart_always,
     run_cli,
     running_pid,
     spawn,
@@ -302,7 +303,7 @@ def up(args: argparse.Namespace) -> int:
             argv = [airflow, name]
             if name == "api-server":
                 argv += ["--host", host, "--port", str(api_port), "--workers", "1"]
-            spawn(layout, name, argv, env)
+            spawn(layout, name, restart_always(argv), env)
         workers: dict[str, str] = {}
         if args.executor == "celery":
             print(f"Starting {CELERY_WORKERS} Celery workers ...", flush=True)

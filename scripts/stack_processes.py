@@ -132,6 +132,18 @@ def spawn(layout: Layout, name: str, argv: list[str], env: dict[str, str]) -> su
     return proc
 
 
+# docker-compose.yaml's `restart: always`: a component that exits on its own is started
+# again. `down` signals the whole process group, so the loop ends with its component.
+RESTART_ALWAYS = 'while :; do "$@"; echo "exited with $?; starting again in 5 s" >&2; sleep 5; done'
+
+
+def restart_always(argv: list[str]) -> list[str]:
+    """``argv`` run again whenever it exits, as the compose file's services are (an Airflow
+    scheduler on SQLite can crash on a race with the API server; the stack heals as
+    production does)."""
+    return ["/bin/sh", "-c", RESTART_ALWAYS, argv[0], *argv]
+
+
 def stop_component(
     layout: Layout, name: str, timeout: float = 30, sig: signal.Signals = signal.SIGTERM
 ) -> bool:

@@ -104,7 +104,9 @@ def already_synced(root: Any, org_id: str, start: datetime, event_ids: pd.Series
     # Only text ids can be an event's; any other (hostile input) is rejected by the planner.
     text = event_ids[event_ids.map(type).eq(str)] if event_ids.dtype == object else event_ids
     owner = ledger.owners(root, org_id, text.dropna())
-    return event_ids.map(owner).notna() & event_ids.map(owner).ne(ledger.hour_label(start))
+    held_by = text.map(owner)
+    synced = held_by.notna() & held_by.ne(ledger.hour_label(start))
+    return synced.reindex(event_ids.index, fill_value=False)
 
 
 class RemovalOutcome(StrEnum):

@@ -216,6 +216,9 @@ CASES: list[Case] = [
     Case("key_spelt_with_an_escape", line().replace(b'"event_id"', b'"event\\u005fid"'), (P,)),
     # ---- wrong JSON types (the planner judges them)
     Case("event_id_a_number", line(event_id=7), (INVALID,)),
+    # Found by the fuzz test: a list id once crashed the DAG's redelivery check (issue 10).
+    Case("event_id_a_list_of_objects", line(event_id=[{"email": 5, "field": "to"}]), (INVALID,)),
+    Case("event_id_an_object", line(event_id={"id": "h1"}), (INVALID,)),
     Case("event_id_null", line(event_id=None), (MISSING,)),
     Case("event_id_empty", line(event_id=""), (MISSING,)),
     Case("org_id_a_boolean", line(org_id=True), ("wrong_org",)),
