@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -149,6 +150,25 @@ def test_a_pid_file_whose_process_started_at_another_time_is_not_ours(tmp_path: 
     recorded = {"pid": os.getpid(), "started_at": processes.started_at(os.getpid())}
     layout.pid_file("scheduler").write_text(json.dumps(recorded))
     assert processes.running_pid(layout, "scheduler") == os.getpid()
+
+
+def test_a_component_that_exits_on_its_own_is_started_again_until_down(tmp_path: Path) -> None:
+    """As the compose file's ``restart: always``: a crashed scheduler comes back; ``down``
+    ends the loop with it."""
+    layout = processes.Layout(tmp_path)
+    layout.run.mkdir()
+    layout.logs.mkdir()
+    starts = tmp_path / "starts"
+    argv = [sys.executable, "-c", f"open({str(starts)!r}, 'a').write('x')"]
+    processes.spawn(layout, "scheduler", processes.restart_always(argv), dict(os.environ))
+    deadline = time.monotonic() + 30
+    while (not starts.exists() or len(starts.read_text()) < 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(starts.read_text()) >= 2, "the component was not started again"
+    assert processes.stop_component(layout, "scheduler", timeout=10)
+    after_down = len(starts.read_text())
+    time.sleep(6)
+    assert len(starts.read_text()) == after_down, "started again after down"
 
 
 @pytest.mark.stack
