@@ -48,6 +48,7 @@ def _day(first: int, count: int, day: datetime, rng: np.random.Generator) -> pa.
             "event_id": event_ids,
             "event_hash": pa.array(hashes["event_hash"]),
             "event_hash2": pa.array(hashes["event_hash2"]),
+            "object": pa.array(["Task"] * count),
             "task_key": _ids("key-", first, count),
             "task_id": _ids("00T", first, count),
             "who_id": _ids("003", first, count),
