@@ -22,9 +22,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 HOUR_FORMAT = "%Y-%m-%dT%H"
 COMMIT_ATTEMPTS = 5  # concurrent loads of other hours commit to the same table
+_SCAN_ROWS = 1 << 20  # rows per batch of a ledger scan: few Python steps, bounded memory
 
 
 class TaskState(StrEnum):
@@ -71,16 +74,62 @@ _HASH_KEYS = ("activity-sync-l1", "activity-sync-l2")
 
 
 def event_hashes(event_ids: pd.Series) -> pd.DataFrame:
-    """``event_hash`` and ``event_hash2`` of each event id (vectorised SipHash)."""
+    """``event_hash`` and ``event_hash2`` of each event id (vectorised SipHash).
+
+    ``categorize=False``: the ids are nearly all distinct, so pandas' default of factorising
+    them first only costs time (the hashes are the same either way).
+    """
     ids = pd.Series(event_ids, dtype=object).reset_index(drop=True)
     return pd.DataFrame(
         {
-            name: pd.util.hash_pandas_object(ids, index=False, hash_key=key)
+            name: pd.util.hash_pandas_object(ids, index=False, categorize=False, hash_key=key)
             .to_numpy()
             .view("int64")
             for name, key in zip(HASHES, _HASH_KEYS, strict=True)
         }
     )
+
+
+class _Probe:
+    """Which scanned ledger rows belong to the wanted events, by their two hashes.
+
+    A month of a large org's ledger is tens of millions of rows against an hour's million
+    events. A bitmap of the wanted hashes' leading bits rules out nearly every row with one
+    array lookup; the few left are looked up in a hash table of the wanted first hashes
+    (several wanted events may share one: each row then stands for all of them) and kept
+    where the second hash matches too. Several times faster than an Arrow hash join of the
+    two hash columns (benchmarks/bench_ledger.py).
+    """
+
+    def __init__(self, wanted: pd.DataFrame):
+        first = wanted["event_hash"].to_numpy()
+        # About 16 bits per wanted event, 1 KiB to 64 MiB: a row survives by chance with
+        # a probability under 1/16.
+        self._bits = int(np.clip(np.ceil(np.log2(max(len(first), 1) * 16)), 10, 26))
+        self._bitmap = np.zeros(1 << self._bits, dtype=bool)
+        self._bitmap[self._prefix(first)] = True
+        codes, distinct = pd.factorize(first)
+        self._index = pd.Index(distinct)
+        # The wanted events of each distinct first hash, grouped: ``_order[_starts[c]:][:n]``.
+        self._order = np.argsort(codes, kind="stable")
+        self._counts = np.bincount(codes, minlength=len(distinct))
+        self._starts = np.cumsum(self._counts) - self._counts
+        self._second = wanted["event_hash2"].to_numpy()
+
+    def _prefix(self, hashes: np.ndarray) -> np.ndarray:
+        return (hashes.view(np.uint64) >> np.uint64(64 - self._bits)).astype(np.intp)
+
+    def __call__(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the matching rows and, for each, the wanted event's position."""
+        rows = np.flatnonzero(self._bitmap[self._prefix(first)])
+        code = self._index.get_indexer(first[rows])
+        rows, code = rows[code >= 0], code[code >= 0]
+        counts = self._counts[code]
+        rows, code = np.repeat(rows, counts), np.repeat(code, counts)
+        within = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        at = self._order[self._starts[code] + within]
+        same = self._second[at] == second[rows]
+        return rows[same], at[same]
 
 
 def hour_label(start: datetime) -> str:
@@ -159,25 +208,50 @@ def record_hour(root: Any, org_id: str, start: datetime, rows: pa.Table) -> int:
     raise AssertionError("unreachable")
 
 
-def _matches(root: Any, org_id: str, event_ids: Iterable[str]) -> pd.DataFrame:
-    """``hour``, ``loaded_at`` and ``event_id`` of every ledger row of these events.
+def _matches(root: Any, org_id: str, event_ids: Iterable[str]) -> tuple[pd.DataFrame, list]:
+    """``event_id``, ``hour`` and ``loaded_at`` of every ledger row of these events, and the
+    data files holding them.
 
-    Scans only the two hash columns and the two small ones, and hash-joins them with the
-    wanted events' hashes (an Arrow join builds one table of the wanted, where a filter
-    expression would hash the wanted set again for every batch).
+    Reads only the two hash columns and the two small ones (``hour`` kept
+    dictionary-encoded, as Parquet stores it), batch by batch, so memory stays flat.
     """
-    wanted = pd.Series(pd.unique(pd.Series(list(event_ids), dtype=object)), dtype=object)
-    keys = pa.Table.from_pandas(
-        event_hashes(wanted).assign(event_id=wanted.to_numpy()), preserve_index=False
-    )
+    # Not deduplicated (costly for a million ids): an id given twice is found twice.
+    wanted = pd.Series(event_ids).astype(object).reset_index(drop=True)
+    empty = pd.DataFrame(columns=["event_id", "hour", "loaded_at"])
     with lake.delta_location(lake.ledger_folder(root, org_id)) as uri:
         try:
             table = DeltaTable(uri)
         except TableNotFoundError:
-            return pd.DataFrame(columns=["event_id", "hour", "loaded_at"])
-        scanned = table.to_pyarrow_dataset().to_table(columns=[*HASHES, "hour", "loaded_at"])
-    joined = scanned.join(keys, keys=HASHES, join_type="inner")
-    return joined.select(["event_id", "hour", "loaded_at"]).to_pandas()
+            return empty, []
+        if wanted.empty:
+            return empty, []
+        probe = _Probe(event_hashes(wanted))
+        dataset = table.to_pyarrow_dataset(
+            parquet_read_options=pads.ParquetReadOptions(dictionary_columns={"hour"})
+        )
+        positions: list[np.ndarray] = []
+        hours: list[pa.Array] = []
+        times: list[pa.Array] = []
+        files: dict[str, Any] = {}
+        scanner = dataset.scanner(columns=[*HASHES, "hour", "loaded_at"], batch_size=_SCAN_ROWS)
+        for tagged in scanner.scan_batches():
+            batch = tagged.record_batch
+            rows, at = probe(batch.column(0).to_numpy(), batch.column(1).to_numpy())
+            if len(rows):
+                files[tagged.fragment.path] = tagged.fragment
+                positions.append(at)
+                hours.append(batch.column(2).take(rows).cast(pa.string()))
+                times.append(batch.column(3).take(rows))
+    if not positions:
+        return empty, []
+    found = pd.DataFrame(
+        {
+            "event_id": wanted.to_numpy()[np.concatenate(positions)],
+            "hour": pa.chunked_array(hours).to_pandas(),
+            "loaded_at": pa.chunked_array(times).to_pandas(),
+        }
+    )
+    return found, list(files.values())
 
 
 def _latest(rows: pd.DataFrame) -> pd.DataFrame:
@@ -198,25 +272,29 @@ def current(root: Any, org_id: str, event_ids: Iterable[str]) -> pd.DataFrame:
         The ledger's columns (``COLUMNS``), one row per Task (and one without a key per
         event whose plan made none).
     """
-    matches = _matches(root, org_id, event_ids)  # narrow first: a first run finds none
+    matches, fragments = _matches(root, org_id, event_ids)  # narrow first: most find none
     if matches.empty:
         return pd.DataFrame(columns=COLUMNS)
-    hashes = event_hashes(matches["event_id"].drop_duplicates())
-    # Only the dates holding them are read (the table is partitioned by date).
-    dates = pa.array(matches["hour"].str.slice(0, 10).drop_duplicates().tolist(), pa.string())
-    wanted = pc.field("date").isin(dates) & pc.field("event_hash").isin(
-        pa.array(hashes["event_hash"])
-    )
+    owned = _latest(matches)
+    hashes = event_hashes(owned["event_id"].drop_duplicates())
+    # Whole rows are read only from the data files that hold the owners' rows (a load
+    # writes its hour's rows in files of their own), and only those rows are kept.
+    wanted = pc.field("hour").isin(pa.array(owned["hour"].unique().tolist(), pa.string()))
+    wanted &= pc.field("event_hash").isin(pa.array(hashes["event_hash"]))
     with lake.delta_location(lake.ledger_folder(root, org_id)) as uri:
-        found = DeltaTable(uri).to_pyarrow_dataset().to_table(filter=wanted)
-    rows = found.select(COLUMNS).to_pandas()
+        dataset = DeltaTable(uri).to_pyarrow_dataset()
+        holding = pads.FileSystemDataset(
+            fragments, dataset.schema, dataset.format, fragments[0].filesystem
+        )
+        found = holding.to_table(filter=wanted)
     # The exact ids: a hash shared by another event (vanishingly rare) is dropped here.
-    return _latest(rows[rows["event_id"].isin(matches["event_id"])])
+    exact = pc.is_in(found["event_id"], value_set=pa.array(owned["event_id"], pa.string()))
+    return _latest(found.filter(exact).select(COLUMNS).to_pandas())
 
 
 def owners(root: Any, org_id: str, event_ids: Iterable[str]) -> pd.Series:
     """event_id -> the hour that owns it (whose load last had it), for the events any load
-    had. Reads three narrow columns only: what every hourly plan asks, so it stays fast
-    against a month of ledger (benchmarks/bench_ledger.py)."""
-    rows = _latest(_matches(root, org_id, event_ids))
+    had. Reads four narrow columns only: what every hourly plan asks, so it stays fast
+    against a month of a large org's ledger (benchmarks/bench_ledger.py)."""
+    rows = _latest(_matches(root, org_id, event_ids)[0])
     return rows.drop_duplicates("event_id").set_index("event_id")["hour"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 from salesforce_state import EXT, salesforce_relations, salesforce_tasks
@@ -70,6 +71,26 @@ def test_each_hour_s_rows_replace_only_that_hour_and_the_latest_load_of_an_event
         tmp_path, "acme", H14, ledger.ledger_rows(H14, ["e1"], _tasks(("e1", "k1")), _relations())
     )
     assert set(ledger.current(tmp_path, "acme", ["e1", "e2", "e3"])["event_id"]) == {"e1", "e2"}
+
+
+def test_the_probe_finds_every_wanted_event_sharing_a_first_hash_and_no_row_whose_second_differs():
+    # Two wanted events share a first hash (as two ids might): a row stands for the one
+    # whose second hash it has, never for both.
+    wanted = pd.DataFrame({"event_hash": [5, 5, 7], "event_hash2": [1, 2, 3]})
+    probe = ledger._Probe(wanted)
+    rows, at = probe(np.array([5, 5, 7, 7, 9, -5]), np.array([2, 1, 3, 4, 1, 1]))
+    assert sorted(zip(rows.tolist(), at.tolist(), strict=True)) == [(0, 1), (1, 0), (2, 2)]
+
+
+def test_an_id_asked_for_twice_is_found_and_an_unknown_one_is_not(tmp_path):
+    ledger.record_hour(
+        tmp_path,
+        "acme",
+        H14,
+        ledger.ledger_rows(H14, ["e1", "e2"], _tasks(("e1", "k1")), _relations(), H14),
+    )
+    owners = ledger.owners(tmp_path, "acme", pd.Series(["e1", "e1", "e2", "e9"]))
+    assert owners.to_dict() == {"e1": "2026-11-26T14", "e2": "2026-11-26T14"}
 
 
 def test_an_org_without_a_ledger_has_no_rows(tmp_path):
