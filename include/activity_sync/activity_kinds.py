@@ -26,6 +26,8 @@ BULK_TRUE, BULK_FALSE = "true", "false"
 CREATE_ONLY = ("TaskSubtype",)
 # EventRelation's flag: true relates the person to the Event; false would only invite.
 IS_PARENT = "IsParent"
+# EventRelation's other flag: true invites the person (an invitation made in Salesforce).
+IS_INVITEE = "IsInvitee"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,15 @@ import pyarrow as pa
 from simple_salesforce.format import format_soql
 
 from activity_sync import ledger
-from activity_sync.activity_kinds import SALESFORCE_EVENTS, TASKS, RelationStatus
+from activity_sync.activity_kinds import (
+    BULK_FALSE,
+    BULK_TRUE,
+    IS_INVITEE,
+    SALESFORCE_EVENTS,
+    TASKS,
+    ActivityKind,
+    RelationStatus,
+)
 from activity_sync.bulk import RESULT_ERROR, Operation
 from activity_sync.errors import ActivitySyncError
 from activity_sync.load_results import LoadResult
@@ -33,8 +41,14 @@ from activity_sync.schema import Plan
 
 log = logging.getLogger(__name__)
 
-# Relations a load leaves in Salesforce: the primary (the WhoId), inserted, found there.
-HELD = (RelationStatus.PRIMARY, RelationStatus.INSERTED, RelationStatus.EXISTING)
+# Relations a load leaves in Salesforce: the primary (the WhoId), inserted, found there,
+# and an Event's invitee row made to relate.
+HELD = (
+    RelationStatus.PRIMARY,
+    RelationStatus.INSERTED,
+    RelationStatus.EXISTING,
+    RelationStatus.RELATED,
+)
 
 
 def hour_rows(
@@ -140,8 +154,9 @@ class Convergence:
         kept: ledger rows of Tasks the new plan lacks that someone else edited: kept.
         gone: Tasks the ledger had that Salesforce no longer holds (deleted, or the key
             changed by hand): nothing to do.
-        stale_relations: ``(task_key, task_id, RelationId)`` of Tasks the new plan keeps,
-            that earlier loads related and the new plan does not.
+        stale_relations: ``(object, task_key, task_id, RelationId)``: people on Tasks and
+            Salesforce Events the new plan keeps, that earlier loads related and the new
+            plan does not.
     """
 
     prior: pd.DataFrame
@@ -177,6 +192,26 @@ def _query_by_ids(client: SalesforceClient, soql: str, ids: list[str]) -> pd.Dat
 def planned_keys(plan: Plan) -> set[str]:
     """Every activity key the plan holds: its Tasks' and its Salesforce Events'."""
     return set(plan.tasks["task_key"]) | set(plan.salesforce_events["event_key"])
+
+
+def _stale_relations(tasks: pd.DataFrame, plan: Plan) -> pd.DataFrame:
+    """People earlier loads related to the activities the new plan keeps, whom the new
+    plan does not relate: ``object``, ``task_key``, ``task_id``, ``RelationId``."""
+    frames = []
+    for kind, rows, relations in (
+        (TASKS, plan.tasks, plan.relations),
+        (SALESFORCE_EVENTS, plan.salesforce_events, plan.event_relations),
+    ):
+        kept_on = tasks[
+            tasks["object"].eq(kind.object_name) & tasks["task_key"].isin(rows[kind.key])
+        ]
+        before = kept_on[["task_key", "task_id", "relation_ids"]].explode("relation_ids").dropna()
+        before = before.rename(columns={"relation_ids": "RelationId"})
+        now = relations[[kind.key, "RelationId"]].rename(columns={kind.key: "task_key"})
+        stale = before.merge(now.assign(_planned=True), on=["task_key", "RelationId"], how="left")
+        frames.append(stale[stale["_planned"].isna()].assign(object=kind.object_name))
+    stale = pd.concat(frames, ignore_index=True)
+    return stale[["object", "task_key", "task_id", "RelationId"]]
 
 
 def plan_convergence(
@@ -217,14 +252,7 @@ def plan_convergence(
         delete = seen.loc[ours & ~edited, columns]
         kept = seen.loc[ours & edited, columns]
         gone = seen.loc[~ours, columns]
-    # Relations the new plan lacks, on the Tasks it keeps. (A Salesforce Event's stale
-    # EventRelation rows are not deleted yet: its invitee rows need their own rules.)
-    kept_on = tasks[tasks["task_key"].isin(planned) & tasks["object"].eq(TASKS.object_name)]
-    before = kept_on[["task_key", "task_id", "relation_ids"]].explode("relation_ids").dropna()
-    before = before.rename(columns={"relation_ids": "RelationId"})
-    now = plan.relations[["task_key", "RelationId"]].assign(_planned=True)
-    stale = before.merge(now, on=["task_key", "RelationId"], how="left")
-    stale = stale[stale["_planned"].isna()].drop(columns="_planned").reset_index(drop=True)
+    stale = _stale_relations(tasks, plan)
     return Convergence(prior, delete, kept, gone, stale)
 
 
@@ -288,27 +316,19 @@ def apply_deletions(client: SalesforceClient, conv: Convergence) -> dict[str, An
         failed_keys += doomed.loc[doomed["task_id"].isin(refused), "task_key"].tolist()
         for _, row in result.failed.iterrows():
             log.warning("%s %s not deleted: %s", name, row.get("Id"), row.get(RESULT_ERROR))
-    relations_deleted = 0
-    stale = conv.stale_relations
-    if not stale.empty:
-        live = _query_by_ids(
-            client,
-            "SELECT Id, TaskId, RelationId FROM TaskRelation "
-            "WHERE IsWhat = false AND IsDeleted = false AND TaskId IN {}",
-            stale["task_id"].drop_duplicates().tolist(),
-        )
-        if not live.empty:
-            doomed = live.merge(
-                stale, left_on=["TaskId", "RelationId"], right_on=["task_id", "RelationId"]
-            )
-            if not doomed.empty:
-                result = client.ingest(TASKS.relation_object, Operation.DELETE, doomed[["Id"]])
-                relations_deleted = len(result.successful)
+    relations_deleted = relations_unrelated = 0
+    for kind in (TASKS, SALESFORCE_EVENTS):
+        stale = conv.stale_relations[conv.stale_relations["object"].eq(kind.object_name)]
+        deleted_now, unrelated_now = _remove_relations(client, kind, stale)
+        relations_deleted += deleted_now
+        relations_unrelated += unrelated_now
     log.info(
-        "re-plan: %s deleted (%d refused), %d relations deleted, %d edited activities kept",
+        "re-plan: %s deleted (%d refused), %d relations deleted, %d invitees no longer "
+        "related, %d edited activities kept",
         deleted,
         len(failed_keys),
         relations_deleted,
+        relations_unrelated,
         len(conv.kept),
     )
     return {
@@ -316,9 +336,50 @@ def apply_deletions(client: SalesforceClient, conv: Convergence) -> dict[str, An
         "salesforce_events_deleted": deleted[SALESFORCE_EVENTS.object_name],
         "tasks_delete_failed": len(failed_keys),
         "relations_deleted": relations_deleted,
+        "event_invitees_unrelated": relations_unrelated,
         "tasks_kept_edited": len(conv.kept),
         "failed_keys": failed_keys,
     }
+
+
+def _remove_relations(
+    client: SalesforceClient, kind: ActivityKind, stale: pd.DataFrame
+) -> tuple[int, int]:
+    """Remove the stale relations of one kind of activity; returns (deleted, unrelated).
+
+    The rows are read afresh (after the new plan's load) and only those still relating
+    are touched. A Salesforce Event's row that also invites its person (someone invited
+    them in Salesforce: ``IsInvitee``) keeps the invitation and only stops relating
+    (``IsParent`` false); the other rows are deleted (Bulk API 2.0 ``delete``).
+    """
+    if stale.empty:
+        return 0, 0
+    flags = f", {IS_INVITEE}" if kind.parent_flag else ""
+    relating = f" AND {kind.parent_flag} = true" if kind.parent_flag else ""
+    live = _query_by_ids(
+        client,
+        f"SELECT Id, {kind.parent_field}, RelationId{flags} FROM {kind.relation_object} "
+        f"WHERE IsWhat = false{relating} AND IsDeleted = false AND {kind.parent_field} IN {{}}",
+        stale["task_id"].drop_duplicates().tolist(),
+    )
+    if live.empty:
+        return 0, 0
+    doomed = live.merge(
+        stale, left_on=[kind.parent_field, "RelationId"], right_on=["task_id", "RelationId"]
+    )
+    invited = (
+        doomed[IS_INVITEE].astype(str).str.lower().eq(BULK_TRUE)
+        if kind.parent_flag
+        else pd.Series(False, index=doomed.index)
+    )
+    unrelated = deleted = 0
+    if invited.any():
+        rows = doomed.loc[invited, ["Id"]].assign(**{kind.parent_flag: BULK_FALSE})
+        unrelated = len(client.ingest(kind.relation_object, Operation.UPDATE, rows).successful)
+    if (~invited).any():
+        rows = doomed.loc[~invited, ["Id"]]
+        deleted = len(client.ingest(kind.relation_object, Operation.DELETE, rows).successful)
+    return deleted, unrelated
 
 
 def carried_over(prior: pd.DataFrame, plan: Plan, keys: Iterable[str] = ()) -> pd.DataFrame:

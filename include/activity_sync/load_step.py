@@ -106,6 +106,7 @@ def step_load(
                 "tasks_deleted": 0,
                 "salesforce_events_deleted": 0,
                 "relations_deleted": 0,
+                "event_invitees_unrelated": 0,
                 "tasks_kept_edited": 0,
             }
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hourly_deployment import DAY, HOUR, ORG, Deployment
+from hourly_deployment import DAY, HOUR, ORG, Deployment, meetings_at
 from salesforce_state import EXT, assert_salesforce_holds_exactly, salesforce_relations
 
 from activity_sync import lake
@@ -71,10 +71,25 @@ class Org(Deployment):
         return self.audit()["reconciliation"]
 
 
+class OrgWithMeetings(Org):
+    """The deployment whose landed hour also holds meetings, which R14 makes Salesforce
+    Events."""
+
+    def day_events(self, crm, sends: int) -> pd.DataFrame:
+        return pd.concat([super().day_events(crm, sends), meetings_at(crm, HOUR)])
+
+
 @pytest.fixture
 def org(tmp_path, fresh_emulator, monkeypatch, airflow_db) -> Org:
     o = Org(tmp_path, fresh_emulator, monkeypatch)
     o.land_day(sends=30)
+    return o
+
+
+@pytest.fixture
+def org_with_meetings(tmp_path, fresh_emulator, monkeypatch, airflow_db) -> OrgWithMeetings:
+    o = OrgWithMeetings(tmp_path, fresh_emulator, monkeypatch)
+    o.land_day(sends=10)
     return o
 
 
@@ -157,6 +172,53 @@ def test_c_an_exclusion_added_and_the_hour_replanned_leaves_the_person_on_no_tas
     assert person not in set(salesforce_relations(org.client)["RelationId"])
     assert_salesforce_holds_exactly(org.client, [org.plan()])
     assert org.load_summary()["relations_deleted"] >= 1  # off the Tasks that stay
+
+
+@pytest.mark.r14
+def test_r14_people_a_replan_drops_from_a_kept_salesforce_event_leave_it_and_invitations_stay(
+    hourly_dag, org_with_meetings
+):
+    """EventRelation (Object Reference): a person is related to an Event by a row with
+    IsParent true and invited by one with IsInvitee true; one row can do both
+    (https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_eventrelation.htm).
+    A re-plan deletes the rows of people it no longer relates, but an invitation someone
+    made in Salesforce is not ours to remove: that row only stops relating."""
+    org = org_with_meetings
+    assert run(hourly_dag).state == "success"
+    plan = org.plan()
+    people = plan.event_relations[~plan.event_relations["is_primary"]]
+    sizes = people.groupby("event_key").size()
+    event = sizes[sizes >= 2].sort_values().index[0]
+    dropped, invited = people[people["event_key"].eq(event)]["RelationId"].iloc[-2:]
+    event_id = org.client.query(f"SELECT Id FROM Event WHERE {EXT} = '{event}'")["Id"][0]
+    rows = org.client.query(
+        f"SELECT Id, RelationId FROM EventRelation WHERE EventId = '{event_id}' AND IsWhat = false"
+    ).set_index("RelationId")
+    # Someone invites one of the people in Salesforce: our row now invites too.
+    org.emulator.simple_salesforce().EventRelation.update(
+        rows.loc[invited, "Id"], {"IsInvitee": True}
+    )
+    emails = org.client.query(f"SELECT Email FROM Contact WHERE Id IN ('{dropped}', '{invited}')")[
+        "Email"
+    ].tolist()
+    org.settings({**SETTINGS, "exclusions": [*SETTINGS["exclusions"], *emails]})
+
+    assert run(hourly_dag, replan=True, max_delete_share=1.0).state == "success"
+    replanned = org.plan()
+    assert event in set(replanned.salesforce_events["event_key"])  # the Event is kept
+    after = org.client.query(
+        f"SELECT RelationId, IsParent, IsInvitee FROM EventRelation WHERE EventId = "
+        f"'{event_id}' AND IsWhat = false"
+    ).set_index("RelationId")
+    assert dropped not in after.index
+    assert (bool(after.loc[invited, "IsParent"]), bool(after.loc[invited, "IsInvitee"])) == (
+        False,
+        True,
+    )
+    assert_salesforce_holds_exactly(org.client, [replanned])
+    summary = org.load_summary()
+    assert summary["relations_deleted"] >= 1 and summary["event_invitees_unrelated"] == 1
+    assert org.reconciliation()["status"] == "ok"
 
 
 @pytest.mark.r12

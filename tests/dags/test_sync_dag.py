@@ -9,7 +9,7 @@ the plan the run wrote.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import hourly_deployment
@@ -24,54 +24,14 @@ from salesforce_state import (
 from activity_sync import lake
 from activity_sync.activity_kinds import SALESFORCE_EVENTS
 from activity_sync.load import LoadOptions, load_plan, task_rows
-from activity_sync.schema import EVENT_COLUMNS, Plan
+from activity_sync.schema import Plan
 
 
 class Deployment(hourly_deployment.Deployment):
     """The shared test deployment, whose landed day also holds the hour's meetings (R14)."""
 
     def day_events(self, crm, sends: int) -> pd.DataFrame:
-        return pd.concat([super().day_events(crm, sends), meetings_at(crm, HOUR)])
-
-
-def meetings_at(crm, hour: datetime) -> pd.DataFrame:
-    """Meetings in ``hour`` that R14 makes Salesforce Events: 55 Contacts of the org (an
-    Event of 50 and one of 5), 3 Contacts of one Account with one attendee declining, and
-    a Lead with a Contact (the Lead's own Event)."""
-    contacts = crm.contacts.dropna(subset=["Email", "AccountId"])
-    account = contacts.groupby("AccountId")["Email"].apply(list)
-    three = next(emails[:3] for emails in account if len(emails) >= 3)
-    lead = crm.leads.loc[~crm.leads["IsConverted"].astype(bool), "Email"].dropna().iloc[0]
-    sender = crm.users.loc[crm.users["IsActive"].astype(bool), "Email"].iloc[0]
-
-    def meeting(n: int, attendees: list[dict], **fields) -> dict:
-        at = hour + timedelta(minutes=10 * n)
-        return {
-            "event_id": f"{ORG}-meeting-{n}",
-            "org_id": ORG,
-            "type": "meeting",
-            "occurred_at": at.isoformat(),
-            "sender": sender,
-            "recipients": attendees,
-            "subject": f"Review {n}",
-            "body": "Agenda",
-            "arrived_at": (at + timedelta(minutes=1)).isoformat(),
-            **fields,
-        }
-
-    rows = [
-        meeting(1, [{"email": e, "field": "to"} for e in contacts["Email"].iloc[:55]]),
-        meeting(
-            2,
-            [{"email": three[0], "field": "to"}, {"email": three[1], "field": "to"}]
-            + [{"email": three[2], "field": "to", "response": "declined"}],
-            starts_at=(hour + timedelta(minutes=30)).isoformat(),
-            ends_at=(hour + timedelta(minutes=75)).isoformat(),
-            location="Room 4",
-        ),
-        meeting(3, [{"email": lead, "field": "to"}, {"email": three[0], "field": "to"}]),
-    ]
-    return pd.DataFrame(rows).reindex(columns=[*EVENT_COLUMNS, "arrived_at"])
+        return pd.concat([super().day_events(crm, sends), hourly_deployment.meetings_at(crm, HOUR)])
 
 
 @pytest.fixture

@@ -1,14 +1,14 @@
 """One org's deployment for tests that run the hourly DAG with ``dag.test()``: its lake,
 orgs file and Salesforce connection (the emulator), and the means to inspect both.
 
-Used by tests/dags/test_replan_dag.py and, with the hour's meetings landed too, by
-tests/dags/test_sync_dag.py.
+Used by tests/dags/test_replan_dag.py and tests/dags/test_sync_dag.py, which land the
+hour's meetings too (:func:`meetings_at`).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +23,7 @@ from activity_sync.crm import read_crm
 from activity_sync.mirror import refresh_crm
 from activity_sync.plan import read_plan
 from activity_sync.salesforce import SalesforceClient
-from activity_sync.schema import Plan
+from activity_sync.schema import EVENT_COLUMNS, Plan
 from demo_data.generate import generate_day, write_landing
 
 ORG = "acme"
@@ -78,3 +78,43 @@ class Deployment:
 
     def load_summary(self) -> dict:
         return json.loads((self.part(lake.LOADED) / lake.LOAD_SUMMARY).read_text())
+
+
+def meetings_at(crm, hour: datetime) -> pd.DataFrame:
+    """Meetings in ``hour`` that R14 makes Salesforce Events: 55 Contacts of the org (an
+    Event of 50 and one of 5), 3 Contacts of one Account with one attendee declining, and
+    a Lead with a Contact (the Lead's own Event)."""
+    contacts = crm.contacts.dropna(subset=["Email", "AccountId"])
+    account = contacts.groupby("AccountId")["Email"].apply(list)
+    three = next(emails[:3] for emails in account if len(emails) >= 3)
+    lead = crm.leads.loc[~crm.leads["IsConverted"].astype(bool), "Email"].dropna().iloc[0]
+    sender = crm.users.loc[crm.users["IsActive"].astype(bool), "Email"].iloc[0]
+
+    def meeting(n: int, attendees: list[dict], **fields) -> dict:
+        at = hour + timedelta(minutes=10 * n)
+        return {
+            "event_id": f"{ORG}-meeting-{n}",
+            "org_id": ORG,
+            "type": "meeting",
+            "occurred_at": at.isoformat(),
+            "sender": sender,
+            "recipients": attendees,
+            "subject": f"Review {n}",
+            "body": "Agenda",
+            "arrived_at": (at + timedelta(minutes=1)).isoformat(),
+            **fields,
+        }
+
+    rows = [
+        meeting(1, [{"email": e, "field": "to"} for e in contacts["Email"].iloc[:55]]),
+        meeting(
+            2,
+            [{"email": three[0], "field": "to"}, {"email": three[1], "field": "to"}]
+            + [{"email": three[2], "field": "to", "response": "declined"}],
+            starts_at=(hour + timedelta(minutes=30)).isoformat(),
+            ends_at=(hour + timedelta(minutes=75)).isoformat(),
+            location="Room 4",
+        ),
+        meeting(3, [{"email": lead, "field": "to"}, {"email": three[0], "field": "to"}]),
+    ]
+    return pd.DataFrame(rows).reindex(columns=[*EVENT_COLUMNS, "arrived_at"])
