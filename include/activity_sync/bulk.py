@@ -148,7 +148,12 @@ def csv_body(rows: pd.DataFrame) -> bytes:
     return rows.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
 
 
-def _csv_frame(text: str) -> pd.DataFrame:
+def _csv_frame(response: requests.Response) -> pd.DataFrame:
+    """A result file's rows. Bulk API 2.0 result files are UTF-8 ("Content-Type: text/csv;
+    charset=UTF-8": https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_compression.htm):
+    decoded as such whatever the header says, since requests reads a text/csv answer
+    without a charset as ISO-8859-1 and would garble every non-ASCII name and address."""
+    text = response.content.decode("utf-8", errors="replace")
     if not text.strip():
         return pd.DataFrame()
     return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
@@ -353,7 +358,7 @@ class BulkJobs:
                         self._job_url(JobKind.INGEST, job_id, f"/{name}/"),
                         "bulk_results",
                         headers={"Accept": CSV_MEDIA_TYPE},
-                    ).text
+                    )
                 ),
             )
 
@@ -424,7 +429,7 @@ class BulkJobs:
                 )
 
             response = self._retrying(f"results of query job {job_id}", page)
-            pages.append(_csv_frame(response.text))
+            pages.append(_csv_frame(response))
             locator = response.headers.get(LOCATOR_HEADER)
             if not locator or locator == LAST_LOCATOR:
                 break

@@ -39,7 +39,14 @@ from salesforce_emulator.bulk_worker import DEFAULT_WORKERS, BulkWorker
 from salesforce_emulator.faults import Faults
 from salesforce_emulator.objects import ALL_OBJECTS
 from salesforce_emulator.org import Org
-from salesforce_emulator.protocol import ApiError, Request, Response, Route, not_found
+from salesforce_emulator.protocol import (
+    CSV_CONTENT_TYPE,
+    ApiError,
+    Request,
+    Response,
+    Route,
+    not_found,
+)
 from salesforce_emulator.query import QueryService, compile_soql
 from salesforce_emulator.soql import SoqlError
 from salesforce_emulator.usage import Usage
@@ -266,7 +273,7 @@ class BulkService:
             raise ApiError(503, "SERVER_UNAVAILABLE", f"The results of job {job} are not ready")
         path = self.jobs.path(job, f"{kind}.csv")
         # Bytes as stored: unprocessed rows of an upload that was no UTF-8 come back as sent.
-        return Response(200, path.read_bytes() if path.exists() else b"", "text/csv")
+        return Response(200, path.read_bytes() if path.exists() else b"", CSV_CONTENT_TYPE)
 
     # ------------------------------------------------------------------- query API
 

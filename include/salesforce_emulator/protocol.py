@@ -67,6 +67,11 @@ class Request:
         return cls(method.upper(), path, params, headers, body)
 
 
+# Bulk API 2.0 result files are UTF-8 and say so ("Content-Type: text/csv; charset=UTF-8",
+# https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_compression.htm).
+CSV_CONTENT_TYPE = "text/csv; charset=UTF-8"
+
+
 @dataclass
 class Response:
     status: int
@@ -84,7 +89,7 @@ class Response:
 
     @classmethod
     def csv(cls, status: int, text: str, headers: dict[str, str] | None = None) -> Response:
-        return cls(status, text.encode("utf-8"), "text/csv", headers or {})
+        return cls(status, text.encode("utf-8"), CSV_CONTENT_TYPE, headers or {})
 
     @classmethod
     def empty(cls, status: int) -> Response:

@@ -16,6 +16,23 @@ A restricted picklist takes only its values, exactly as written, and not those t
 not set or that its API version does not know; anything else is
 ``INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST`` ("bad value for restricted picklist field: X",
 the answer Salesforce gives: https://salesforcedictionary.com/errors/invalid-or-null-for-restricted-picklist).
+
+Email fields take internationalised addresses (Email Address Internationalization: a
+non-ASCII local part and a Unicode domain, "stored and displayed using Unicode characters",
+https://help.salesforce.com/s/articleView?id=sales.emailadmin_eai.htm and
+https://help.salesforce.com/s/articleView?id=sales.emailadmin_eai_prepare.htm), from API
+49.0 on ("EAI requires API version 49.0 or later"; older callers get
+``INVALID_EMAIL_ADDRESS``, the harsher reading). A domain is valid when IDNA (UTS #46) turns
+it into an ASCII domain of LDH labels; an ``xn--`` label must be a valid A-label.
+
+Date and dateTime values must fall within "The earliest valid date is 1700-01-01T00:00:00Z
+GMT ... The latest valid date is 4000-12-31T00:00:00Z GMT" (Data Loader Guide, Data Import
+Dates: https://developer.salesforce.com/docs/atlas.en-us.dataLoader.meta/dataLoader/data_loader_dates.htm).
+The page speaks of dates (its midnight is how Data Loader writes one), so a dateTime counts
+by its UTC date: 4000-12-31T23:59:59Z is held, 4001-01-01T00:00:00Z is not, as the product's
+planner assumes. Outside is ``FIELD_INTEGRITY_EXCEPTION``, the code an out-of-range date gets
+on insert (https://salesforce.stackexchange.com/questions/339236); the message is not
+documented (chosen: it names the value and the range).
 """
 
 from __future__ import annotations
@@ -24,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import idna
 import numpy as np
 import pandas as pd
 
@@ -32,8 +50,21 @@ from salesforce_emulator.objects import Field
 
 CSV_NULL = "#N/A"
 
-# Salesforce validates Email fields; an apostrophe is legal, whitespace and brackets are not.
-EMAIL_FIELD_RE = r"[^\s@<>()\[\]\\,;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+# Salesforce validates Email fields; an apostrophe is legal, whitespace, controls and
+# brackets are not. The domain here is the ASCII one; a Unicode domain is checked in its IDNA
+# form (_invalid_emails).
+_EMAIL_LOCAL_RE = r"[^\s\x00-\x1f\x7f-\x9f@<>()\[\]\\,;:\"]+"
+_EMAIL_DOMAIN_RE = (
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
+EMAIL_FIELD_RE = f"{_EMAIL_LOCAL_RE}@{_EMAIL_DOMAIN_RE}"
+# Addresses that need IDNA: a non-ASCII character or an A-label anywhere.
+_NEEDS_IDNA_RE = r"[^\x00-\x7f]|(?i:xn--)"
+EAI_SINCE_API = 49.0
+_DOMAIN_MAX = 253  # DNS: a longer name is no domain (and bounds IDNA's work on hostile text)
+DATE_FIRST, DATE_LAST = "1700-01-01", "4000-12-31"
+_FIRST_MOMENT = pd.Timestamp(DATE_FIRST, tz="UTC")
+_AFTER_LAST_MOMENT = pd.Timestamp(DATE_LAST, tz="UTC") + pd.Timedelta(days=1)
 DATE_RE = r"\d{4}-\d{2}-\d{2}"
 DATETIME_RE = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-]\d{2}:?\d{2})?"
 # Characters that UTF-16 stores as a surrogate pair: two code units each.
@@ -208,6 +239,58 @@ def _picklist_refusals(f: Field, text: pd.Series, api_version: float | None) -> 
     return ~text.isin(allowed) | text.isin(newer)
 
 
+def _invalid_emails(text: pd.Series, api_version: float | None) -> pd.Series:
+    """Rows whose address an Email field refuses.
+
+    ASCII addresses are judged by the pattern alone; the rare one with a non-ASCII
+    character or an ``xn--`` label has its domain put through IDNA, once per distinct domain.
+    """
+    invalid = ~text.str.fullmatch(EMAIL_FIELD_RE).astype(bool)
+    needs_idna = text.str.contains(_NEEDS_IDNA_RE).astype(bool)
+    if not needs_idna.any():
+        return invalid
+    local, _, domain = (part[needs_idna] for part in _split_address(text))
+    if api_version is not None and api_version < EAI_SINCE_API:
+        unicode_ok = pd.Series(False, index=local.index)
+    else:
+        unicode_ok = local.str.fullmatch(_EMAIL_LOCAL_RE).astype(bool)
+    distinct = domain.unique()
+    ascii_domain = domain.map(dict(zip(distinct, map(_idna_domain, distinct), strict=True)))
+    unicode_ok &= ascii_domain.notna() & ascii_domain.fillna("").str.fullmatch(_EMAIL_DOMAIN_RE)
+    invalid[needs_idna] = ~unicode_ok
+    return invalid
+
+
+def _split_address(text: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Local part, ``@`` and domain, split at the last ``@`` (no ``@``: all empty)."""
+    parts = text.str.rpartition("@")
+    return parts[0], parts[1], parts[2]
+
+
+def _idna_domain(domain: str) -> str | None:
+    """The ASCII (IDNA, UTS #46) form of a domain, or None where IDNA refuses it."""
+    if not domain or len(domain) > _DOMAIN_MAX * 4:
+        return None
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return None
+
+
+def _refuse_outside_dates(f: Field, moments: pd.Series, text: pd.Series, errors: RowErrors) -> None:
+    """Rows whose (UTC) date Salesforce cannot hold get ``FIELD_INTEGRITY_EXCEPTION``."""
+    outside = moments.notna() & ((moments < _FIRST_MOMENT) | (moments >= _AFTER_LAST_MOMENT))
+    errors.add(
+        outside,
+        "FIELD_INTEGRITY_EXCEPTION",
+        lambda: (
+            f"{_label(f)}: date outside the range Salesforce holds "
+            f"({DATE_FIRST} to {DATE_LAST}): " + text
+        ),
+        f.name,
+    )
+
+
 def coerce(
     f: Field, raw: pd.Series, errors: RowErrors, api_version: float | None = None
 ) -> pd.Series:
@@ -244,9 +327,8 @@ def coerce(
                 f.name,
             )
         if kind == "email":
-            invalid = ~text.str.fullmatch(EMAIL_FIELD_RE).astype(bool)
             errors.add(
-                invalid,
+                _invalid_emails(text, api_version),
                 "INVALID_EMAIL_ADDRESS",
                 lambda: f"{_label(f)}: invalid email address: " + text,
                 f.name,
@@ -278,7 +360,8 @@ def coerce(
         errors.add(
             parsed.isna(), "INVALID_TYPE_ON_FIELD_IN_RECORD", lambda: bad_type + text, f.name
         )
-        good = parsed.notna()
+        _refuse_outside_dates(f, parsed.dt.tz_localize("UTC"), text, errors)
+        good = parsed.notna() & errors.ok[parsed.index]
         out[good[good].index] = parsed[good].dt.strftime("%Y-%m-%d")
     elif kind == "datetime":
         text = _as_text(s).str.strip()
@@ -291,7 +374,8 @@ def coerce(
         errors.add(
             parsed.isna(), "INVALID_TYPE_ON_FIELD_IN_RECORD", lambda: bad_type + text, f.name
         )
-        good = parsed.notna()
+        _refuse_outside_dates(f, parsed, text, errors)
+        good = parsed.notna() & errors.ok[parsed.index]
         out[good[good].index] = stored_datetimes(parsed[good])
     elif kind in ("id", "reference"):
         text = _as_text(s).str.strip()

@@ -249,3 +249,29 @@ def test_jobs_are_listed_and_deleted(fresh_emulator):
     assert [j["id"] for j in listed] == [info["id"]]
     assert _api(fresh_emulator, "DELETE", f"{JOBS}/ingest/{info['id']}").status_code == 204
     assert _api(fresh_emulator, "GET", f"{JOBS}/ingest/{info['id']}").status_code == 404
+
+
+def test_result_files_say_they_are_utf8_so_a_unicode_address_reads_back_as_written(
+    fresh_emulator,
+):
+    """Result files are "Content-Type: text/csv; charset=UTF-8" (Use Compression for Bulk
+    API 2.0 Query Responses: https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_compression.htm);
+    without the charset, requests reads text/csv as ISO-8859-1."""
+    info = _run_job(
+        fresh_emulator,
+        {"object": "Contact", "operation": "insert"},
+        "LastName,Email\nZoë,zoë@exämple.com\n".encode(),
+    )
+    answer = _api(fresh_emulator, "GET", f"{JOBS}/ingest/{info['id']}/successfulResults/")
+    assert answer.headers["Content-Type"] == "text/csv; charset=UTF-8"
+    assert _rows(answer.text)[0]["Email"] == "zoë@exämple.com"
+    job = _api(
+        fresh_emulator,
+        "POST",
+        f"{JOBS}/query",
+        json={"operation": "query", "query": "SELECT Email FROM Contact WHERE LastName = 'Zoë'"},
+    ).json()
+    _wait(fresh_emulator, job["id"], "query")
+    answer = _api(fresh_emulator, "GET", f"{JOBS}/query/{job['id']}/results")
+    assert answer.headers["Content-Type"] == "text/csv; charset=UTF-8"
+    assert _rows(answer.text) == [{"Email": "zoë@exämple.com"}]

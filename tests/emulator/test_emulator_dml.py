@@ -204,3 +204,82 @@ def test_task_subtype_is_a_restricted_picklist_the_api_cannot_set_to_cadence(sf,
     older = fresh_emulator.simple_salesforce(version="55.0")
     error = _error(lambda: older.Task.create({"Subject": "x", "TaskSubtype": "LinkedIn"}))
     assert error["errorCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+
+
+# "The earliest valid date is 1700-01-01T00:00:00Z GMT ... The latest valid date is
+# 4000-12-31T00:00:00Z GMT" (Data Loader Guide, Data Import Dates:
+# https://developer.salesforce.com/docs/atlas.en-us.dataLoader.meta/dataLoader/data_loader_dates.htm);
+# an out-of-range date fails FIELD_INTEGRITY_EXCEPTION
+# (https://salesforce.stackexchange.com/questions/339236).
+def test_dates_salesforce_cannot_hold_are_refused_row_by_row(sf):
+    dates = ["1700-01-01", "4000-12-31", "1699-12-31", "4001-01-01", "9999-01-01"]
+    job = sf.bulk2.Task.insert(
+        records=[{"Subject": day, "ActivityDate": day} for day in dates], wait=0.05
+    )[0]
+    assert (job["numberRecordsProcessed"], job["numberRecordsFailed"]) == (5, 3)
+    failed = list(csv.DictReader(io.StringIO(sf.bulk2.Task.get_failed_records(job["job_id"]))))
+    assert sorted(row["ActivityDate"] for row in failed) == sorted(dates[2:])
+    for row in failed:
+        assert row["sf__Error"].startswith("FIELD_INTEGRITY_EXCEPTION:Due Date Only: date outside")
+        assert row["sf__Error"].endswith(f"): {row['ActivityDate']}:ActivityDate")
+    stored = sf.query(
+        "SELECT Subject, ActivityDate FROM Task WHERE Subject IN ('1700-01-01', '4000-12-31')"
+    )
+    assert sorted(r["ActivityDate"] for r in stored["records"]) == dates[:2]
+
+
+def test_a_datetime_counts_by_its_utc_date_against_salesforces_range(sf):
+    last = {"Subject": "late", "StartDateTime": "4000-12-31T23:00:00Z"}
+    assert sf.Event.create({**last, "EndDateTime": "4000-12-31T23:59:00Z"})["success"]
+    error = _error(lambda: sf.Event.create({**last, "EndDateTime": "4001-01-01T00:00:00Z"}))
+    assert (error["errorCode"], error["fields"]) == ("FIELD_INTEGRITY_EXCEPTION", ["EndDateTime"])
+    assert "4001-01-01T00:00:00Z" in error["message"]
+    # 00:30 at UTC+1 is still 1699 in UTC.
+    early = {"Subject": "early", "EndDateTime": "1700-01-01T02:00:00Z"}
+    error = _error(lambda: sf.Event.create({**early, "StartDateTime": "1700-01-01T00:30:00+01:00"}))
+    assert (error["errorCode"], error["fields"]) == ("FIELD_INTEGRITY_EXCEPTION", ["StartDateTime"])
+    assert sf.Event.create({**early, "StartDateTime": "1700-01-01T01:30:00+01:00"})["success"]
+
+
+# Email Address Internationalization: non-ASCII local parts and domains, "stored and
+# displayed using Unicode characters"; "EAI requires API version 49.0 or later"
+# (https://help.salesforce.com/s/articleView?id=sales.emailadmin_eai.htm,
+# https://help.salesforce.com/s/articleView?id=sales.emailadmin_eai_prepare.htm).
+INTERNATIONAL = [
+    "zoë@exämple.com",
+    "ZOË@XN--EXMPLE-CUA.COM",
+    "用户@例え.テスト",
+    "o'brien@example.com",
+]
+NOT_ADDRESSES = [
+    "zoë@exä mple.com",  # a space in the domain
+    "zoë@exämple",  # no top-level domain
+    "zoë@-exämple.com",  # a label starting with a hyphen
+    "a@xn--zz.com",  # an A-label that is no Punycode
+    "zo\u0000ë@exämple.com",  # a control character
+    "zoë@@exämple.com",
+    "zoë",
+]
+
+
+def test_email_fields_take_internationalised_addresses_as_written(sf):
+    for address in INTERNATIONAL:
+        contact = sf.Contact.create({"LastName": "Intl", "Email": address})["id"]
+        assert sf.Contact.get(contact)["Email"] == address
+
+
+def test_email_fields_refuse_garbage_in_any_script(sf):
+    for address in NOT_ADDRESSES:
+        error = _error(lambda a=address: sf.Contact.create({"LastName": "Bad", "Email": a}))
+        assert (error["errorCode"], error["fields"]) == ("INVALID_EMAIL_ADDRESS", ["Email"]), (
+            address
+        )
+
+
+def test_internationalised_addresses_need_api_49(fresh_emulator):
+    older = fresh_emulator.simple_salesforce(version="48.0")
+    error = _error(lambda: older.Contact.create({"LastName": "Old", "Email": "zoë@exämple.com"}))
+    assert error["errorCode"] == "INVALID_EMAIL_ADDRESS"
+    assert older.Contact.create({"LastName": "Old", "Email": "o'brien@example.com"})["success"]
+    newer = fresh_emulator.simple_salesforce(version="49.0")
+    assert newer.Contact.create({"LastName": "New", "Email": "zoë@exämple.com"})["success"]

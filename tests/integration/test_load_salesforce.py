@@ -245,3 +245,49 @@ def test_a_session_expired_mid_load_recovers_with_one_new_login(fresh_emulator, 
     assert fresh_emulator.stats()["auth"]["logins"] - logins_before == 1
     assert result.dead_letter.empty
     assert_salesforce_holds_exactly(client, [plan])
+
+
+def test_issue_12_an_internationalised_contact_is_related_by_an_address_written_in_idna_capitals(
+    fresh_emulator, client, tmp_path
+):
+    """Email Address Internationalization: Salesforce stores `zoë@exämple.com` in Unicode
+    (https://help.salesforce.com/s/articleView?id=sales.emailadmin_eai.htm,
+    https://help.salesforce.com/s/articleView?id=sales.emailadmin_eai_prepare.htm); a mail
+    system may write the same address in capitals with its domain in IDNA form. The planner
+    matches one to the other and the loader relates that Contact."""
+    sf = fresh_emulator.simple_salesforce()
+    account = sf.Account.create({"Name": "Exämple GmbH"})["id"]
+    zoe = sf.Contact.create({"LastName": "Zoë", "Email": "zoë@exämple.com", "AccountId": account})
+    ana = sf.Contact.create({"LastName": "Ana", "Email": "ana@exämple.com", "AccountId": account})
+    refresh_crm(client, tmp_path / "crm")
+    crm = read_crm(tmp_path / "crm")
+    events = events_of(
+        [
+            {
+                "event_id": "eai-1",
+                "org_id": "acme",
+                "type": "sent",
+                "occurred_at": "2026-11-26T10:00:00Z",
+                "sender": "rep@acme-sales.example.com",
+                "recipients": [
+                    {"email": "ZOË@XN--EXMPLE-CUA.COM", "field": "to"},
+                    {"email": "Ana@Exämple.com", "field": "cc"},
+                ],
+                "subject": "Angebot",
+                "body": None,
+            }
+        ]
+    )
+    planned = plan_events(events, crm, settings_of(org_id="acme"))
+    assert planned.rejected.empty, planned.rejected.to_dict("records")
+    assert planned.tasks["WhoId"].tolist() == [zoe["id"]]
+    assert set(planned.relations["RelationId"]) == {zoe["id"], ana["id"]}
+    result = load_plan(planned, client, quick())
+    assert result.dead_letter.empty
+    assert_salesforce_holds_exactly(client, [planned])
+    task = client.query(
+        f"SELECT Id, WhoId FROM Task WHERE {EXT} = '{planned.tasks['task_key'][0]}'"
+    )
+    assert task["WhoId"].tolist() == [zoe["id"]]
+    related = client.query(f"SELECT RelationId FROM TaskRelation WHERE TaskId = '{task['Id'][0]}'")
+    assert {zoe["id"], ana["id"]} <= set(related["RelationId"])

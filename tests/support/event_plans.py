@@ -94,3 +94,33 @@ def with_frames(plan: Plan, **frames) -> Plan:
         "event_relations": plan.event_relations,
     }
     return Plan(**{**parts, **frames})
+
+
+def meeting_lines(crm, *, org_id: str, start: datetime, count: int) -> pd.DataFrame:
+    """Landing rows (the event contract plus ``arrived_at``) of ``count`` meetings in the
+    hour from ``start``, each with three Contacts of one Account, so that each becomes one
+    Salesforce Event with EventRelation rows (R14). ``crm`` is the org's CRM mirror."""
+    contacts = crm.contacts.dropna(subset=["Email", "AccountId"])
+    accounts = contacts.groupby("AccountId")["Email"].agg(list)
+    accounts = accounts[accounts.map(len) >= 3].head(count)
+    if len(accounts) < count:
+        raise ValueError(f"the mirror has {len(accounts)} Accounts with 3 Contacts, not {count}")
+    active = crm.users["IsActive"].astype(str).str.lower().eq("true")
+    organiser = crm.users.loc[active, "Email"].iloc[0]
+    rows = []
+    for n, emails in enumerate(accounts):
+        at = (start + timedelta(minutes=5 + n)).isoformat()
+        rows.append(
+            {
+                "event_id": f"{org_id}-meeting-{n}",
+                "org_id": org_id,
+                "type": "meeting",
+                "occurred_at": at,
+                "sender": organiser,
+                "recipients": [{"email": e, "field": "to"} for e in emails[:3]],
+                "subject": f"Review {n}",
+                "body": "Agenda",
+                "arrived_at": at,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -2,7 +2,8 @@
 
 It terminates TLS with the emulator's own certificate (the client trusts the emulator's CA,
 as it would a TLS-inspecting corporate proxy), reads each HTTP/1.1 request, names the
-step of a load it belongs to (``login``, ``describe Task``, ``upload TaskRelation``…),
+step of a load it belongs to (``login``, ``describe Task``, ``upload TaskRelation``,
+``upload Task delete``…),
 forwards it to the emulator and reads the whole answer, so Salesforce has done the work
 whatever the client then sees. The first time it meets each step it breaks the answer:
 
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 from urllib.parse import parse_qs
 
+from activity_sync.bulk import Operation
 from salesforce_emulator.auth import TOKEN_PATH
 from salesforce_emulator.tls import CA_FILE, CERT_FILE, KEY_FILE
 
@@ -113,13 +115,20 @@ def step_of(method: str, target: str, body: bytes, job_objects: dict[str, str]) 
     if parts[0] != "jobs":
         return parts[0]
     kind, job, rest = parts[1], parts[2] if len(parts) > 2 else None, parts[3:]
-    # Ingest jobs are named by their object (Task, TaskRelation); query jobs (the CRM
-    # mirror's, the relation reads of a big re-load) share one code path, so one name.
+    # Ingest jobs are named by their object (Task, TaskRelation, Event, EventRelation), and
+    # a re-plan's delete jobs by object and operation ("Task delete"): deleting is its own
+    # code path. Query jobs (the CRM mirror's, the relation reads of a big re-load) share
+    # one code path, so one name.
     if job is None:
         if method != "POST":
             return f"list {kind} jobs"
-        obj = json.loads(body).get("object", "?")
-        return "create query job" if kind == "query" else f"create {obj} job"
+        if kind == "query":
+            return "create query job"
+        request = json.loads(body)
+        obj = request.get("object", "?")
+        if request.get("operation") == Operation.DELETE:
+            obj = f"{obj} {Operation.DELETE}"
+        return f"create {obj} job"
     obj = "query" if kind == "query" else job_objects.get(job, "?")
     if rest:
         if kind == "query":
@@ -261,7 +270,7 @@ class FaultyProxy:
             job_id = json.loads(answer.body).get("id")
             if job_id:
                 with self._lock:
-                    self.job_objects[job_id] = step.split(" ")[1]
+                    self.job_objects[job_id] = step.removeprefix("create ").removesuffix(" job")
         head, body = self._frame(answer)
         if not breaking:
             conn.sendall(head + body)
