@@ -292,6 +292,19 @@ def current(root: Any, org_id: str, event_ids: Iterable[str]) -> pd.DataFrame:
     return _latest(found.filter(exact).select(COLUMNS).to_pandas())
 
 
+def day_rows(root: Any, org_id: str, days: Iterable[str]) -> pd.DataFrame:
+    """Every row the loads of these UTC days' hours wrote (``YYYY-MM-DD``; a partition each),
+    superseded or not: the audit asks :func:`owners` which still hold."""
+    dates = pa.array(sorted(set(days)), pa.string())
+    with lake.delta_location(lake.ledger_folder(root, org_id)) as uri:
+        try:
+            dataset = DeltaTable(uri).to_pyarrow_dataset()
+        except TableNotFoundError:
+            return pd.DataFrame(columns=COLUMNS)
+        found = dataset.to_table(filter=pc.field("date").isin(dates))
+    return found.select(COLUMNS).to_pandas()
+
+
 def owners(root: Any, org_id: str, event_ids: Iterable[str]) -> pd.Series:
     """event_id -> the hour that owns it (whose load last had it), for the events any load
     had. Reads four narrow columns only: what every hourly plan asks, so it stays fast

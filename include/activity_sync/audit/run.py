@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from activity_sync import lake
+from activity_sync.audit import held
 from activity_sync.audit.alerts import (
     coverage_alert,
     day_over_day_alert,
@@ -36,7 +37,7 @@ from activity_sync.audit.coverage import coverage, day_window, hour_labels, loca
 from activity_sync.audit.drilldown import exclusions_fired, unmatched
 from activity_sync.audit.inputs import DayInputs, neighbour_days, planned_keys, read_day, read_json
 from activity_sync.errors import ActivitySyncError
-from activity_sync.reconcile import SKIPPED, PlannedDay, ReconcileOptions, reconcile
+from activity_sync.reconcile import SKIPPED, ReconcileOptions, reconcile
 from activity_sync.report import render_report
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.settings import Settings
@@ -149,29 +150,22 @@ def reconcile_day(
 
     Hours still in progress (planned recently, no load result yet) are left out, so an
     audit that runs while a later hour loads does not report that hour's Tasks missing.
-    Extra Tasks are looked for on the dates, in the org's time zone, that the UTC day
-    overlaps.
+    What they should hold is the plans corrected by the ledger (audit/held.py). Extra
+    Tasks are looked for on the dates, in the org's time zone, that the UTC day overlaps.
     """
     settled = set(hours.loc[hours["load_state"].ne(IN_PROGRESS), "hour"])
-
-    def settled_only(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[frame["hour"].isin(settled)]
-
+    days = neighbour_days(inputs.day)
+    tasks, salesforce_events, recorded = held.expected(root, inputs, settled, days)
     return reconcile(
         client,
-        settled_only(inputs.tasks),
-        settled_only(inputs.relations),
-        settled_only(inputs.task_results),
-        settled_only(inputs.relation_results),
-        lambda: planned_keys(root, inputs.org_id, neighbour_days(inputs.day)),
+        tasks.planned,
+        tasks.relations,
+        tasks.results,
+        tasks.relation_results,
+        lambda: planned_keys(root, inputs.org_id, days) | recorded,
         options,
         extra_dates=local_dates(inputs.day, timezone),
-        salesforce_events=PlannedDay(
-            settled_only(inputs.salesforce_events),
-            settled_only(inputs.event_relations),
-            settled_only(inputs.event_results),
-            settled_only(inputs.event_relation_results),
-        ),
+        salesforce_events=salesforce_events,
     )
 
 
