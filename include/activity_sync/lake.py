@@ -120,6 +120,12 @@ def is_local(path: Any) -> bool:
     return getattr(path, "protocol", "file") in ("file", "local", "")
 
 
+def protocol(path: Any) -> str:
+    """The store a lake path is on: ``file``, ``s3``, ``gs``, ..."""
+    name = getattr(path, "protocol", "file")
+    return name[0] if isinstance(name, tuple | list) else name
+
+
 # Object stores the ``deltalake`` package reaches itself (credentials from the
 # environment, as it reads them); a lake elsewhere has its tables staged locally.
 DELTA_NATIVE = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
@@ -134,13 +140,10 @@ def delta_location(path: Any, *, write: bool = False) -> Iterator[str]:
     ``write``, the files it gained are uploaded afterwards: a Delta table only ever adds
     files (data files and one log file per version), so that is the whole change.
     """
-    protocol = getattr(path, "protocol", "file")
-    if isinstance(protocol, tuple | list):
-        protocol = protocol[0]
     if is_local(path):
         yield str(_local_path(path))
         return
-    if protocol in DELTA_NATIVE:
+    if protocol(path) in DELTA_NATIVE:
         yield str(path)
         return
     with tempfile.TemporaryDirectory(prefix="activity-sync-delta-") as tmp:

@@ -287,13 +287,23 @@ def read_mirror(folder: Any, versions: Mapping[str, int] | None = None) -> Crm:
     for field, (sobject, _) in OBJECTS.items():
         version = (versions or {}).get(sobject)
         with lake.delta_location(table_path(folder, sobject)) as uri:
+            if version is None:
+                table = _open(uri)
+                if table is None:
+                    raise MirrorError(
+                        f"the CRM mirror has no {sobject} table in {folder}: refresh it"
+                    )
+                frames[field] = table.to_pandas()
+                continue
+            # A version older than the history kept has lost its log entry (the table
+            # is "not found" at it) or its files (vacuumed): deltalake's own errors.
             try:
-                table = _open(uri, version)
-            except (OSError, ValueError) as exc:  # deltalake's own for a version not held
+                frames[field] = DeltaTable(uri, version=version).to_pandas()
+            except (OSError, ValueError, TableNotFoundError) as exc:
                 raise MirrorError(
-                    f"the CRM mirror's {sobject} table has no version {version}: {exc}"
+                    f"the CRM mirror's {sobject} table has no version {version} any more "
+                    "(older than the history the lake keeps, ACTIVITY_SYNC_HISTORY_DAYS): "
+                    "run the hour with replan: true to plan it against today's CRM; "
+                    f"{exc}"
                 ) from exc
-            if table is None:
-                raise MirrorError(f"the CRM mirror has no {sobject} table in {folder}: refresh it")
-            frames[field] = table.to_pandas()
     return Crm.from_frames(**frames)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from activity_sync import lake
+from activity_sync import lake, lake_upkeep
 from activity_sync.audit import (
     AuditOptions,
     AuditTargetError,
@@ -442,7 +442,8 @@ def step_audit(
     params: Mapping[str, Any],
     client_for: Callable[[str], SalesforceClient],
 ) -> dict[str, Any]:
-    """Audit one org's day: count, reconcile, write the outputs.
+    """Audit one org's day: count, reconcile, write the outputs; then the org's daily lake
+    upkeep (compaction, vacuum past the history: lake_upkeep.py).
 
     Args:
         orgs: the configured orgs by org_id.
@@ -477,6 +478,7 @@ def step_audit(
         options=AuditOptions(change_threshold_pct=float(threshold)),
         reconcile_options=ReconcileOptions(external_id_field=org.external_id_field),
     )
+    lake_upkeep.tidy(root, org.org_id)
     return {
         "org_id": org.org_id,
         "day": target["day"],

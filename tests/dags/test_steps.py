@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.io import attach
 from audit_days import DAY, ORG, sample_day
+from deltalake import DeltaTable
 from fsspec.implementations.memory import MemoryFileSystem
 
-from activity_sync import lake
+from activity_sync import lake, ledger
 from activity_sync.audit import AuditTargetError
 from activity_sync.errors import ActivitySyncError
 from activity_sync.mirror import read_mirror
@@ -193,6 +195,26 @@ def test_the_audit_step_opens_no_salesforce_client_without_reconciliation(tmp_pa
     assert (result["org_id"], result["day"], result["headline"]["tasks"]) == (ORG, DAY, 7)
     assert [a["kind"] for a in result["alerts"]] == ["coverage", "fallback"]
     assert (lake.audit_folder(tmp_path, ORG, DAY) / lake.AUDIT_REPORT).exists()
+
+
+def test_the_audit_step_ends_with_the_org_s_lake_upkeep(tmp_path):
+    sample_day(tmp_path)
+    start = datetime(2026, 11, 26, 9, tzinfo=UTC)
+    for hour in range(3):
+        at = start + timedelta(hours=hour)
+        rows = ledger.ledger_rows(
+            at,
+            [f"e{hour}"],
+            pd.DataFrame(columns=["object", "event_id", "task_key"]),
+            pd.DataFrame(columns=["task_key", "RelationId"]),
+        )
+        ledger.record_hour(tmp_path, ORG, at, rows)
+    orgs = {o.org_id: o for o in _orgs(ORG)}
+    step_audit(orgs, {"org_id": ORG, "day": DAY}, tmp_path, {"reconcile": False}, _ClientFactory())
+    log_folder = lake.ledger_folder(tmp_path, ORG) / "_delta_log"
+    assert (log_folder / "_last_checkpoint").exists()
+    live = DeltaTable(str(lake.ledger_folder(tmp_path, ORG))).file_uris()
+    assert len(live) == 1  # the three hours' files compacted
 
 
 def test_the_audit_step_opens_the_orgs_connection_through_the_given_factory(tmp_path):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from canned_salesforce import ONE_CONTACT, CannedClient, RecordingClient, contact_row
 from deltalake import DeltaTable
 
 from activity_sync.crm import CrmError, read_crm
@@ -27,23 +28,6 @@ from activity_sync.salesforce import SalesforceClient
 def held(folder, name: str, version: int | None = None) -> pd.DataFrame:
     """The mirror's rows of one object, at a version (default: the latest)."""
     return DeltaTable(str(folder / name), version=version).to_pandas()
-
-
-class CannedClient:
-    """Answers every query with the same rows, as a Bulk API 2.0 query job's CSV gives them:
-    every value a string, null as an empty cell.
-
-    Bulk API 2.0 query results: https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_get_job_results.htm
-    """
-
-    def __init__(self, rows: pd.DataFrame) -> None:
-        self.rows = rows
-
-    def bulk_query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
-        return self.rows
-
-    def query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
-        return self.rows
 
 
 @pytest.fixture
@@ -131,32 +115,6 @@ def test_a_flag_from_salesforce_that_is_no_flag_is_refused_naming_object_column_
     assert not (tmp_path / "User").exists()
 
 
-class RecordingClient(CannedClient):
-    """A CannedClient that notes which kind of query each refresh made."""
-
-    def __init__(self, rows: pd.DataFrame) -> None:
-        super().__init__(rows)
-        self.calls: list[tuple[str, bool]] = []
-
-    def bulk_query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
-        self.calls.append(("bulk", include_deleted))
-        return self.rows
-
-    def query(self, soql: str, *, include_deleted: bool = False) -> pd.DataFrame:
-        self.calls.append(("rest", include_deleted))
-        return self.rows
-
-
-ONE_CONTACT = pd.DataFrame(
-    {
-        "Id": ["0030001"],
-        "Email": ["kim@prospect.io"],
-        "AccountId": [""],
-        "LastModifiedDate": ["2026-01-01T00:00:00.000+0000"],
-        "SystemModstamp": ["2026-01-01T00:00:00.000+0000"],
-        "IsDeleted": ["false"],
-    }
-)
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
@@ -219,21 +177,17 @@ def test_a_deletion_purged_from_the_recycle_bin_leaves_a_mirror_not_refreshed_fo
     assert gone not in set(held(tmp_path, "Contact")["Id"])
 
 
-def _contact(email: str, stamp: str, *, deleted: bool = False) -> pd.DataFrame:
-    return ONE_CONTACT.assign(
-        Email=email, SystemModstamp=stamp, IsDeleted="true" if deleted else "false"
-    )
-
-
 def test_every_refresh_that_changed_something_is_a_version_that_can_be_read_back(tmp_path):
     """Time travel: the CRM as the mirror held it at any version (item 1 of issue 10)."""
-    refresh_object(RecordingClient(_contact("a@x.io", "2026-03-01T00:00:00Z")), "Contact", tmp_path)
-    moved = RecordingClient(_contact("b@x.io", "2026-03-02T00:00:00Z"))
+    refresh_object(
+        RecordingClient(contact_row("a@x.io", "2026-03-01T00:00:00Z")), "Contact", tmp_path
+    )
+    moved = RecordingClient(contact_row("b@x.io", "2026-03-02T00:00:00Z"))
     stats = refresh_object(moved, "Contact", tmp_path)
     assert stats["mode"] == "incremental" and stats["version"] == 1
     assert held(tmp_path, "Contact", 0)["Email"].tolist() == ["a@x.io"]
     assert held(tmp_path, "Contact", 1)["Email"].tolist() == ["b@x.io"]
-    gone = RecordingClient(_contact("b@x.io", "2026-03-03T00:00:00Z", deleted=True))
+    gone = RecordingClient(contact_row("b@x.io", "2026-03-03T00:00:00Z", deleted=True))
     assert refresh_object(gone, "Contact", tmp_path)["rows"] == 0
     assert held(tmp_path, "Contact", 1)["Email"].tolist() == ["b@x.io"]
 
@@ -242,9 +196,9 @@ def test_an_hour_that_never_ran_reads_the_first_version_refreshed_after_it_ended
     """Versions at 12:05 and 13:05: the hour 12-13 gets the 13:05 one (the CRM as it stood
     at 13:00, nearest after), 14-15 the latest, an hour before the history the oldest."""
     t1, t2 = T0 + timedelta(minutes=5), T0 + timedelta(hours=1, minutes=5)
-    refresh_crm(RecordingClient(_contact("a@x.io", "2026-03-01T00:00:00Z")), tmp_path, now=t1)
+    refresh_crm(RecordingClient(contact_row("a@x.io", "2026-03-01T00:00:00Z")), tmp_path, now=t1)
     refresh_object(
-        RecordingClient(_contact("b@x.io", "2026-03-01T13:00:00Z")), "Contact", tmp_path, now=t2
+        RecordingClient(contact_row("b@x.io", "2026-03-01T13:00:00Z")), "Contact", tmp_path, now=t2
     )
     assert versions_for_hour(tmp_path, T0 + timedelta(hours=1))["Contact"] == 1
     assert versions_for_hour(tmp_path, T0 + timedelta(hours=3))["Contact"] == 1
@@ -255,7 +209,7 @@ def test_an_hour_that_never_ran_reads_the_first_version_refreshed_after_it_ended
 
 
 def test_a_refresh_that_found_nothing_new_writes_no_version(tmp_path):
-    client = RecordingClient(_contact("a@x.io", "2026-03-01T00:00:00Z"))
+    client = RecordingClient(contact_row("a@x.io", "2026-03-01T00:00:00Z"))
     refresh_object(client, "Contact", tmp_path, now=T0)
     client.rows = client.rows.iloc[:0]
     assert refresh_object(client, "Contact", tmp_path, now=T0)["version"] == 0
