@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from activity_sync.schema import EVENT_COLUMNS, REJECTED_COLUMNS
+from activity_sync.schema import EVENT_COLUMNS, REJECTED_COLUMNS, is_text
 
 # A recipient's keys; ``response`` is R14's optional meeting answer (null when absent).
 RECIPIENT_KEYS = ("email", "field", "response")
@@ -157,7 +157,7 @@ def _fitting(value: Any, arrow_type: pa.DataType) -> Any:
     if _is_null(value):
         return None
     if pa.types.is_string(arrow_type):
-        return value if _is_text(value) else _MISFIT
+        return value if is_text(value) else _MISFIT
     if pa.types.is_boolean(arrow_type):
         return value if isinstance(value, bool) else _MISFIT
     if not isinstance(value, list | tuple | np.ndarray):
@@ -167,7 +167,7 @@ def _fitting(value: Any, arrow_type: pa.DataType) -> Any:
         if _is_null(item):
             items.append(None)
         elif isinstance(item, dict) and all(
-            _is_null(item.get(k)) or _is_text(item.get(k)) for k in RECIPIENT_KEYS
+            _is_null(item.get(k)) or is_text(item.get(k)) for k in RECIPIENT_KEYS
         ):
             items.append({k: None if _is_null(item.get(k)) else item[k] for k in RECIPIENT_KEYS})
         else:
@@ -184,16 +184,6 @@ def _is_null(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
-
-
-def _is_text(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _json_value(value: Any) -> Any:

@@ -34,7 +34,7 @@ from activity_sync.event_tables import (
     JsonConstant,
     from_lake,
 )
-from activity_sync.schema import EVENT_COLUMNS, REJECTED_COLUMNS
+from activity_sync.schema import EVENT_COLUMNS, REJECTED_COLUMNS, is_text
 
 log = logging.getLogger(__name__)
 
@@ -218,10 +218,10 @@ def _event(value: dict[str, Any], number: int, valid_utf8: bool) -> Judged:
         # Only what Arrow reads counts: a bad byte in an ignored field is ignored with it.
         for name in EVENT_COLUMNS:
             if _has_surrogate(record[name]):
-                shown = event_id if _is_text(event_id) else None
+                shown = event_id if is_text(event_id) else None
                 detail = f"line {number}: {name} {_ENCODING_PROBLEM}"
                 return None, _rejected(shown, "invalid_field", detail)
-    if isinstance(event_id, str) and not _is_text(event_id):
+    if isinstance(event_id, str) and not is_text(event_id):
         return _malformed(f"line {number} has an event_id that is not text (a lone surrogate)")
     return record, None
 
@@ -266,21 +266,10 @@ _DECODER = json.JSONDecoder(
 )
 
 
-def _is_text(value: Any) -> bool:
-    """A string without lone surrogates: text that can be stored and sent."""
-    if not isinstance(value, str):
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _has_surrogate(value: Any) -> bool:
     """Whether a decoded value holds a lone surrogate anywhere (in text, keys or items)."""
     if isinstance(value, str):
-        return not _is_text(value)
+        return not is_text(value)
     if isinstance(value, dict):
         return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
     if isinstance(value, list):

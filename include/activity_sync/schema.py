@@ -321,6 +321,19 @@ def task_key(org_id: str, event_id: str, part: str, what_id: str | None) -> str:
     return TASK_KEY_PREFIX + digest.hex()
 
 
+def is_text(value: Any) -> bool:
+    """A string without lone surrogates (a JSON ``"\\ud800"`` escape makes one): text that
+    can be stored in Parquet and sent to Salesforce. The readers and the planner ask it of
+    every field."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def cut_utf16(text: str, limit: int) -> str:
     """``text`` cut to at most ``limit`` UTF-16 code units, never inside a surrogate pair.
 

@@ -26,6 +26,7 @@ from activity_sync.schema import (
     IDNA_PREFIX,
     RECIPIENT_FIELDS,
     canonical_email,
+    is_text,
 )
 
 # What str.strip() removes from ASCII text (str.isspace), for the Arrow fast path.
@@ -110,7 +111,7 @@ def text_column(events: pd.DataFrame, name: str) -> TextColumn:
         return TextColumn(values.cast(STRING), null, np.zeros(n, bool))
     # Mixed cells: sort them one by one.
     cells = column.to_numpy(dtype=object)
-    text = np.fromiter((_is_text(v) for v in cells), bool, n)
+    text = np.fromiter((is_text(v) for v in cells), bool, n)
     values = pa.array(np.where(text, cells, None), type=STRING)
     return TextColumn(values, null, ~text & ~null)
 
@@ -133,16 +134,6 @@ def _is_string_type(arrow_type: pa.DataType) -> bool:
         or pa.types.is_large_string(arrow_type)
         or pa.types.is_null(arrow_type)
     )
-
-
-def _is_text(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate from a JSON "\ud800" escape
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- recipients
@@ -232,9 +223,9 @@ def _is_recipient(value: Any) -> bool:
         return False
     response = value.get("response")
     return (
-        _is_text(value.get("email"))
+        is_text(value.get("email"))
         and value.get("field") in RECIPIENT_FIELDS
-        and (response is None or _is_text(response))
+        and (response is None or is_text(response))
     )
 
 
