@@ -14,8 +14,9 @@ figure); the **Activity audit** page (Browse menu) lists the reports.
 **When it runs.** After every hourly load (the `activity_sync_loaded` Asset: the days and
 orgs come from the asset events), and daily at 02:30 UTC for the previous day (once its
 last hour is settled), which is also what a backfill runs. For any past day, trigger it with the `day` param
-(YYYY-MM-DD) and optionally `orgs`. A day of which no hour was planned is not audited:
-the `targets` task says so in its log.
+(YYYY-MM-DD) and optionally `orgs`. A day before an org's first planned hour is not
+audited (nothing was synced yet): the `targets` task says so in its log. A later day with
+no planned hour (the hourly runs missed it) is, and raises the coverage alert.
 
 **Alerts.** A past day with hours not synced (coverage), a reconciliation difference, an
 hour that fell back to individual mode, and a day-over-day change in Tasks beyond
@@ -127,7 +128,8 @@ LOADED = Asset(name=LOADED_ASSET)
 def activity_sync_audit():
     @task(execution_timeout=EXECUTION_TIMEOUTS["targets"])
     def targets(params=None, triggering_asset_events=None, logical_date=None) -> list[dict]:
-        """The (org, day) pairs this run audits; days with no plan are left out, and logged."""
+        """The (org, day) pairs this run audits; days before an org's first plan are left out,
+        and logged."""
         from activity_sync import steps
         from activity_sync.airflow_adapter import lake_root
         from activity_sync.tenants import load_orgs

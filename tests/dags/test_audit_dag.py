@@ -117,7 +117,7 @@ def test_a_manual_run_for_a_past_day_writes_the_report_and_sends_its_alert_once(
     assert _states(second)["raise_alerts"] == "success"
 
 
-def test_a_daily_run_for_a_day_with_no_plan_audits_nothing_and_says_so(
+def test_a_daily_run_for_a_day_before_anything_was_synced_audits_nothing_and_says_so(
     dag, deployment: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """What unpausing the DAG before anything was synced does: no report of zeros."""
@@ -125,11 +125,37 @@ def test_a_daily_run_for_a_day_with_no_plan_audits_nothing_and_says_so(
         task.retries = 0
     # Every param explicitly: dag.test() in one process keeps an earlier run's conf.
     conf = {"day": None, "orgs": [], "reconcile": False, "fail_on_alert": False}
+    run = dag.test(logical_date=datetime(2026, 11, 20, 2, 30, tzinfo=UTC), run_conf=conf)
+    assert run.state == "success"
+    assert not lake.audit_folder(deployment, ORG, "2026-11-19").exists()
+    assert RECEIVED == []
+    assert (
+        f"not auditing {ORG} 2026-11-19: no hour of {ORG} was planned on or before that day"
+        in caplog.text
+    )
+
+
+def test_a_day_the_hourly_runs_missed_entirely_is_audited_and_alerts_every_hour(
+    dag, deployment: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The org was synced on DAY (2026-11-20), then the scheduler was down all of the 23rd."""
+    for task in dag.tasks:
+        task.retries = 0
+    conf = {"day": None, "orgs": [], "reconcile": False, "fail_on_alert": False}
     run = dag.test(logical_date=datetime(2026, 11, 24, 2, 30, tzinfo=UTC), run_conf=conf)
     assert run.state == "success"
-    assert not lake.audit_folder(deployment, ORG, "2026-11-23").exists()
-    assert RECEIVED == []
-    assert f"not auditing {ORG} 2026-11-23: no hour of that day was planned" in caplog.text
+    assert f"auditing {ORG} 2026-11-23 although no hour of it was planned" in caplog.text
+    (alert,) = RECEIVED
+    assert alert["kind"] == "coverage"
+    assert alert["message"].startswith(
+        f"{ORG} 2026-11-23: 0 of 24 hours synced; not synced: 00:00–24:00 UTC."
+    )
+    document = audit.read_audit(deployment, ORG, "2026-11-23")
+    assert document["coverage"]["missing"] == list(range(24))
+    assert (
+        "00:00–24:00 UTC"
+        in (lake.audit_folder(deployment, ORG, "2026-11-23") / lake.AUDIT_REPORT).read_text()
+    )
 
 
 def test_a_healthy_audit_run_has_no_skipped_or_failed_task(dag, deployment: Path) -> None:
