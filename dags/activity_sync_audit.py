@@ -14,8 +14,9 @@ figure); the **Activity audit** page (Browse menu) lists the reports.
 **When it runs.** After every hourly load (the `activity_sync_loaded` Asset: the days and
 orgs come from the asset events), and daily at 02:30 UTC for the previous day (once its
 last hour is settled), which is also what a backfill runs. For any past day, trigger it with the `day` param
-(YYYY-MM-DD) and optionally `orgs`. A day of which no hour was planned is not audited:
-the `targets` task says so in its log.
+(YYYY-MM-DD) and optionally `orgs`. A day before an org's first planned hour is not
+audited (nothing was synced yet): the `targets` task says so in its log. A later day with
+no planned hour (the hourly runs missed it) is, and raises the coverage alert.
 
 **Alerts.** A past day with hours not synced (coverage), a reconciliation difference, an
 hour that fell back to individual mode, and a day-over-day change in Tasks beyond
@@ -26,6 +27,10 @@ the `raise_alerts` task and passed to the callable named in the environment vari
 already sent is not sent again). With `fail_on_alert`, `raise_alerts` fails when it sent
 alerts, so Airflow's own failure notifications (on_failure_callback, email on failure) fire
 too. A mistake in configuration (an unknown org, a malformed day) fails at once, naming it.
+
+**A red run.** `raise_alerts` runs whatever happened before it and fails when `targets` or
+an org's `audit` failed, naming the task (and the org and day) and its error; a healthy run
+has no failed or skipped task.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from activity_sync.airflow_adapter import (
     EXECUTION_TIMEOUTS,
     LOADED_ASSET,
     SALESFORCE_POOL,
+    recording_failure,
     retry_policy,
 )
 
@@ -122,22 +128,22 @@ LOADED = Asset(name=LOADED_ASSET)
 def activity_sync_audit():
     @task(execution_timeout=EXECUTION_TIMEOUTS["targets"])
     def targets(params=None, triggering_asset_events=None, logical_date=None) -> list[dict]:
-        """The (org, day) pairs this run audits; days with no plan are left out, and logged."""
+        """The (org, day) pairs this run audits; days before an org's first plan are left out,
+        and logged."""
         from activity_sync import steps
         from activity_sync.airflow_adapter import lake_root
         from activity_sync.tenants import load_orgs
 
         params = params or {}
-        orgs = steps.select_orgs(load_orgs(), params.get("orgs"))
-        extras = [e.extra for events in (triggering_asset_events or {}).values() for e in events]
-        return steps.step_targets(
-            orgs,
-            params,
-            extras,
-            logical_date,
-            get_current_context()["dag_run"].run_after,
-            lake_root(),
-        )
+        context = get_current_context()
+        with recording_failure(context):
+            orgs = steps.select_orgs(load_orgs(), params.get("orgs"))
+            extras = [
+                e.extra for events in (triggering_asset_events or {}).values() for e in events
+            ]
+            return steps.step_targets(
+                orgs, params, extras, logical_date, context["dag_run"].run_after, lake_root()
+            )
 
     @task(
         pool=SALESFORCE_POOL,
@@ -150,37 +156,38 @@ def activity_sync_audit():
         from activity_sync.steps import step_audit
         from activity_sync.tenants import load_orgs
 
-        return step_audit(
-            {o.org_id: o for o in load_orgs()},
-            target,
-            lake_root(),
-            params or {},
-            salesforce_client,
-        )
+        label = f"audit [{target['org_id']} {target['day']}]"
+        with recording_failure(get_current_context(), label):
+            return step_audit(
+                {o.org_id: o for o in load_orgs()},
+                target,
+                lake_root(),
+                params or {},
+                salesforce_client,
+            )
 
     @task(trigger_rule="all_done", retries=0, execution_timeout=EXECUTION_TIMEOUTS["raise_alerts"])
     def raise_alerts(results, params=None) -> int:
-        """Log and send the alerts not sent before; optionally fail so Airflow notifies."""
-        from activity_sync.airflow_adapter import lake_root
+        """Send the alerts not sent before; fail naming every task that failed (or, with
+        `fail_on_alert`, when alerts were sent), so the run is red."""
+        from activity_sync.airflow_adapter import audit_run_failures, lake_root
         from activity_sync.steps import step_raise_alerts
+        from activity_sync.task_failures import failed_tasks_message
 
-        sent = step_raise_alerts(results, lake_root(), get_current_context())
+        context = get_current_context()
+        done = [r for r in (results or []) if r]
+        sent = step_raise_alerts(done, lake_root(), context)
+        problems = []
+        failures = audit_run_failures(context, len(done))
+        if failures:
+            problems.append(failed_tasks_message(failures))
         if sent and (params or {}).get("fail_on_alert"):
-            raise AirflowFailException(f"{sent} audit alert(s); see the log of this task")
+            problems.append(f"{sent} audit alert(s); see the log of this task")
+        if problems:
+            raise AirflowFailException("; ".join(problems))
         return sent
 
-    @task(
-        trigger_rule="one_failed",
-        retries=0,
-        execution_timeout=EXECUTION_TIMEOUTS["fail_if_any_audit_failed"],
-    )
-    def fail_if_any_audit_failed() -> None:
-        """Keeps the run red when an org's audit failed, though the others were alerted."""
-        raise AirflowFailException("at least one audit failed; see the audit task logs")
-
-    audited = audit.expand(target=targets())
-    raise_alerts(audited)
-    audited >> fail_if_any_audit_failed()
+    raise_alerts(audit.expand(target=targets()))
 
 
 activity_sync_audit()

@@ -2,7 +2,7 @@
 ### Hourly activity sync
 
 Takes each org's email activity for the hour, plans it into Salesforce Tasks with Shared
-Activities (rules R1–R12, `docs/rules.md`), and loads it so that Salesforce holds every
+Activities (rules R1–R14, `docs/rules.md`), and loads it so that Salesforce holds every
 planned Task and TaskRelation exactly once, whatever retries, re-runs and backfills happen.
 
 **window** → **select_orgs** (the orgs of `include/config/orgs.yaml`, whose settings
@@ -17,8 +17,10 @@ only the missing TaskRelations). Each org's Salesforce steps hold one of that or
 `salesforce_concurrency` slots. One org failing does not stop the others: it is recorded,
 the shard goes on, and the task fails naming it (a retry redoes only unfinished orgs).
 → **publish** the `activity_sync_loaded` Asset for the orgs that loaded (it schedules the
-audit DAG) → **summary**: each org's outcome; red, naming every failed org, its step and
-its task, when any org failed. What each step writes in the lake: `docs/outputs.md`.
+audit DAG; a run in which none loaded, such as a dry run, publishes nothing) → **summary**:
+each org's outcome; red when any org failed, naming every failed org, its step and its
+task, or, when the run did not get as far as its orgs, naming `window` or `select_orgs`
+and its error. What each step writes in the lake: `docs/outputs.md`.
 
 **Manual runs** sync one whole UTC hour: trigger with a logical date (the run syncs the
 hour before it), or set the data interval by hand (Trigger → Data Interval → Specify
@@ -44,17 +46,25 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import (
     Asset,
+    AssetAlias,
     CronDataIntervalTimetable,
     Param,
     dag,
     get_current_context,
     task,
 )
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
-from activity_sync.airflow_adapter import EXECUTION_TIMEOUTS, LOADED_ASSET, retry_policy
+from activity_sync.airflow_adapter import (
+    EXECUTION_TIMEOUTS,
+    LOADED_ALIAS,
+    LOADED_ASSET,
+    recording_failure,
+    retry_policy,
+)
 
 LOADED = Asset(name=LOADED_ASSET)
+LOADS = AssetAlias(name=LOADED_ALIAS)
 
 
 @dag(
@@ -115,7 +125,8 @@ def activity_sync_hourly():
         """The run's interval: its data interval, one whole UTC hour."""
         from activity_sync.steps import resolve_interval
 
-        start, end = resolve_interval(data_interval_start, data_interval_end, params or {})
+        with recording_failure(get_current_context()):
+            start, end = resolve_interval(data_interval_start, data_interval_end, params or {})
         return {"start": start.isoformat(), "end": end.isoformat()}
 
     @task(execution_timeout=EXECUTION_TIMEOUTS["select_orgs"])
@@ -126,10 +137,13 @@ def activity_sync_hourly():
         from activity_sync.shards import make_shards
         from activity_sync.tenants import load_orgs_file
 
-        config = load_orgs_file()
-        with failing_without_retry(steps.UnknownOrgError):
+        with (
+            failing_without_retry(steps.UnknownOrgError),
+            recording_failure(get_current_context()),
+        ):
+            config = load_orgs_file()
             orgs = steps.select_orgs(config.orgs, (params or {}).get("orgs"))
-        return [s.to_dict() for s in make_shards(orgs, config.shard_size)]
+            return [s.to_dict() for s in make_shards(orgs, config.shard_size)]
 
     @task(map_index_template="{{ shard_label }}", execution_timeout=EXECUTION_TIMEOUTS["sync"])
     def sync(shard: dict, win: dict) -> dict:
@@ -140,19 +154,20 @@ def activity_sync_hourly():
         context["shard_label"] = shard["label"]  # the task instance's name in the UI
         return sync_shard_task(shard, win, context)
 
-    @task(
-        outlets=[LOADED], trigger_rule="all_done", execution_timeout=EXECUTION_TIMEOUTS["publish"]
-    )
-    def publish(outlet_events=None) -> dict:
-        """One Asset event per run (not per org), carrying what loaded."""
+    @task(outlets=[LOADS], trigger_rule="all_done", execution_timeout=EXECUTION_TIMEOUTS["publish"])
+    def publish(outlet_events=None) -> dict | None:
+        """One Asset event per run (not per org), carrying what loaded; none if none did."""
+        import logging
+
         from activity_sync.airflow_adapter import run_outcomes_from_context
         from activity_sync.steps import step_publish
 
         win, _, outcomes = run_outcomes_from_context(get_current_context())
         extra = step_publish(outcomes, win) if outcomes else None
         if extra is None:
-            raise AirflowSkipException("no org loaded in this run")
-        outlet_events[LOADED].extra = extra
+            logging.getLogger("airflow.task").info("no org loaded in this run: nothing to audit")
+            return None
+        outlet_events[LOADS].add(LOADED, extra=extra)
         return extra
 
     @task(trigger_rule="all_done", retries=0, execution_timeout=EXECUTION_TIMEOUTS["summary"])
@@ -160,14 +175,16 @@ def activity_sync_hourly():
         """Each org's outcome; fails naming every org that failed, its step and its task."""
         import logging
 
-        from activity_sync.airflow_adapter import run_outcomes_from_context
+        from activity_sync.airflow_adapter import failed_before_orgs, run_outcomes_from_context
         from activity_sync.steps import step_summary
+        from activity_sync.task_failures import failed_tasks_message
 
-        win, shards, outcomes = run_outcomes_from_context(get_current_context())
+        context = get_current_context()
+        win, shards, outcomes = run_outcomes_from_context(context)
         if outcomes is None:
             raise AirflowFailException(
-                "the run did not get as far as its orgs: task window or select_orgs failed; "
-                "its log says why"
+                "the run did not get as far as its orgs: "
+                + failed_tasks_message(failed_before_orgs(context))
             )
         result, failure = step_summary(shards, outcomes)
         logging.getLogger("airflow.task").info("run summary: %s", result)

@@ -12,8 +12,9 @@ are off: they would answer without a token.
 Reports are only ever read from ``lake.audit_folder`` (``<lake>/audit/org_id=<org>/date=<day>/``):
 the org and day from the URL must match strict patterns, and on a local disk the resolved
 path must still lie inside the audit folder (a symlink cannot lead out of it). The pages
-are ``activity_sync/templates/audit_index.html`` and ``audit_missing.html``; a report is
-served as the audit wrote it, with a link back to the list.
+are ``activity_sync/templates/audit_index.html``, ``audit_missing.html`` and, for any other
+address, ``audit_not_found.html``; a report is served as the audit wrote it, with a link
+back to the list.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from urllib.parse import urlencode
 
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from activity_sync import lake
 
@@ -167,6 +170,22 @@ app = FastAPI(
     swagger_ui_oauth2_redirect_url=None,
 )
 _OPTIONAL_ORG = r"^$|^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+@app.exception_handler(StarletteHTTPException)
+async def not_found_page(request: Request, exc: StarletteHTTPException) -> Response:
+    """An address this app does not have is a page that leads to the list, not FastAPI's
+    JSON; ``audit.json``, which programs read, keeps its JSON error, as do 401 and 403."""
+    if exc.status_code != status.HTTP_404_NOT_FOUND or request.url.path.endswith(
+        "/" + lake.AUDIT_DOCUMENT
+    ):
+        return await http_exception_handler(request, exc)
+    from activity_sync.report import render_not_found
+
+    home = request.scope.get("root_path", "").rstrip("/") + "/"
+    return HTMLResponse(render_not_found(home), status_code=status.HTTP_404_NOT_FOUND)
+
+
 _OPTIONAL_DAY = r"^$|^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 

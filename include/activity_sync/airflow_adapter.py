@@ -9,6 +9,7 @@ files import it when they are parsed.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,9 @@ SALESFORCE_POOL_SLOTS = 4
 SALESFORCE_POOL_DESCRIPTION = "Salesforce API calls"
 # The Asset the hourly DAG publishes after a load and the audit DAG is scheduled on.
 LOADED_ASSET = "activity_sync_loaded"
+# The hourly DAG's outlet: through an alias a task emits the Asset event only when it adds
+# one, so a run in which no org loaded (a dry run) publishes nothing and is not skipped.
+LOADED_ALIAS = "activity_sync_loads"
 
 # execution_timeout of every task of both DAGs, by task id: how long one attempt may run
 # before Airflow stops it, so that nothing stuck holds a worker, a pool slot or an org's
@@ -44,7 +48,6 @@ EXECUTION_TIMEOUTS: dict[str, timedelta] = {
     "targets": timedelta(minutes=5),
     "publish": timedelta(minutes=5),
     "summary": timedelta(minutes=5),
-    "fail_if_any_audit_failed": timedelta(minutes=5),
     # One shard's orgs, four at a time: minutes normally. The bound leaves one org room for
     # its worst case: a wait for one of its Salesforce slots (org_slots), a CRM refresh
     # and a load each polling a Bulk job for the whole job timeout (SalesforceClient), and
@@ -134,6 +137,66 @@ def failing_without_retry(*errors: type[BaseException]) -> Iterator[None]:
         yield
     except errors as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+# The XCom key under which a failing task records its error (task_failures.py).
+FAILURE_XCOM = "failure"
+
+
+@contextmanager
+def recording_failure(context: Any, task: str | None = None) -> Iterator[None]:
+    """Record the error of a task that fails for the run's closing task to name it.
+
+    Args:
+        context: the running task's Airflow context.
+        task: how the closing message names the task (default: its task id).
+    """
+    from activity_sync.task_failures import failure_record
+
+    try:
+        yield
+    except BaseException as exc:
+        ti = context["ti"]
+        try:
+            ti.xcom_push(key=FAILURE_XCOM, value=failure_record(task or ti.task_id, exc))
+        except Exception:  # the task's own error matters more than this record of it
+            logging.getLogger(__name__).exception("could not record the task's failure")
+        raise
+
+
+def recorded_failures(context: Any, task_id: str) -> list[dict[str, Any]]:
+    """The failures ``recording_failure`` recorded for ``task_id`` (every map index)."""
+    from activity_sync.task_failures import as_records
+
+    return as_records(context["ti"].xcom_pull(task_ids=task_id, key=FAILURE_XCOM))
+
+
+def failed_before_orgs(context: Any) -> list[dict[str, Any]]:
+    """The hourly run's ``window`` and ``select_orgs`` that failed (returned nothing), each
+    with its recorded error (None when it recorded none)."""
+    from activity_sync.task_failures import ERROR, TASK
+
+    ti = context["ti"]
+    failed = []
+    for task_id in ("window", "select_orgs"):
+        if ti.xcom_pull(task_ids=task_id) is None:
+            recorded = recorded_failures(context, task_id)
+            failed.extend(recorded or [{TASK: task_id, ERROR: None}])
+    return failed
+
+
+def audit_run_failures(context: Any, audited: int) -> list[dict[str, Any]]:
+    """The audit run's failed tasks (``targets``, mapped ``audit``) with their errors.
+
+    Args:
+        context: the closing task's context.
+        audited: how many mapped ``audit`` tasks returned a result.
+    """
+    from activity_sync.task_failures import audit_failures
+
+    targets = context["ti"].xcom_pull(task_ids="targets")
+    recorded = recorded_failures(context, "targets") + recorded_failures(context, "audit")
+    return audit_failures(targets, audited, recorded)
 
 
 def retry_policy() -> RetryPolicy:

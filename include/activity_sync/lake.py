@@ -75,6 +75,14 @@ def hour_folders(root: Any, area: str, org_id: str, day: str) -> list[tuple[int,
     return sorted(found, key=lambda item: item[0])
 
 
+def days(root: Any, area: str, org_id: str) -> list[str]:
+    """The days (``YYYY-MM-DD``) that have a folder of one org in ``area``, earliest first."""
+    folder = root / area / f"{_ORG}{org_id}"
+    if not folder.exists():
+        return []
+    return sorted(c.name.removeprefix(_DATE) for c in folder.iterdir() if c.name.startswith(_DATE))
+
+
 def landing_hour(landing_root: Any, org_id: str, hour: datetime) -> Any:
     """Raw JSON Lines as they arrived, one folder per arrival hour."""
     return landing_root / f"{_ORG}{org_id}" / f"{_DATE}{hour:%Y-%m-%d}" / f"{_HOUR}{hour:%H}"

@@ -263,3 +263,8 @@ def render_index(
 def render_missing(org_id: str, day: str) -> str:
     """The page for a report that does not exist (yet)."""
     return _INDEX.get_template("audit_missing.html").render(org_id=org_id, day=day)
+
+
+def render_not_found(home: str) -> str:
+    """The page for an address the Activity audit does not have; ``home`` links its list."""
+    return _INDEX.get_template("audit_not_found.html").render(home=home)

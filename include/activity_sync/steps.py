@@ -28,6 +28,7 @@ from activity_sync.audit import (
     AuditTargetError,
     audit_targets,
     has_plan,
+    planned_by,
     run_audit,
     send_alerts,
 )
@@ -395,9 +396,11 @@ def step_targets(
 ) -> list[dict[str, str]]:
     """The (org, day) pairs an audit run covers (``audit.audit_targets`` says which).
 
-    A day of which no hour was planned is left out and logged: there is nothing to audit
-    (the DAG was unpaused before anything was synced, or the org was added later), and a
-    report of zeros would read as a day on which nobody sent an email.
+    A day before the org's first planned hour is left out and logged: nothing was synced
+    yet (the DAG was unpaused before the first load, or the org was added later), and a
+    report of zeros would read as a day on which nobody sent an email. A later day without
+    a plan is one the hourly runs missed entirely: it is audited, so its coverage alert
+    names the hours not synced.
 
     Args:
         orgs: the orgs ``select_orgs`` chose.
@@ -416,17 +419,29 @@ def step_targets(
         logical_date=logical_date,
         run_after=run_after,
     )
-    planned = [t for t in targets if has_plan(root, t["org_id"], t["day"])]
+    chosen = []
     for t in targets:
-        if t not in planned:
+        org_id, day = t["org_id"], t["day"]
+        if has_plan(root, org_id, day):
+            chosen.append(t)
+        elif planned_by(root, org_id, day):
             log.warning(
-                "not auditing %s %s: no hour of that day was planned (nothing was synced "
-                "for it yet); the audit runs again once an hour of it is loaded",
-                t["org_id"],
-                t["day"],
+                "auditing %s %s although no hour of it was planned: the org was synced "
+                "before, so the hourly runs missed this day; its coverage alert names the hours",
+                org_id,
+                day,
             )
-    log.info("auditing %d of %d (org, day) pairs: %s", len(planned), len(targets), planned)
-    return planned
+            chosen.append(t)
+        else:
+            log.warning(
+                "not auditing %s %s: no hour of %s was planned on or before that day "
+                "(nothing synced yet); the audit runs once an hour of it is loaded",
+                org_id,
+                day,
+                org_id,
+            )
+    log.info("auditing %d of %d (org, day) pairs: %s", len(chosen), len(targets), chosen)
+    return chosen
 
 
 def _param(params: Mapping[str, Any], name: str, default: Any) -> Any:

@@ -253,6 +253,28 @@ def test_a_missing_report_is_a_page_that_leads_back(server: Server) -> None:
 
 @pytest.mark.parametrize(
     "path",
+    ["/activity-audit/nothing-here", f"/activity-audit/reports/{ORG}", "/activity-audit/docs"],
+)
+def test_an_unknown_address_is_the_plugins_not_found_page_not_json(
+    server: Server, path: str
+) -> None:
+    response = server.get(path, server.token)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "No such page" in response.text and '"detail"' not in response.text
+    assert 'href="/activity-audit/">← All audit reports' in response.text
+    # The link leads to the list.
+    assert server.get("/activity-audit/", server.token).status_code == 200
+
+
+def test_a_program_asking_for_a_missing_audit_document_still_gets_json(server: Server) -> None:
+    response = server.get(f"/activity-audit/reports/{ORG}/2026-01-01/audit.json", server.token)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such report"}
+
+
+@pytest.mark.parametrize(
+    "path",
     [
         f"/activity-audit/reports/evil/{DAY}",
         f"/activity-audit/reports/evil/{DAY}/audit.json",

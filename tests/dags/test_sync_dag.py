@@ -23,6 +23,7 @@ from salesforce_state import (
 
 from activity_sync import lake
 from activity_sync.activity_kinds import SALESFORCE_EVENTS
+from activity_sync.airflow_adapter import LOADED_ASSET
 from activity_sync.load import LoadOptions, load_plan, task_rows
 from activity_sync.schema import Plan
 
@@ -234,6 +235,24 @@ def _states(run) -> dict[tuple[str, int], str]:
     return {(ti.task_id, ti.map_index): ti.state for ti in run.get_task_instances()}
 
 
+def _asset_events() -> list[dict]:
+    """The extra of every ``activity_sync_loaded`` event so far, oldest first (Airflow's DB;
+    the runs of one module share it, and a re-run of an hour reuses its run's row)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return list(
+            session.scalars(
+                select(AssetEvent.extra)
+                .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .where(AssetModel.name == LOADED_ASSET)
+                .order_by(AssetEvent.id)
+            )
+        )
+
+
 def _outcome(deployment: Deployment, org: str) -> dict:
     path = lake.partition(deployment.lake, lake.SYNC, org, HOUR) / lake.SYNC_OUTCOME
     return json.loads(path.read_text())
@@ -242,6 +261,7 @@ def _outcome(deployment: Deployment, org: str) -> dict:
 def test_a_healthy_run_has_one_sync_task_per_shard_labelled_with_its_orgs_and_nothing_skipped(
     hourly_dag, deployment
 ):
+    before = len(_asset_events())
     run = run_hour(hourly_dag)
     tis = run.get_task_instances()
     assert run.state == "success"
@@ -260,18 +280,37 @@ def test_a_healthy_run_has_one_sync_task_per_shard_labelled_with_its_orgs_and_no
     assert outcome["status"] == "loaded"
     assert outcome["steps"]["load"]["tasks_created"] == len(deployment.plan().tasks)
     assert outcome["api_calls"] > 0
+    # The one Asset event that schedules the audit, carrying what loaded.
+    (extra,) = _asset_events()[before:]
+    assert extra["orgs"] == [ORG] and extra["tasks_planned"] == len(deployment.plan().tasks)
+
+
+def test_a_dry_run_publishes_no_asset_event_and_skips_no_task(hourly_dag, deployment):
+    before = len(_asset_events())
+    run = run_hour(hourly_dag, dry_run=True)
+    assert run.state == "success"
+    assert {ti.task_id: ti.state for ti in run.get_task_instances()} == {
+        "window": "success",
+        "select_orgs": "success",
+        "sync": "success",
+        "publish": "success",  # nothing loaded: no event for the audit, and no skip
+        "summary": "success",
+    }
+    assert _asset_events()[before:] == []
 
 
 def test_a_missing_external_id_field_fails_the_org_with_how_to_create_it(
     hourly_dag, deployment, capfd
 ):
     deployment.emulator.set_settings(task_external_id_field=False)
+    before = len(_asset_events())
     run = run_hour(hourly_dag)
     states = _states(run)
     assert run.state == "failed"
     assert states[("sync", 0)] == "failed"
     assert states[("summary", -1)] == "failed"
-    assert states[("publish", -1)] == "skipped"  # no org loaded
+    assert states[("publish", -1)] == "success"  # no org loaded: no Asset event
+    assert _asset_events()[before:] == []
     out, err = capfd.readouterr()
     assert "Object Manager > Activity > Fields & Relationships" in out + err
     error = _outcome(deployment, ORG)["error"]

@@ -181,6 +181,12 @@ def test_an_unknown_key_in_orgs_yaml_fails_on_the_first_try_naming_it(
     log = out.out + out.err
     assert "TenantConfigError: org 'acme': unknown key 'colour'" in log
     assert "will not heal by retrying" in log
+    # The run's closing task names the task that failed and why.
+    assert _tries(run)["summary"] == ("failed", 1)
+    assert (
+        "the run did not get as far as its orgs: task select_orgs failed: "
+        "TenantConfigError: org 'acme': unknown key 'colour'"
+    ) in log
 
 
 def test_a_manual_run_without_a_data_interval_fails_on_the_first_try_saying_what_to_do(
@@ -192,7 +198,13 @@ def test_a_manual_run_without_a_data_interval_fails_on_the_first_try_saying_what
     run = hourly.test(logical_date=None, run_conf={"dry_run": True})
     assert run.state == "failed"
     assert _tries(run)["window"] == ("failed", 1)
+    assert _tries(run)["select_orgs"] == ("success", 1)
+    assert _tries(run)["summary"] == ("failed", 1)
     out = capfd.readouterr()
-    assert "this run has no data interval (a manual run without a logical date)" in (
-        out.out + out.err
-    )
+    log = out.out + out.err
+    assert "this run has no data interval (a manual run without a logical date)" in log
+    assert (
+        "the run did not get as far as its orgs: task window failed: IntervalError: this run "
+        "has no data interval"
+    ) in log
+    assert "select_orgs failed" not in log

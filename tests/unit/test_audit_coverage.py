@@ -240,7 +240,7 @@ def test_the_report_shows_the_drill_downs_and_never_a_subject_or_body(tmp_path: 
 # --------------------------------------------------------------------------- which days
 
 
-def test_a_day_with_no_plan_at_all_is_not_audited_and_the_log_says_so(
+def test_a_day_before_the_orgs_first_plan_is_not_audited_and_the_log_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     sample_day(tmp_path)
@@ -248,9 +248,30 @@ def test_a_day_with_no_plan_at_all_is_not_audited_and_the_log_says_so(
     logical = datetime(2026, 11, 21, 2, 30, tzinfo=UTC)
     with caplog.at_level(logging.WARNING, logger="activity_sync.steps"):
         assert step_targets(orgs, {}, [], logical, None, tmp_path) == [{"org_id": ORG, "day": DAY}]
-        assert step_targets(orgs, {"day": "2026-11-21"}, [], None, None, tmp_path) == []
-    assert f"not auditing {ORG} 2026-11-21: no hour of that day was planned" in caplog.text
-    assert not lake.audit_folder(tmp_path, ORG, "2026-11-21").exists()
+        assert step_targets(orgs, {"day": "2026-11-19"}, [], None, None, tmp_path) == []
+    assert (
+        f"not auditing {ORG} 2026-11-19: no hour of {ORG} was planned on or before that day"
+        in caplog.text
+    )
+    assert not lake.audit_folder(tmp_path, ORG, "2026-11-19").exists()
+
+
+def test_a_day_without_a_plan_after_the_orgs_first_is_audited_as_zero_of_24_hours(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A day the scheduler missed entirely must not be invisible (issue 15, item 1)."""
+    sample_day(tmp_path)
+    orgs = [Org.from_dict({"org_id": ORG, "salesforce_conn_id": "c"})]
+    with caplog.at_level(logging.WARNING, logger="activity_sync.steps"):
+        targets = step_targets(orgs, {"day": "2026-11-21"}, [], None, None, tmp_path)
+    assert targets == [{"org_id": ORG, "day": "2026-11-21"}]
+    assert f"auditing {ORG} 2026-11-21 although no hour of it was planned" in caplog.text
+    result = audit.run_audit(tmp_path, ORG, "2026-11-21", now=datetime(2026, 11, 23, tzinfo=UTC))
+    (alert,) = [a for a in result.alerts if a["kind"] == "coverage"]
+    assert alert["message"].startswith(
+        f"{ORG} 2026-11-21: 0 of 24 hours synced; not synced: 00:00–24:00 UTC."
+    )
+    assert alert["details"]["synced_hours"] == 0 and alert["details"]["expected_hours"] == 24
 
 
 def test_the_report_renders_from_the_stored_document_alone(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ from activity_sync.audit.inputs import (
     DayInputs,
     has_plan,
     neighbour_days,
+    planned_by,
     planned_keys,
     read_day,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "describe_hours",
     "exclusions_fired",
     "has_plan",
+    "planned_by",
     "hour_labels",
     "local_dates",
     "unmatched",

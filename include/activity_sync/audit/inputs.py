@@ -195,6 +195,12 @@ def has_plan(root: Any, org_id: str, day: str) -> bool:
     )
 
 
+def planned_by(root: Any, org_id: str, day: str) -> bool:
+    """Whether any hour of one org was planned on ``day`` or before it: whether the org
+    was being synced by then, so that a day without a plan is a day the runs missed."""
+    return any(has_plan(root, org_id, d) for d in lake.days(root, lake.PLAN, org_id) if d <= day)
+
+
 def planned_keys(root: Any, org_id: str, days: Iterable[str]) -> set[str]:
     """Every task_key and event_key any plan partition of these days holds (to tell extra
     Tasks and Salesforce Events apart)."""
