@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import pytest
@@ -31,7 +32,7 @@ from salesforce_state import (
     salesforce_relations,
     salesforce_tasks,
 )
-from stack_client import Stack, load_script, run_script
+from stack_client import DAG_ID, Stack, load_script, run_script, wait_for
 
 from activity_sync.airflow_adapter import SALESFORCE_POOL, SALESFORCE_POOL_SLOTS
 from activity_sync.audit import run_audit
@@ -264,3 +265,41 @@ def test_a_replan_backfill_after_a_settings_change_converges_and_reconciles_clea
     audit = run_audit(stack.lake, ORG, f"{YESTERDAY:%Y-%m-%d}", client=client, settings=settings)
     assert audit.document["reconciliation"]["status"] == "ok", audit.document["reconciliation"]
     assert audit.document["headline"]["tasks_deleted"] > 0
+
+
+@pytest.mark.stack
+def test_an_hourly_run_that_loaded_starts_an_audit_run_through_the_loaded_asset(
+    stack: Stack, first_backfill: FirstBackfill
+) -> None:
+    """The audit DAG is scheduled on the ``activity_sync_loaded`` asset, which the hourly
+    run's ``publish`` task emits (through an asset alias) only when an org loaded: the
+    running scheduler must turn that event into an audit run."""
+    audit_dag = "activity_sync_audit"
+    response = stack.api("PATCH", f"/api/v2/dags/{audit_dag}", json={"is_paused": False})
+    assert response.status_code == 200, response.text
+    hour = HOURS[-1]
+    # The trigger form's run: its data interval is the last complete hour before it.
+    response = stack.api(
+        "POST",
+        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        json={"logical_date": (hour + timedelta(hours=1)).isoformat(), "conf": {}},
+    )
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+
+    def hourly_state() -> str | None:
+        got = stack.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}")
+        state = got.json()["state"]
+        return state if state in ("success", "failed") else None
+
+    assert wait_for("the triggered hourly run", hourly_state, timeout=300) == "success"
+
+    def audited() -> list[dict] | None:
+        runs = stack.api(
+            "GET",
+            f"/api/v2/dags/{audit_dag}/dagRuns",
+            params={"run_type": "asset_triggered", "state": "success"},
+        ).json()["dag_runs"]
+        return runs or None
+
+    wait_for("an audit run started by the loaded asset", audited, timeout=300)
