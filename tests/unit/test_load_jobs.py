@@ -84,6 +84,33 @@ def test_r11_duplicate_value_on_the_external_key_means_the_task_exists_and_is_up
     assert result.task_results.set_index("task_key").loc["as1_task0", "attempts"] == 2
 
 
+def test_r11_a_key_race_lost_on_the_last_attempt_gets_one_more_by_id_and_is_never_dead_lettered():
+    org = FakeOrg(fail={"as1_task0": ["UNABLE_TO_LOCK_ROW", "DUPLICATE_VALUE"]})
+    result = load_plan(make_plan(n_tasks=2), org, LoadOptions(row_attempts=2))
+    assert task_jobs(org) == [2, 1, 1]
+    assert [op for obj, op, _ in org.jobs if obj == "Task"][-1] == "update"
+    assert result.dead_letter.empty
+    row = result.task_results.set_index("task_key").loc["as1_task0"]
+    assert row["success"] and row["attempts"] == 3
+    assert row["Id"] == org.tasks["as1_task0"]["Id"]
+
+
+def test_a_duplicate_value_on_another_unique_field_is_final_at_once_not_retried():
+    """Not a race on the external key: the message names another field, so no Task holds
+    this row's key and no retry can fix it."""
+    other = (
+        "DUPLICATE_VALUE:duplicate value found: Legacy_Id__c duplicates value on record "
+        "with id: 00T000000000000999:--"
+    )
+    org = FakeOrg(fail={"as1_task0": [other]})
+    result = load_plan(make_plan(n_tasks=2), org)
+    assert task_jobs(org) == [2]
+    tasks = result.dead_letter[result.dead_letter["object"] == "Task"]
+    assert tasks["task_key"].tolist() == ["as1_task0"]
+    assert tasks["error_code"].tolist() == ["DUPLICATE_VALUE"]
+    assert tasks["attempts"].tolist() == [1]
+
+
 @pytest.mark.parametrize("literal", [False, True], ids=["bulk", "rest"])
 def test_a_key_held_by_a_task_the_upsert_cannot_match_is_updated_by_the_id_salesforce_names(
     literal,
