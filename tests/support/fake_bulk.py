@@ -24,13 +24,14 @@ class WorkerKilled(BaseException):
 class FakeOrg:
     """Tasks keyed by external id, relation pairs, and scripted failures.
 
-    ``fail`` scripts row-level errors by row key (a code, or a whole ``sf__Error``; a Task
-    upsert's ``DUPLICATE_VALUE`` is a lost race: the Task exists and the error names it); ``job_fates`` scripts whole jobs, by
-    the order they are submitted: ``"failed_silent"`` ends Failed before processing with
-    three empty result files (as Salesforce may for InvalidBatch), ``"unprocessed"``
-    ends Failed listing every row as unprocessed, ``"drops_half"`` completes but reports
-    only the first half of its rows, ``"killed_before_upload"`` kills the loader after
-    the job was created (it stays Open), ``"killed_while_waiting"`` after the job ran.
+        ``fail`` scripts row-level errors by row key (a code, or a whole ``sf__Error``; a Task
+        upsert's ``DUPLICATE_VALUE`` is a lost race: the Task exists and the error names it); ``job_fates`` scripts whole jobs, by
+        the order they are submitted: ``"failed_silent"`` ends Failed before processing with
+        three empty result files (as Salesforce may for InvalidBatch), ``"unprocessed"``
+        ends Failed listing every row as unprocessed, ``"drops_half"`` completes but reports
+        only the first half of its rows, ``"reordered"`` lists its results in another order
+    than its rows, ``"killed_before_upload"`` kills the loader after
+        the job was created (it stays Open), ``"killed_while_waiting"`` after the job ran.
     """
 
     def __init__(
@@ -137,6 +138,8 @@ class FakeOrg:
         ok, failed = self._apply(object_name, records, operation)
         if fate == "drops_half":
             ok = ok[: len(ok) // 2]  # every row processed, half never reported
+        if fate == "reordered":  # Salesforce documents no order for result rows
+            ok, failed = ok[::-1], failed[1:] + failed[:1]
         self.results[job_id] = IngestResult(
             job_id,
             state,
