@@ -3,11 +3,14 @@
 The invariant, checked after every job: each row sent is in exactly one of the job's
 successful, failed or unprocessed results — or in none, which counts as unprocessed
 (``NO_RESULT``): a job that failed before processing, or that the client gave up on and
-aborted, may list nothing. Unprocessed rows, rows Salesforce could not lock, and upserts
-that lost a race on the external key (``DUPLICATE_VALUE``: the Task exists now) go into
-the next job; after the last attempt they are given up with that code. An upsert whose
-``DUPLICATE_VALUE`` names the record holding the key, yet keeps failing (an archived Task,
-which upserts do not match), updates that record by Id instead.
+aborted, may list nothing. Unprocessed rows and rows Salesforce could not lock go into the
+next job; after the last attempt they are given up with that code. An upsert that lost a
+race on the external key gets ``DUPLICATE_VALUE`` naming the key and the record holding it:
+the Task exists, so the next attempt updates that record by Id (also how an archived Task,
+which upserts do not match, answers). Such a row is never given up as ``DUPLICATE_VALUE``:
+one lost on the last attempt gets one more attempt, by Id, which cannot meet the key
+again. A ``DUPLICATE_VALUE`` about another field, or naming no record, is no race on the
+key (another Unique field of the object clashes): no retry can fix it, so it is final.
 
 Rows are cut into jobs whose CSV stays under the upload limit, each job retried on its
 own. A job's id is written to the ledger before its data is uploaded; a later attempt
@@ -90,13 +93,16 @@ class JobSpec:
         """The same rows as an update by record Id (the ``Id`` column)."""
         return JobSpec(self.object_name, Operation.UPDATE, self.key, None, self.clearable)
 
-    @property
-    def retry_codes(self) -> frozenset[str]:
-        # A unique external key that another job just wrote: the record exists now,
-        # so the same upsert updates it.
-        if self.operation == Operation.UPSERT:
-            return TRANSIENT_ROW_CODES | {DUPLICATE_VALUE}
-        return TRANSIENT_ROW_CODES
+    def key_races(self, code: pd.Series, message: pd.Series) -> pd.Series:
+        """Rows that lost a race on the external key: an upsert's DUPLICATE_VALUE naming
+        the key field and the record that holds it (so the record exists now)."""
+        if self.operation != Operation.UPSERT or not self.external_id_field:
+            return pd.Series(False, index=code.index)
+        text = message.fillna("")
+        named = text.str.extract(_RECORD_ID)[0].notna() & text.str.lower().str.contains(
+            self.external_id_field.lower(), regex=False
+        )
+        return code.eq(DUPLICATE_VALUE) & named
 
 
 def bulk_cells(rows: pd.DataFrame, clearable: tuple[str, ...]) -> pd.DataFrame:
@@ -217,8 +223,18 @@ class JobRunner:
         pending = rows.reset_index(drop=True)
         retry = pd.DataFrame(columns=[*key, "error_code", "error_message"])
         attempt = 0
-        while not pending.empty and attempt < self.attempts:
+        while not pending.empty and (
+            attempt < self.attempts
+            or (attempt == self.attempts and retry["error_code"].eq(DUPLICATE_VALUE).any())
+        ):
             attempt += 1
+            if attempt > self.attempts:
+                # Key races lost on the last attempt: their Tasks exist, so they get one
+                # more attempt (by Id) instead of a dead letter; the rest are given up.
+                raced = retry["error_code"].eq(DUPLICATE_VALUE)
+                done.append(_given_up(retry[~raced], key, attempt - 1))
+                retry = retry[raced]
+                pending = pending.merge(retry[key], on=key, how="inner")
             if attempt > 1:
                 log.info(
                     "retrying %d %s rows (attempt %d)", len(pending), spec.object_name, attempt
@@ -230,8 +246,7 @@ class JobRunner:
             retry = outcomes[outcomes["status"].eq(_RETRY)]
             pending = _next_pending(pending, retry, key)
         if not pending.empty:
-            gave_up = retry[[*key, "error_code", "error_message"]]
-            done.append(gave_up.assign(sf_id=None, created=False, attempts=attempt))
+            done.append(_given_up(retry, key, attempt))
         frames = [d for d in done if not d.empty]
         if not frames:
             return pd.DataFrame(columns=[*key, *OUTCOME_COLUMNS])
@@ -322,6 +337,12 @@ class JobRunner:
         return result, False
 
 
+def _given_up(retry: pd.DataFrame, key: list[str], attempts: int) -> pd.DataFrame:
+    """Rows whose attempts ran out, with the error of their last one."""
+    gave_up = retry[[*key, "error_code", "error_message"]]
+    return gave_up.assign(sf_id=None, created=False, attempts=attempts)
+
+
 def _next_pending(pending: pd.DataFrame, retry: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     """The rows to send again, each with the record to update by Id if one is known."""
     named = retry["error_message"].where(retry["error_code"].eq(DUPLICATE_VALUE), "")
@@ -396,7 +417,13 @@ def _outcomes(
     code = code.mask(rank.eq(2), UNPROCESSED).mask(rank.isna(), NO_RESULT)
     message = message.mask(rank.eq(2), ended).mask(rank.isna(), f"no result for the row; {ended}")
     status = np.select(
-        [rank.eq(0), code.isin(spec.retry_codes) | rank.eq(2) | rank.isna()],
+        [
+            rank.eq(0),
+            code.isin(TRANSIENT_ROW_CODES)
+            | spec.key_races(code, message)
+            | rank.eq(2)
+            | rank.isna(),
+        ],
         [_OK, _RETRY],
         _FINAL,
     )

@@ -7,7 +7,8 @@ simple-salesforce client and Airflow's ``SalesforceHook`` talk to it over HTTPS 
 
 It is as harsh as Salesforce documents it, by default (``docs/salesforce-fidelity.md``
 lists every behaviour, its page and its test): Bulk jobs run two at a time in 200-row
-transactions, so overlapping upserts race; ``Activity_Sync_Key__c`` is Unique and
+transactions, so overlapping upserts race and wait for each other's record locks (then
+fail UNABLE_TO_LOCK_ROW); result rows come in no particular order; ``Activity_Sync_Key__c`` is Unique and
 case-sensitive (the loser of a race gets DUPLICATE_VALUE naming the winner); every uploaded
 row ends in exactly one result file, also for Failed and Aborted jobs; an upload over 150 MB
 (base64) is refused; text lengths count UTF-16 code units; closed Tasks a year old are
@@ -18,13 +19,14 @@ restricted picklist.
 Test controls (``/__emulator/…``, through ``process.EmulatorProcess``):
 
 - ``set_settings(today="2027-01-31")`` moves the org's clock (null: the real date);
-  ``upload_limit_bytes`` (default 150,000,000, base64 size), ``api_limit``,
+  ``upload_limit_bytes`` (default 150,000,000, base64 size), ``lock_wait_seconds``
+  (default 10: a Bulk chunk's wait for a record lock, ``record_locks``), ``api_limit``,
   ``shared_activities``, ``task_external_id_field``, ``task_external_id_unique``.
 - ``set_faults(...)``: ``http_503_rate``, ``request_limit_rate``, ``expired_session_rate``,
   ``row_lock_rate``, ``failed_job_rate``, ``slow_bulk_seconds``, ``chunk_seconds``,
   ``seed`` (``faults``).
 - ``expire_sessions()`` expires every session issued so far; ``stats()`` counts calls,
-  logins, jobs (and workers), rows, injected faults; ``reset()`` returns to the seed.
+  logins, jobs (and workers, record locks), rows, injected faults; ``reset()`` returns to the seed.
 - ``process.start(..., bulk_workers=N)`` sizes the Bulk worker pool (default 2).
 
 Modules, one concern each, from the top down: ``server`` (HTTPS), ``app`` (request policy;

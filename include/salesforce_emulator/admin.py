@@ -2,7 +2,8 @@
 
 ``GET stats`` (calls by route, logins, jobs, rows per object), ``GET|POST faults``,
 ``GET|POST settings`` (``shared_activities``, ``task_external_id_field``,
-``task_external_id_unique``, ``api_limit``, ``upload_limit_bytes``, ``today``),
+``task_external_id_unique``, ``api_limit``, ``upload_limit_bytes``, ``lock_wait_seconds``,
+``today``),
 ``POST sessions/expire`` (every session issued so far expires), ``POST
 users/{id}/session`` (a session of that active User: what a person signed in to the UI
 does, their edits carry their Id as LastModifiedById) and ``POST reset`` (data

@@ -111,8 +111,13 @@ class BulkService:
     # -------------------------------------------------------------- bookkeeping
 
     def counts(self) -> dict[str, Any]:
-        """Jobs in total and by ``jobType:state``, and the workers, for the admin stats."""
-        return {**self.jobs.counts(), "workers": self.worker.workers}
+        """Jobs in total and by ``jobType:state``, the workers and the record locks held, waited
+        for and timed out (``record_locks``), for the admin stats."""
+        return {
+            **self.jobs.counts(),
+            "workers": self.worker.workers,
+            "locks": self.worker.locks.counts(),
+        }
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -123,6 +128,7 @@ class BulkService:
     def forget_all(self) -> None:
         """No jobs, queued work or job files: the state after a reset."""
         self.jobs.forget_all()
+        self.worker.locks.reset_counts()
 
     def stop(self) -> None:
         self.worker.stop()

@@ -13,14 +13,20 @@ only then are the results ``ready`` (the results endpoint waits for that).
 
 A file that cannot be parsed at all is returned whole as the unprocessed records: the
 rows as uploaded are all there is.
+
+Salesforce documents no order for the rows of a result file, so each file's rows come in
+a shuffled order, seeded by the job's Id (repeatable): a client must match results to its
+rows by their columns or ``sf__Id``, never by position.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from salesforce_emulator.bulk_jobs import (
@@ -106,16 +112,36 @@ class ResultFiles:
                     out.write(csv_text(rows, header=False))
 
     def finish(self, unprocessed: pd.DataFrame | bytes) -> None:
-        """Write the rows never processed (as uploaded) and make the results ready."""
+        """Write the rows never processed (as uploaded), shuffle every file's rows and make
+        the results ready."""
+        rng = np.random.default_rng(zlib.crc32(self.job["id"].encode()))
+        for kind in (ResultFile.SUCCESSFUL, ResultFile.FAILED):
+            self._shuffle(self.path(kind), rng)
         target = self.path(ResultFile.UNPROCESSED)
         if isinstance(unprocessed, bytes):
             target.write_bytes(unprocessed)
         else:
-            target.write_text(csv_text(unprocessed), encoding="utf-8")
+            order = rng.permutation(len(unprocessed))
+            target.write_text(csv_text(unprocessed.iloc[order]), encoding="utf-8")
         with self.jobs.lock:
             self.job[READY] = True
             self.jobs.save(self.job)
             self.jobs.results_ready.notify_all()
+
+    @staticmethod
+    def _shuffle(path: Path, rng: np.random.Generator) -> None:
+        """Rewrite a result file with its rows (not its header) in a shuffled order."""
+        if not path.exists():
+            return
+        # Read without a header row, so that no column name is renamed on the way.
+        frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, na_filter=False)
+        if len(frame) <= 2:
+            return
+        order = np.concatenate([[0], 1 + rng.permutation(len(frame) - 1)])
+        # Replaced whole, so that a restart meanwhile still finds every reported row.
+        temporary = path.with_suffix(".shuffling")
+        temporary.write_text(csv_text(frame.iloc[order], header=False), encoding="utf-8")
+        temporary.replace(path)
 
 
 def uploaded(jobs: Jobs, job: Job) -> bytes | None:
@@ -132,12 +158,13 @@ def account_for_unstarted(jobs: Jobs, job: Job) -> None:
         files.finish(b"")
         return
     try:
-        header, _ = parse_csv(data, DELIMITERS[job["columnDelimiter"]], job["lineEnding"])
+        header, rows = parse_csv(data, DELIMITERS[job["columnDelimiter"]], job["lineEnding"])
     except JobFailure:
         files.finish(data)
         return
     files.begin(header)
-    files.finish(data)
+    rows.columns = header
+    files.finish(rows)
 
 
 def account_for_restart(jobs: Jobs, job: Job) -> None:

@@ -8,7 +8,10 @@ processing", https://developer.salesforce.com/docs/platform/api-asynch/guide/bul
 and the records are processed in chunks of 200 (the chunk size of API 21.0 and later,
 "Bulk API Limits"), each chunk one transaction. So two jobs that overlap interleave chunk
 by chunk, and an upsert chunk reads which keys exist before it writes: the losing side of
-two jobs racing for one key gets DUPLICATE_VALUE, as in Salesforce (``unique``).
+two jobs racing for one key gets DUPLICATE_VALUE, as in Salesforce (``unique``). Each
+chunk holds the locks of the records it writes and of their parents for its transaction;
+a chunk of another job that needs one waits, then fails ``UNABLE_TO_LOCK_ROW``
+(``record_locks``).
 
 ``workers`` (default 2, ``--bulk-workers``) is how many jobs run at once. Result files
 keep the original columns behind ``sf__Id,sf__Created`` / ``sf__Id,sf__Error``, as
@@ -41,6 +44,13 @@ from salesforce_emulator.bulk_results import ResultFiles, parse_csv, uploaded
 from salesforce_emulator.faults import Faults, IngestFate
 from salesforce_emulator.org import Org
 from salesforce_emulator.query import QueryService, compile_soql
+from salesforce_emulator.record_locks import (
+    LOCK_CODE,
+    RecordLocks,
+    column_or_null,
+    lock_keys,
+    lock_message,
+)
 from salesforce_emulator.records import Incoming, RowErrors
 from salesforce_emulator.usage import Usage
 
@@ -49,7 +59,6 @@ log = logging.getLogger("salesforce_emulator.bulk")
 CHUNK_ROWS = 200
 BATCH_ROWS = 10_000
 DEFAULT_WORKERS = 2
-LOCK_MESSAGE = "unable to obtain exclusive access to this record or 1 records"
 # The job-level error of a job failed by ``failed_job_rate``. Salesforce documents the event
 # ("If the batch still can't be processed after 10 retries, the entire job is moved to the
 # Failed state and remaining job data is not processed"), not its message: this one is ours.
@@ -83,6 +92,7 @@ class BulkWorker:
         self.usage = usage
         self.faults = faults
         self.workers = workers
+        self.locks = RecordLocks()
         self._gate = threading.Condition()
         self._running = 0
         self._pauses = 0
@@ -243,7 +253,7 @@ class BulkWorker:
             batch.columns = names
             errors = RowErrors(batch.index)
             locked = pd.Series(fate.locked[start : start + BATCH_ROWS], index=batch.index)
-            errors.add(locked, "UNABLE_TO_LOCK_ROW", LOCK_MESSAGE, "")
+            errors.add(locked, LOCK_CODE, lock_message(1), "")
             fields = self.org.shape.fields(job["object"])
             inc = dml.prepare(fields, Incoming.from_csv(batch), errors, job["apiVersion"])
             self.usage.add_bulk_batches(1)
@@ -252,18 +262,40 @@ class BulkWorker:
                 yield chunk, errors.subset(chunk.index)
 
     def _apply(self, job: Job, inc: Incoming, errors: RowErrors) -> dml.Outcome:
-        """One chunk in one transaction; an upsert finds its keys first, then writes."""
+        """One chunk in one transaction, holding its record locks (``record_locks``).
+
+        An upsert finds its keys first, then takes its locks and writes: a chunk that waited
+        for another job's locks writes what it read before, so two jobs racing for one key
+        still meet DUPLICATE_VALUE. A chunk that cannot get its locks writes nothing.
+        """
         operation, obj = job["operation"], job["object"]
         matches = None
         key = job.get("externalIdFieldName")
-        if operation == Operation.UPSERT and key != "Id" and key in inc.values:
-            keys = inc.values[key].where(inc.given[key])
-            with self.org.store.lock:
+        with self.org.store.lock:
+            if operation == Operation.UPSERT and key != "Id" and key in inc.values:
+                keys = inc.values[key].where(inc.given[key])
                 matches = dml.match_keys(
                     self.org.store.conn, obj, self.org.shape.fields(obj)[key], keys
                 )
-        if self.faults.chunk_seconds:
-            time.sleep(self.faults.chunk_seconds)
+            ok = errors.ok
+            written = matches["Id"] if matches is not None else column_or_null(inc.values, "Id")[ok]
+            locks = lock_keys(self.org.store.conn, obj, inc.values[ok], written)
+        with self.locks.holding(locks, self.org.settings.lock_wait_seconds) as locked:
+            if not locked:
+                log.info("bulk job %s: a chunk could not lock its records", job["id"])
+                errors.add(
+                    pd.Series(True, index=inc.index), LOCK_CODE, lock_message(len(inc.index))
+                )
+                return dml.Outcome.empty(inc.index)
+            if self.faults.chunk_seconds:
+                time.sleep(self.faults.chunk_seconds)
+            return self._write(job, inc, errors, matches)
+
+    def _write(
+        self, job: Job, inc: Incoming, errors: RowErrors, matches: pd.DataFrame | None
+    ) -> dml.Outcome:
+        operation, obj = job["operation"], job["object"]
+        key = job.get("externalIdFieldName")
         with self.org.store.transaction() as db:
             ctx = self.org.context(job["apiVersion"])
             if operation == Operation.INSERT:

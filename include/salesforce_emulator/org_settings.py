@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from salesforce_emulator.objects import OrgShape
+from salesforce_emulator.record_locks import DEFAULT_LOCK_WAIT_SECONDS
 from salesforce_emulator.retention import offset_for
 from salesforce_emulator.usage import DEFAULT_API_LIMIT
 
@@ -21,7 +22,8 @@ UPLOAD_LIMIT_BYTES = 150_000_000
 
 @dataclass(frozen=True)
 class OrgSettings:
-    """``upload_limit_bytes`` is the most base64-encoded data one Bulk job upload may hold."""
+    """``upload_limit_bytes`` is the most base64-encoded data one Bulk job upload may hold;
+    ``lock_wait_seconds`` how long a Bulk chunk waits for a record lock (``record_locks``)."""
 
     shared_activities: bool = True
     task_external_id_field: bool = True
@@ -29,6 +31,7 @@ class OrgSettings:
     api_limit: int = DEFAULT_API_LIMIT
     clock_offset_days: int = 0
     upload_limit_bytes: int = UPLOAD_LIMIT_BYTES
+    lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
 
     @property
     def shape(self) -> OrgShape:
@@ -51,6 +54,7 @@ def parse_settings_update(raw: Any) -> dict[str, Any]:
         "task_external_id_unique": bool,
         "api_limit": int,
         "upload_limit_bytes": int,
+        "lock_wait_seconds": float,
     }
     values = {}
     for key, value in raw.items():
@@ -59,8 +63,12 @@ def parse_settings_update(raw: Any) -> dict[str, Any]:
             continue
         if key not in types:
             raise SettingsError(f"unknown setting {key!r}")
+        if types[key] is float and type(value) in (int, float):
+            value = float(value)
         if type(value) is not types[key]:
             raise SettingsError(f"setting {key!r} must be {types[key].__name__}")
+        if key == "lock_wait_seconds" and value < 0:
+            raise SettingsError("setting 'lock_wait_seconds' must not be negative")
         if key in ("api_limit", "upload_limit_bytes") and value < 1:
             raise SettingsError(f"setting {key!r} must be positive")
         values[key] = value

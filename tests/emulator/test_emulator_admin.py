@@ -19,7 +19,11 @@ def test_reset_returns_data_counters_faults_and_settings_to_the_start(sf, fresh_
     sf.Account.create({"Name": "Temporary"})
     sf.bulk2.Account.insert(records=[{"Name": "Bulk temporary"}], wait=0.05)
     fresh_emulator.set_settings(
-        shared_activities=False, api_limit=50, today="2030-01-01", upload_limit_bytes=10
+        shared_activities=False,
+        api_limit=50,
+        today="2030-01-01",
+        upload_limit_bytes=10,
+        lock_wait_seconds=0.5,
     )
     fresh_emulator.set_faults(seed=1, row_lock_rate=0.5)
     fresh_emulator.expire_sessions()
@@ -37,6 +41,7 @@ def test_reset_returns_data_counters_faults_and_settings_to_the_start(sf, fresh_
         "api_limit": 100_000,
         "clock_offset_days": 0,
         "upload_limit_bytes": 150_000_000,
+        "lock_wait_seconds": 10.0,
         "today": datetime.now(UTC).date().isoformat(),
     }
     assert stats["faults"]["row_lock_rate"] == 0.0

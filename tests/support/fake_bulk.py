@@ -24,12 +24,14 @@ class WorkerKilled(BaseException):
 class FakeOrg:
     """Tasks keyed by external id, relation pairs, and scripted failures.
 
-    ``fail`` scripts row-level errors by row key; ``job_fates`` scripts whole jobs, by
-    the order they are submitted: ``"failed_silent"`` ends Failed before processing with
-    three empty result files (as Salesforce may for InvalidBatch), ``"unprocessed"``
-    ends Failed listing every row as unprocessed, ``"drops_half"`` completes but reports
-    only the first half of its rows, ``"killed_before_upload"`` kills the loader after
-    the job was created (it stays Open), ``"killed_while_waiting"`` after the job ran.
+        ``fail`` scripts row-level errors by row key (a code, or a whole ``sf__Error``; a Task
+        upsert's ``DUPLICATE_VALUE`` is a lost race: the Task exists and the error names it); ``job_fates`` scripts whole jobs, by
+        the order they are submitted: ``"failed_silent"`` ends Failed before processing with
+        three empty result files (as Salesforce may for InvalidBatch), ``"unprocessed"``
+        ends Failed listing every row as unprocessed, ``"drops_half"`` completes but reports
+        only the first half of its rows, ``"reordered"`` lists its results in another order
+    than its rows, ``"killed_before_upload"`` kills the loader after
+        the job was created (it stays Open), ``"killed_while_waiting"`` after the job ran.
     """
 
     def __init__(
@@ -66,8 +68,19 @@ class FakeOrg:
             if object_name == "Task":
                 key = row[EXT]
                 code = self._failure(key)
+                if code == "DUPLICATE_VALUE" and operation == "upsert":
+                    # A lost race on the key: another job's upsert created the Task, and
+                    # Salesforce names it.
+                    self.tasks.setdefault(key, {"Id": next(self.ids), EXT: key})
+                    error = (
+                        f"DUPLICATE_VALUE:duplicate value found: {EXT} duplicates value on "
+                        f"record with id: {self.tasks[key]['Id']}:--"
+                    )
+                    failed.append({"sf__Id": "", "sf__Error": error, **row})
+                    continue
                 if code:
-                    failed.append({"sf__Id": "", "sf__Error": f"{code}:boom:--", **row})
+                    error = code if ":" in code else f"{code}:boom:--"
+                    failed.append({"sf__Id": "", "sf__Error": error, **row})
                     continue
                 if operation == "update":
                     if "TaskSubtype" in row:
@@ -125,6 +138,8 @@ class FakeOrg:
         ok, failed = self._apply(object_name, records, operation)
         if fate == "drops_half":
             ok = ok[: len(ok) // 2]  # every row processed, half never reported
+        if fate == "reordered":  # Salesforce documents no order for result rows
+            ok, failed = ok[::-1], failed[1:] + failed[:1]
         self.results[job_id] = IngestResult(
             job_id,
             state,

@@ -17,44 +17,59 @@ from activity_sync.schema import Plan
 from activity_sync.tenants import DEFAULT_EXTERNAL_ID_FIELD as EXT
 
 
-def salesforce_tasks(client: SalesforceClient) -> pd.DataFrame:
-    return client.query(f"SELECT Id, {EXT}, WhoId, WhatId FROM Task")
+def _held(client: SalesforceClient, soql: str, archived: bool) -> pd.DataFrame:
+    """``soql``'s rows; with ``archived``, by queryAll, deleted rows left out (archived
+    activities are only returned by queryAll)."""
+    if not archived:
+        return client.query(soql)
+    where = " AND " if " WHERE " in soql else " WHERE "
+    return client.query(soql + where + "IsDeleted = false", include_deleted=True)
 
 
-def salesforce_relations(client: SalesforceClient) -> pd.DataFrame:
+def salesforce_tasks(client: SalesforceClient, archived: bool = False) -> pd.DataFrame:
+    return _held(client, f"SELECT Id, {EXT}, WhoId, WhatId FROM Task", archived)
+
+
+def salesforce_relations(client: SalesforceClient, archived: bool = False) -> pd.DataFrame:
     """The people on each Task (the primary's row included, the WhatId's left out)."""
-    return client.query("SELECT TaskId, RelationId FROM TaskRelation WHERE IsWhat = false")
-
-
-def salesforce_events(client: SalesforceClient) -> pd.DataFrame:
-    return client.query(f"SELECT Id, {EXT}, WhoId, WhatId FROM Event")
-
-
-def salesforce_event_relations(client: SalesforceClient) -> pd.DataFrame:
-    """The people related to each Event (IsParent rows; invitees and the WhatId left out)."""
-    return client.query(
-        "SELECT EventId, RelationId FROM EventRelation WHERE IsWhat = false AND IsParent = true"
+    return _held(
+        client, "SELECT TaskId, RelationId FROM TaskRelation WHERE IsWhat = false", archived
     )
 
 
-def assert_salesforce_holds_exactly(client: SalesforceClient, plans: Iterable[Plan]) -> None:
+def salesforce_events(client: SalesforceClient, archived: bool = False) -> pd.DataFrame:
+    return _held(client, f"SELECT Id, {EXT}, WhoId, WhatId FROM Event", archived)
+
+
+def salesforce_event_relations(client: SalesforceClient, archived: bool = False) -> pd.DataFrame:
+    """The people related to each Event (IsParent rows; invitees and the WhatId left out)."""
+    return _held(
+        client,
+        "SELECT EventId, RelationId FROM EventRelation WHERE IsWhat = false AND IsParent = true",
+        archived,
+    )
+
+
+def assert_salesforce_holds_exactly(
+    client: SalesforceClient, plans: Iterable[Plan], archived: bool = False
+) -> None:
     """Salesforce holds the union of ``plans``: each Task and Salesforce Event once, with
-    its Who, What and people.
+    its Who, What and people; with ``archived``, archived activities count too (queryAll).
 
     A union, because an event delivered again in a later hour is planned in both hours
     under the same key and must still be one Task.
     """
     plans = list(plans)
     _assert_exactly(
-        salesforce_tasks(client),
-        salesforce_relations(client),
+        salesforce_tasks(client, archived),
+        salesforce_relations(client, archived),
         [(plan.tasks, plan.relations) for plan in plans],
         "task_key",
         "TaskId",
     )
     _assert_exactly(
-        salesforce_events(client),
-        salesforce_event_relations(client),
+        salesforce_events(client, archived),
+        salesforce_event_relations(client, archived),
         [(plan.salesforce_events, plan.event_relations) for plan in plans],
         "event_key",
         "EventId",

@@ -75,6 +75,28 @@ def test_rows_a_completed_job_left_out_of_its_results_are_sent_again_and_end_loa
     assert result.task_results["success"].all()
 
 
+def test_results_listed_in_another_order_than_the_rows_are_matched_by_key_not_position():
+    """Salesforce does not promise result rows in upload order ("Get Job Successful Record
+    Results": https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/get_job_successful_results.htm)."""
+    org = FakeOrg(
+        fail={"as1_task1": ["FIELD_INTEGRITY_EXCEPTION"], "as1_task4": ["STRING_TOO_LONG"]},
+        job_fates={0: "reordered", 1: "reordered"},
+    )
+    result = load_plan(make_plan(n_contacts=3, n_tasks=6), org)
+    loaded = result.task_results.set_index("task_key")
+    held = {key: task["Id"] for key, task in org.tasks.items()}
+    assert loaded.loc[loaded["success"], "Id"].to_dict() == held
+    assert len(held) == 4
+    dead = result.dead_letter[result.dead_letter["object"] == "Task"].set_index("task_key")
+    assert dead["error_code"].to_dict() == {
+        "as1_task1": "FIELD_INTEGRITY_EXCEPTION",
+        "as1_task4": "STRING_TOO_LONG",
+    }
+    relations = result.dead_letter[result.dead_letter["object"] == "TaskRelation"]
+    assert set(relations["task_key"]) == {"as1_task1", "as1_task4"}
+    assert {task_id for task_id, _ in org.relations} == set(held.values())
+
+
 def test_r11_duplicate_value_on_the_external_key_means_the_task_exists_and_is_upserted_again():
     """The losing side of two racing upserts of one Unique key gets DUPLICATE_VALUE."""
     org = FakeOrg(fail={"as1_task0": ["DUPLICATE_VALUE"]})
@@ -82,6 +104,33 @@ def test_r11_duplicate_value_on_the_external_key_means_the_task_exists_and_is_up
     assert task_jobs(org) == [2, 1]
     assert result.dead_letter.empty
     assert result.task_results.set_index("task_key").loc["as1_task0", "attempts"] == 2
+
+
+def test_r11_a_key_race_lost_on_the_last_attempt_gets_one_more_by_id_and_is_never_dead_lettered():
+    org = FakeOrg(fail={"as1_task0": ["UNABLE_TO_LOCK_ROW", "DUPLICATE_VALUE"]})
+    result = load_plan(make_plan(n_tasks=2), org, LoadOptions(row_attempts=2))
+    assert task_jobs(org) == [2, 1, 1]
+    assert [op for obj, op, _ in org.jobs if obj == "Task"][-1] == "update"
+    assert result.dead_letter.empty
+    row = result.task_results.set_index("task_key").loc["as1_task0"]
+    assert row["success"] and row["attempts"] == 3
+    assert row["Id"] == org.tasks["as1_task0"]["Id"]
+
+
+def test_a_duplicate_value_on_another_unique_field_is_final_at_once_not_retried():
+    """Not a race on the external key: the message names another field, so no Task holds
+    this row's key and no retry can fix it."""
+    other = (
+        "DUPLICATE_VALUE:duplicate value found: Legacy_Id__c duplicates value on record "
+        "with id: 00T000000000000999:--"
+    )
+    org = FakeOrg(fail={"as1_task0": [other]})
+    result = load_plan(make_plan(n_tasks=2), org)
+    assert task_jobs(org) == [2]
+    tasks = result.dead_letter[result.dead_letter["object"] == "Task"]
+    assert tasks["task_key"].tolist() == ["as1_task0"]
+    assert tasks["error_code"].tolist() == ["DUPLICATE_VALUE"]
+    assert tasks["attempts"].tolist() == [1]
 
 
 @pytest.mark.parametrize("literal", [False, True], ids=["bulk", "rest"])
