@@ -130,7 +130,7 @@ def activity_sync_audit():
     def targets(params=None, triggering_asset_events=None, logical_date=None) -> list[dict]:
         """The (org, day) pairs this run audits; days before an org's first plan are left out,
         and logged."""
-        from activity_sync import steps
+        from activity_sync import audit_steps, steps
         from activity_sync.airflow_adapter import lake_root
         from activity_sync.tenants import load_orgs
 
@@ -141,7 +141,7 @@ def activity_sync_audit():
             extras = [
                 e.extra for events in (triggering_asset_events or {}).values() for e in events
             ]
-            return steps.step_targets(
+            return audit_steps.step_targets(
                 orgs, params, extras, logical_date, context["dag_run"].run_after, lake_root()
             )
 
@@ -153,7 +153,7 @@ def activity_sync_audit():
     def audit(target: dict, params=None) -> dict:
         """Count, reconcile, write the outputs of one org's day."""
         from activity_sync.airflow_adapter import lake_root, salesforce_client
-        from activity_sync.steps import step_audit
+        from activity_sync.audit_steps import step_audit
         from activity_sync.tenants import load_orgs
 
         label = f"audit [{target['org_id']} {target['day']}]"
@@ -171,7 +171,7 @@ def activity_sync_audit():
         """Send the alerts not sent before; fail naming every task that failed (or, with
         `fail_on_alert`, when alerts were sent), so the run is red."""
         from activity_sync.airflow_adapter import audit_run_failures, lake_root
-        from activity_sync.steps import step_raise_alerts
+        from activity_sync.audit_steps import step_raise_alerts
         from activity_sync.task_failures import failed_tasks_message
 
         context = get_current_context()

@@ -14,7 +14,7 @@ from audit_days import DAY, NOW, ORG, hour_summary, relation_rows, sample_day, t
 from activity_sync import audit, lake
 from activity_sync.report import render_report, verdict
 from activity_sync.settings import parse_settings
-from activity_sync.steps import step_targets
+from activity_sync.audit_steps import step_targets
 from activity_sync.tenants import Org
 
 
