@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_ledger.py                          # 1,000,000 events, 30 days
     .venv/bin/python benchmarks/bench_ledger.py --ledger-per-hour 20000  # a smaller org's month
+    .venv/bin/python benchmarks/bench_ledger.py --compare  # and the Arrow join it replaced
 
 The ledger is written as the loads write it: one Delta table per org, partitioned by date,
 a commit per day here (24 hours of rows each; the loads commit one per hour) with one row
@@ -26,9 +27,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
 from activity_sync import lake, ledger
 
@@ -73,6 +75,22 @@ def _day(first: int, count: int, day: datetime, rng: np.random.Generator) -> pa.
     )
 
 
+def arrow_join_owners(root: Path, ids: pd.Series) -> pd.Series:
+    """The lookup as it was before the probe (for ``--compare``): the four narrow columns
+    scanned whole and hash-joined with the wanted events' hashes in Arrow."""
+    wanted = pd.Series(pd.unique(pd.Series(list(ids), dtype=object)), dtype=object)
+    keys = pa.Table.from_pandas(
+        ledger.event_hashes(wanted).assign(event_id=wanted.to_numpy()), preserve_index=False
+    )
+    uri = str(lake.ledger_folder(root, ORG))
+    scanned = (
+        DeltaTable(uri).to_pyarrow_dataset().to_table(columns=[*ledger.HASHES, "hour", "loaded_at"])
+    )
+    rows = scanned.join(keys, keys=ledger.HASHES, join_type="inner").to_pandas()
+    latest = rows[rows["loaded_at"].eq(rows.groupby("event_id")["loaded_at"].transform("max"))]
+    return latest.drop_duplicates("event_id").set_index("event_id")["hour"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events of the hour")
@@ -81,6 +99,11 @@ def main() -> None:
     parser.add_argument("--redelivered", type=float, default=0.05, help="share already loaded")
     parser.add_argument(
         "--lake", type=Path, default=None, help="lake folder, kept (default: a temp one)"
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also time the Arrow hash join the lookup used before, in the same run",
     )
     args = parser.parse_args()
 
@@ -119,6 +142,14 @@ def main() -> None:
             f"{lookup:.2f} s ({len(owners):,} loaded before)"
         )
         assert len(owners) == old, (len(owners), old)
+        if args.compare:
+            began = time.perf_counter()
+            before = arrow_join_owners(root, ids)
+            print(
+                f"  the same by an Arrow hash join (the lookup before): "
+                f"{time.perf_counter() - began:.2f} s"
+            )
+            assert before.to_dict() == owners.to_dict()
         began = time.perf_counter()
         found = ledger.current(root, ORG, ids)
         print(
