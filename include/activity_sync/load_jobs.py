@@ -178,8 +178,8 @@ class JobRunner:
     def settle_earlier_jobs(self) -> int:
         """Wait for the jobs earlier attempts recorded and did not see through.
 
-        A job still Open was never closed, so Salesforce never processes it: nothing to
-        wait for. The others are waited for (aborted past the job timeout) and their
+        A job still Open was never closed, so Salesforce never processes it: it is aborted,
+        not waited for. The others are waited for (aborted past the job timeout) and their
         results kept, to stand in for a part that would send them the same CSV again.
 
         Returns:
@@ -194,7 +194,10 @@ class JobRunner:
             except SalesforceResourceNotFound:
                 continue  # Salesforce deletes jobs seven days after they end
             if state == JobState.OPEN:
-                log.info("job %s of an earlier attempt was never closed: ignored", entry.job_id)
+                # Never closed, so never processed: aborted, so that nothing can close it
+                # later and send its rows beside the ones this attempt sends.
+                log.info("job %s of an earlier attempt was never closed: aborted", entry.job_id)
+                self.client.abort_job(JobKind.INGEST, entry.job_id)
                 continue
             log.info("waiting for job %s of an earlier attempt (%s)", entry.job_id, state)
             result = self.client.settle_ingest_job(entry.job_id)

@@ -7,6 +7,7 @@ and single rows can be scripted to fail. ``make_plan`` builds small plans.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 
@@ -42,6 +43,7 @@ class FakeOrg:
         self.fail = fail or {}  # row key -> error codes to return on successive attempts
         self.archived: set[str] = set()  # Task keys upserts cannot match (archived Tasks)
         self.job_fates = job_fates or {}
+        self.aborted: list[str] = []  # job ids the loader aborted
         self.jobs: list[tuple[str, str, int]] = []
         self.bodies: list[bytes] = []
         self.results: dict[str, IngestResult] = {}
@@ -153,6 +155,10 @@ class FakeOrg:
 
     def job_status(self, kind, job_id) -> dict:
         return {"id": job_id, "state": self.results[job_id].state}
+
+    def abort_job(self, kind, job_id) -> None:
+        self.aborted.append(job_id)
+        self.results[job_id] = dataclasses.replace(self.results[job_id], state="Aborted")
 
     def settle_ingest_job(self, job_id) -> IngestResult:
         return self.results[job_id]

@@ -278,6 +278,8 @@ def test_a_job_left_open_by_a_dead_task_is_never_processed_so_its_rows_are_sent_
     assert len(org.bodies) == 3  # the Open job, its replacement, the relations
     assert org.bodies[0] == org.bodies[1]
     assert result.summary["earlier_jobs_settled"] == 0
+    # The dead attempt's Open job is aborted, so nothing can close it later.
+    assert len(org.aborted) == 1 and org.results[org.aborted[0]].state == "Aborted"
     assert len(org.tasks) == 2
 
 
