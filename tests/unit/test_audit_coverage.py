@@ -12,9 +12,9 @@ import pytest
 from audit_days import DAY, NOW, ORG, hour_summary, relation_rows, sample_day, task_row, write_hour
 
 from activity_sync import audit, lake
+from activity_sync.audit_steps import step_targets
 from activity_sync.report import render_report, verdict
 from activity_sync.settings import parse_settings
-from activity_sync.audit_steps import step_targets
 from activity_sync.tenants import Org
 
 
