@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import pandas as pd
 from faker import Faker
 
 from activity_sync.schema import EVENT_COLUMNS
+from demo_data.people import People, people_of
 
 MAX_RECIPIENTS = 120
 DAY_SECONDS = 86_400
@@ -81,29 +81,11 @@ _MIXED_SLOT_WEIGHTS = np.array([0.50, 0.33, 0.05, 0.05, 0.015, 0.015, 0.008, 0.0
 _INVALID_ADDRESSES = ["bob@", "no at sign", "jane.doe@@example.com", "sales@example", "<>"]
 _SYSTEM_LOCAL_PARTS = ["noreply", "no-reply", "notifications", "mailer-daemon", "postmaster"]
 _FIELD_RANK = {"to": 0, "cc": 1, "bcc": 2}
-# Offsets a sender's own mail client writes; tracking events come from a server in UTC.
-_SENDER_OFFSETS = ["+00:00", "+01:00", "-05:00"]
-
 _INTERNAL_REPLY_SHARE = 0.08
 _MIXED_SEND_SHARE = 0.12
 _LEAD_SEND_SHARE = 0.10
 _REPLY_SHARE = 0.08
 _SENDS_PER_MEETING = 150
-
-
-@dataclass(frozen=True)
-class _People:
-    """The CRM's addresses arranged for drawing, in a fixed order so draws are repeatable."""
-
-    account_contacts: list[np.ndarray]
-    account_weights: np.ndarray
-    contacts: np.ndarray
-    leads: np.ndarray
-    colleagues: np.ndarray
-    senders: np.ndarray
-    sender_weights: np.ndarray
-    sender_offsets: np.ndarray
-    internal_domain: str
 
 
 def generate_day(
@@ -131,7 +113,7 @@ def generate_day(
     rng = np.random.default_rng(seed)
     fake = Faker("en_US")
     fake.seed_instance(seed)
-    people = _people(crm, rng, fake, internal_domain)
+    people = people_of(crm, rng, fake, internal_domain)
 
     messages = _messages(rng, fake, people, sends, competitor_domain)
     meetings = _meetings(rng, fake, people, max(1, sends // _SENDS_PER_MEETING))
@@ -194,54 +176,6 @@ def write_landing(events: pd.DataFrame, landing_root: Path, org_id: str) -> list
     return written
 
 
-def _people(
-    crm: Any, rng: np.random.Generator, fake: Faker, internal_domain: str | None
-) -> _People:
-    contacts = crm.contacts[crm.contacts["Email"].notna()].sort_values("Id")
-    if contacts.empty:
-        raise ValueError("the CRM has no Contact with an email")
-    leads = crm.leads[~_truthy(crm.leads["IsConverted"]) & crm.leads["Email"].notna()]
-    users = crm.users[crm.users["Email"].notna()].sort_values("Id")
-    active = users.loc[_truthy(users["IsActive"]), "Email"].to_numpy(dtype=object)
-    inactive = users.loc[~_truthy(users["IsActive"]), "Email"].to_numpy(dtype=object)
-    if len(active) == 0:
-        raise ValueError("the CRM has no active User to send email")
-    if internal_domain is None:
-        domains = users["Email"].str.split("@").str[-1].str.lower().value_counts()
-        # Most common domain; ties go to the alphabetically first so the choice is stable.
-        internal_domain = sorted(domains[domains == domains.max()].index)[0]
-
-    by_account = contacts.groupby("AccountId", dropna=False, sort=True)["Email"]
-    account_contacts = [group.to_numpy(dtype=object) for _, group in by_account]
-    sizes = np.array([len(a) for a in account_contacts], dtype=float)
-
-    known = {e.lower() for e in users["Email"]}
-    unknown_sender = f"{fake.user_name()}@{internal_domain}"
-    while unknown_sender.lower() in known:
-        unknown_sender = f"{fake.user_name()}{rng.integers(10, 99)}@{internal_domain}"
-    # A few reps send most of the mail; the inactive and unknown senders only a little.
-    active_weights = rng.gamma(2.0, 1.0, size=len(active))
-    extra = [*inactive[:1], unknown_sender]
-    weights = np.concatenate([active_weights / active_weights.sum() * 0.98, [0.01] * len(extra)])
-    senders = np.concatenate([active, np.array(extra, dtype=object)])
-    return _People(
-        account_contacts=account_contacts,
-        account_weights=sizes / sizes.sum(),
-        contacts=contacts["Email"].to_numpy(dtype=object),
-        leads=leads.sort_values("Id")["Email"].to_numpy(dtype=object),
-        colleagues=active,
-        senders=senders,
-        sender_weights=weights / weights.sum(),
-        sender_offsets=rng.choice(_SENDER_OFFSETS, size=len(senders), p=[0.6, 0.2, 0.2]),
-        internal_domain=internal_domain,
-    )
-
-
-def _truthy(values: pd.Series) -> pd.Series:
-    """Booleans as read from Parquet (bool) or CSV ("true"/"True"/"1")."""
-    return values.astype(str).str.lower().isin(["true", "1"])
-
-
 def _working_hours_seconds(rng: np.random.Generator, size: int) -> np.ndarray:
     hours = rng.choice(24, size=size, p=_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum())
     return np.sort(hours * 3600 + rng.integers(0, 3600, size=size))
@@ -261,7 +195,7 @@ def _recipient_counts(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _messages(
-    rng: np.random.Generator, fake: Faker, people: _People, sends: int, competitor_domain: str
+    rng: np.random.Generator, fake: Faker, people: People, sends: int, competitor_domain: str
 ) -> pd.DataFrame:
     """The day's outgoing messages, with each recipient slot's kind kept for follow-ups."""
     seconds = _working_hours_seconds(rng, sends)
@@ -321,7 +255,7 @@ def _messages(
 def _slots(
     rng: np.random.Generator,
     fake: Faker,
-    people: _People,
+    people: People,
     count: int,
     mixed: bool,
     competitor_domain: str,
@@ -370,7 +304,7 @@ def _messy(email: str) -> str:
     return f" {local.title()}@{domain.upper()} "
 
 
-def _meetings(rng: np.random.Generator, fake: Faker, people: _People, count: int) -> pd.DataFrame:
+def _meetings(rng: np.random.Generator, fake: Faker, people: People, count: int) -> pd.DataFrame:
     """Calendar events with a few Contacts of one Account (R2: one Task per attendee)."""
     seconds = np.sort(
         rng.choice(np.arange(8, 18) * 3600, size=count) + rng.choice([0, 1800], count)
@@ -410,7 +344,7 @@ def _after(rng: np.random.Generator, start: np.ndarray, mean_seconds: float) -> 
 
 
 def _tracking_events(
-    rng: np.random.Generator, fake: Faker, people: _People, messages: pd.DataFrame
+    rng: np.random.Generator, fake: Faker, people: People, messages: pd.DataFrame
 ) -> pd.DataFrame:
     """Opens, clicks, downloads and bounces by recipients of external sends.
 
