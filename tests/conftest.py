@@ -29,11 +29,25 @@ pytest_plugins: list[str] = ["fixtures_emulator", "fixtures_airflow"]
 _RULE_TEST = re.compile(r"^test_(r(?:[1-9]|1[0-4]))_")
 
 
-# The modules that take minutes each (whole stacks, the demo, the planner oracle), longest
+# The modules that take minutes each (whole stacks, the demo, the planner oracle), then
+# those of a minute or more (DAG runs, network faults, racing loads, the browser), longest
 # first. `make test` runs them before everything else: with `--dist loadfile` and no reorder,
 # pytest-xdist hands modules out in this order, so the long ones start at once on separate
 # workers and the many short ones fill the gaps, instead of one worker ending alone on a stack.
-LONG_MODULES = ("test_stack_celery.py", "test_stack.py", "test_demo.py", "test_reference.py")
+LONG_MODULES = (
+    "test_stack_celery.py",
+    "test_stack.py",
+    "test_demo.py",
+    "test_reference.py",
+    "test_network_faults.py",
+    "test_sync_dag.py",
+    "test_load_races.py",
+    "test_plugin.py",
+    "test_replan_dag.py",
+    "test_audit_dag.py",
+    "test_load_salesforce.py",
+    "test_hostile_input.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
