@@ -26,15 +26,15 @@ from activity_sync.audit.inputs import DayInputs
 from activity_sync.reconcile import PlannedDay
 
 
-def _label(day: str, hour: int) -> str:
-    return f"{day}T{int(hour):02d}"
+def _labels(day: str, hours: pd.Series) -> pd.Series:
+    """The ledger's ``hour`` label (``YYYY-MM-DDTHH``) of each partition hour (0-23)."""
+    return day + "T" + hours.astype(int).astype(str).str.zfill(2)
 
 
 def _superseded(planned: pd.DataFrame, day: str, owner: pd.Series) -> pd.Series:
     """The planned rows whose event a later load of another hour owns."""
     held_by = planned["event_id"].map(owner)
-    here = [_label(day, h) for h in planned["hour"]]
-    return held_by.notna() & held_by.ne(pd.Series(here, index=planned.index, dtype=object))
+    return held_by.notna() & held_by.ne(_labels(day, planned["hour"]))
 
 
 def _one_kind(
@@ -86,9 +86,10 @@ def expected(
         days: the UTC days whose keys count as known.
     """
     settled = set(settled)
-    labels = {_label(inputs.day, h) for h in settled}
-    rows = ledger.day_rows(root, inputs.org_id, [inputs.day])
-    rows = rows[rows["hour"].isin(labels)]
+    recorded = ledger.day_rows(root, inputs.org_id, {*days, inputs.day})
+    rows = recorded[
+        recorded["hour"].isin(_labels(inputs.day, pd.Series(sorted(settled), dtype="int64")))
+    ]
     events = pd.concat(
         [inputs.tasks["event_id"], inputs.salesforce_events["event_id"], rows["event_id"]]
     ).dropna()
@@ -115,5 +116,5 @@ def expected(
     tasks, salesforce_events = (
         _one_kind(kind, day, rows, inputs.day, owner) for kind, day in days_.items()
     )
-    known = set(ledger.day_rows(root, inputs.org_id, days)["task_key"].dropna())
+    known = set(recorded.loc[recorded["date"].isin(set(days)), "task_key"].dropna())
     return tasks, salesforce_events, known
