@@ -24,7 +24,7 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/
 os.environ.setdefault("PYTHONPATH", str(ROOT / "include"))
 
 # Fixture modules, one per concern, kept out of this file so their owners don't collide.
-pytest_plugins: list[str] = ["fixtures_emulator", "fixtures_airflow"]
+pytest_plugins: list[str] = ["fixtures_emulator", "fixtures_airflow", "fixtures_planners"]
 
 _RULE_TEST = re.compile(r"^test_(r(?:[1-9]|1[0-4]))_")
 

@@ -9,15 +9,12 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from landed_hours import landed_hour
 from salesforce_state import EXT, salesforce_relations, salesforce_tasks
 
 from activity_sync import lake, ledger
-from activity_sync.mirror import read_mirror
 from activity_sync.plan import read_plan
-from activity_sync.salesforce import SalesforceClient
-from activity_sync.steps import step_detect, step_extract, step_load, step_plan, step_refresh_crm
-from activity_sync.tenants import Org
-from demo_data.generate import generate_day, write_landing
+from activity_sync.steps import step_detect, step_load, step_plan
 
 H14 = datetime(2026, 11, 26, 14, tzinfo=UTC)
 H17 = H14 + timedelta(hours=3)
@@ -99,13 +96,7 @@ def test_an_org_without_a_ledger_has_no_rows(tmp_path):
 
 @pytest.fixture
 def hour(fresh_emulator, tmp_path):
-    org = Org.from_dict({"org_id": "acme", "salesforce_conn_id": "unused"})
-    client = SalesforceClient(fresh_emulator.simple_salesforce, poll_wait=0.02)
-    step_refresh_crm(org, client, tmp_path)
-    crm = read_mirror(lake.crm_folder(tmp_path, "acme"))
-    events = generate_day(crm, org_id="acme", day=H14.date(), sends=30)
-    write_landing(events, tmp_path / org.landing, "acme")
-    step_extract(org, tmp_path, H14, H14 + timedelta(hours=1))
+    org, client = landed_hour(fresh_emulator, tmp_path, H14, sends=30)
     return org, client, tmp_path
 
 

@@ -24,7 +24,6 @@ from salesforce_state import assert_salesforce_holds_exactly
 from activity_sync import lake
 from demo_data.generate import generate_day
 
-ROOT = Path(__file__).resolve().parents[2]
 OLD_HOUR = (datetime.now(UTC) - timedelta(days=400)).replace(
     hour=14, minute=0, second=0, microsecond=0
 )
@@ -46,17 +45,6 @@ def deployment(tmp_path, fresh_emulator, monkeypatch, airflow_db) -> OldDeployme
     d = OldDeployment(tmp_path, fresh_emulator, monkeypatch)
     d.land_day(sends=60)
     return d
-
-
-@pytest.fixture(scope="module")
-def audit_dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "activity_sync_audit.py"))
-    dag = bag.dags["activity_sync_audit"]
-    for task in dag.tasks:
-        task.retries = 0
-    return dag
 
 
 def test_r11_a_400_day_old_hour_run_twice_through_the_dag_holds_each_task_once_and_reconciles(

@@ -9,22 +9,19 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from landed_hours import landed_hour
 
 from activity_sync import lake
-from activity_sync.mirror import read_mirror
 from activity_sync.plan import read_plan
 from activity_sync.plan_basis import BasisSource, read_basis
 from activity_sync.salesforce import SalesforceClient
 from activity_sync.settings import parse_settings
 from activity_sync.steps import (
     step_detect,
-    step_extract,
     step_load,
     step_plan,
     step_refresh_crm,
 )
-from activity_sync.tenants import Org
-from demo_data.generate import generate_day, write_landing
 
 START = datetime(2026, 11, 26, 14, tzinfo=UTC)
 END = datetime(2026, 11, 26, 15, tzinfo=UTC)
@@ -32,13 +29,7 @@ END = datetime(2026, 11, 26, 15, tzinfo=UTC)
 
 @pytest.fixture
 def hour(fresh_emulator, tmp_path):
-    org = Org.from_dict({"org_id": "acme", "salesforce_conn_id": "unused"})
-    client = SalesforceClient(fresh_emulator.simple_salesforce, poll_wait=0.02)
-    step_refresh_crm(org, client, tmp_path)
-    crm = read_mirror(lake.crm_folder(tmp_path, "acme"))
-    events = generate_day(crm, org_id="acme", day=START.date(), sends=40)
-    write_landing(events, tmp_path / org.landing, "acme")
-    assert step_extract(org, tmp_path, START, END)["events"] > 0
+    org, client = landed_hour(fresh_emulator, tmp_path, START, sends=40)
     return org, client, tmp_path
 
 

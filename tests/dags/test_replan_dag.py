@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -97,6 +97,17 @@ def run(dag, hour=HOUR, **conf):
     """One run of ``hour``; every param given (dag.test() keeps an earlier run's conf)."""
     conf = {"dry_run": False, "replan": False, "max_delete_share": None, **conf}
     return dag.test(logical_date=hour + timedelta(hours=1), run_conf=conf)
+
+
+def _deliver_again(org: Org, hours: int) -> datetime:
+    """Land the hour's files again ``hours`` later, beside what arrived then anyway (an
+    at-least-once feed); returns that later hour."""
+    later = HOUR + timedelta(hours=hours)
+    landed = lake.landing_hour(org.lake / "landing", ORG, HOUR)
+    target = lake.landing_hour(org.lake / "landing", ORG, later)
+    for path in landed.iterdir():
+        shutil.copy(path, target / f"again-{path.name}")
+    return later
 
 
 def _primary_with_tasks(plan) -> str:
@@ -246,11 +257,7 @@ def test_e_an_event_delivered_again_three_hours_later_after_a_crm_change_is_one_
     assert run(hourly_dag).state == "success"
     first = org.plan()
     _change_the_crm(org, first)
-    later = HOUR + timedelta(hours=3)
-    landed = lake.landing_hour(org.lake / "landing", ORG, HOUR)
-    target = lake.landing_hour(org.lake / "landing", ORG, later)
-    for path in landed.iterdir():  # beside what arrived at 17:00 anyway
-        shutil.copy(path, target / f"again-{path.name}")
+    later = _deliver_again(org, hours=3)
 
     assert run(hourly_dag, hour=later).state == "success"
     redelivered = read_plan(lake.partition(org.lake, lake.PLAN, ORG, later))
@@ -271,11 +278,7 @@ def test_e_an_event_delivered_again_and_replanned_in_a_later_hour_reconciles_cle
     assert run(hourly_dag).state == "success"
     first = org.plan()
     _change_the_crm(org, first)
-    later = HOUR + timedelta(hours=3)
-    landed = lake.landing_hour(org.lake / "landing", ORG, HOUR)
-    target = lake.landing_hour(org.lake / "landing", ORG, later)
-    for path in landed.iterdir():
-        shutil.copy(path, target / f"again-{path.name}")
+    later = _deliver_again(org, hours=3)
 
     assert run(hourly_dag, hour=later, replan=True, max_delete_share=1.0).state == "success"
     replanned = read_plan(lake.partition(org.lake, lake.PLAN, ORG, later))

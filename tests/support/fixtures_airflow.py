@@ -8,6 +8,9 @@
     The parsed ``activity_sync_hourly`` DAG with retries off: ``dag.test()`` would sleep
     through real retry delays. Transient Salesforce failures are still retried, inside
     the tasks, by ``SalesforceClient``.
+
+``audit_dag``
+    The same for ``activity_sync_audit``.
 """
 
 from __future__ import annotations
@@ -26,12 +29,21 @@ def airflow_db() -> None:
     db.initdb()
 
 
-@pytest.fixture(scope="session")
-def hourly_dag(airflow_db):
+def _parsed_without_retries(file: str, dag_id: str):
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "activity_sync_hourly.py"))
-    dag = bag.dags["activity_sync_hourly"]
+    bag = DagBag(dag_folder=str(ROOT / "dags" / file))
+    dag = bag.dags[dag_id]
     for task in dag.tasks:
         task.retries = 0
     return dag
+
+
+@pytest.fixture(scope="session")
+def hourly_dag(airflow_db):
+    return _parsed_without_retries("activity_sync_hourly.py", "activity_sync_hourly")
+
+
+@pytest.fixture(scope="session")
+def audit_dag(airflow_db):
+    return _parsed_without_retries("activity_sync_audit.py", "activity_sync_audit")

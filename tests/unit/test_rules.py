@@ -24,15 +24,6 @@ from rule_examples import (
 )
 from strategies import comparable
 
-from activity_sync import plan as product
-from activity_sync import reference
-
-
-@pytest.fixture(params=[reference.plan, product.plan], ids=["reference", "product"])
-def planner(request: pytest.FixtureRequest):
-    return request.param
-
-
 # --------------------------------------------------------------------------- R1 mode
 
 

@@ -26,15 +26,7 @@ from rule_examples import (
 )
 from strategies import comparable, events_of, settings_of
 
-from activity_sync import plan as product
-from activity_sync import reference
 from activity_sync.schema import TASK_KEY_MAX, task_key
-
-
-@pytest.fixture(params=[reference.plan, product.plan], ids=["reference", "product"])
-def planner(request: pytest.FixtureRequest):
-    return request.param
-
 
 # --------------------------------------------------------------------------- R6 batches of 50
 

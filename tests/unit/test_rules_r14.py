@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from strategies import comparable, crm_of, events_of, settings_of
 
-from activity_sync import lake, reference
+from activity_sync import lake
 from activity_sync import plan as product
 from activity_sync.plan import read_plan, write_plan
 from activity_sync.schema import (
@@ -28,11 +28,6 @@ from activity_sync.schema import (
     event_key,
     task_key,
 )
-
-
-@pytest.fixture(params=[reference.plan, product.plan], ids=["reference", "product"])
-def planner(request: pytest.FixtureRequest):
-    return request.param
 
 
 def contact(id: str, email: str, account: str | None = "001A") -> dict[str, Any]:
